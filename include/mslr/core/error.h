@@ -1,0 +1,35 @@
+// Errors that reach the user: one line naming the file, subject, group or option, the value and the rule.
+#pragma once
+
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace mslr {
+
+// Everything mslr throws on bad input or a failed library call.
+class Error : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Concatenates the streamable parts into one message.
+template <class... Parts>
+std::string cat(const Parts&... parts) {
+  std::ostringstream os;
+  (os << ... << parts);
+  return os.str();
+}
+
+template <class... Parts>
+[[noreturn]] void fail(const Parts&... parts) {
+  throw Error(cat(parts...));
+}
+
+}  // namespace mslr
+
+// Input checks that survive NDEBUG; the message parts are only built when the check fails.
+#define MSLR_CHECK(cond, ...)                     \
+  do {                                            \
+    if (!(cond)) ::mslr::fail(__VA_ARGS__);       \
+  } while (0)

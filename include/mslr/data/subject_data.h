@@ -1,0 +1,45 @@
+// One subject's recordings: named variable groups as time series, their variables' properties, and the
+// contiguous segments the recording is made of. Sample pairs (t-1, t) never cross a segment boundary.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <string>
+#include <vector>
+
+namespace mslr {
+
+struct SubjectData {
+  std::string name;
+  std::map<std::string, at::Tensor> groups;      // group -> [T, d]
+  std::map<std::string, at::Tensor> props;       // group -> [d, n_props] (optional per group)
+  at::Tensor segments;                           // [k, 2] int64 [start, end); undefined = one segment [0, T)
+  std::map<std::string, at::Tensor> true_means;  // group -> [T, d], row t the noise-free mean given t-1
+
+  int64_t n_time() const;
+  // The group's series; throws "subject 'S' has no group 'G'".
+  const at::Tensor& group(const std::string& name) const;
+  // Checks that groups share T, props rows match group widths and segments are sorted, disjoint and in range.
+  void validate() const;
+  // The segments as [k, 2], one [0, T) when none were given.
+  at::Tensor segments_or_whole() const;
+  // Bytes held by the groups, props and true means.
+  int64_t bytes() const;
+};
+
+// The times t of the sample pairs (t-1, t) with both points inside [begin, end) and inside one segment.
+// segments: [k, 2] int64. Returns int64 [n].
+at::Tensor sample_times(const at::Tensor& segments, int64_t begin, int64_t end);
+
+// Rows t + shift of a [T, d] series for each t in `times` [n]: [n, d]. shift -1 gives the inputs of a
+// minibatch of sample pairs, 0 its outputs.
+at::Tensor gather_rows(const at::Tensor& series, const at::Tensor& times, int64_t shift);
+
+// The train/test split by time: the first round(fraction·T) points are training data.
+struct TimeSplit {
+  int64_t train_end = 0;  // train: [0, train_end), test: [train_end, T)
+};
+TimeSplit split_by_fraction(int64_t n_time, double train_fraction);
+
+}  // namespace mslr

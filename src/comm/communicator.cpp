@@ -1,0 +1,52 @@
+#include "mslr/comm/communicator.h"
+
+#include <cstring>
+
+#include "mslr/core/error.h"
+
+namespace mslr {
+
+std::string Communicator::broadcast_string(const std::string& s, int root) const {
+  at::Tensor n = at::tensor({static_cast<int64_t>(s.size())}, at::kLong);
+  broadcast(n, root);
+  at::Tensor bytes = at::zeros({n.item<int64_t>()}, at::kByte);
+  if (rank() == root && !s.empty()) std::memcpy(bytes.data_ptr<uint8_t>(), s.data(), s.size());
+  broadcast(bytes, root);
+  return std::string(reinterpret_cast<const char*>(bytes.data_ptr<uint8_t>()), bytes.numel());
+}
+
+int64_t Communicator::sum(int64_t v) const {
+  at::Tensor t = at::tensor({v}, at::kLong);
+  all_reduce_sum(t);
+  return t.item<int64_t>();
+}
+
+double Communicator::max(double v) const {
+  at::Tensor t = at::tensor({v}, at::kDouble);
+  all_reduce_max(t);
+  return t.item<double>();
+}
+
+bool Communicator::any(bool v) const { return sum(v ? 1 : 0) > 0; }
+
+void run_collectively(const Communicator& comm, const std::function<void()>& work) {
+  std::string message;
+  bool failed = false;
+  try {
+    work();
+  } catch (const std::exception& e) {
+    failed = true;
+    message = e.what();
+  }
+  // The lowest failing rank (size() when none failed) speaks for all.
+  at::Tensor first = at::tensor({failed ? -static_cast<int64_t>(comm.rank()) : -static_cast<int64_t>(comm.size())},
+                                at::kLong);
+  comm.all_reduce_max(first);
+  const int speaker = static_cast<int>(-first.item<int64_t>());
+  if (speaker == comm.size()) return;
+  const std::string said = comm.broadcast_string(message, speaker);
+  if (comm.size() > 1 && speaker != comm.rank()) throw Error(cat("rank ", speaker, ": ", said));
+  throw Error(said);
+}
+
+}  // namespace mslr

@@ -1,0 +1,80 @@
+#include "mslr/data/subject_data.h"
+
+#include <cmath>
+
+#include "mslr/core/error.h"
+
+namespace mslr {
+
+int64_t SubjectData::n_time() const { return groups.empty() ? 0 : groups.begin()->second.size(0); }
+
+const at::Tensor& SubjectData::group(const std::string& g) const {
+  auto it = groups.find(g);
+  MSLR_CHECK(it != groups.end(), "subject '", name, "' has no group '", g, "'");
+  return it->second;
+}
+
+void SubjectData::validate() const {
+  MSLR_CHECK(!groups.empty(), "subject '", name, "' has no groups");
+  const int64_t t = n_time();
+  for (const auto& [g, x] : groups) {
+    MSLR_CHECK(x.dim() == 2, "subject '", name, "', group '", g, "' must be [T, d], has ", x.dim(), " dimensions");
+    MSLR_CHECK(x.size(0) == t, "subject '", name, "', group '", g, "' has ", x.size(0), " time points, group '",
+               groups.begin()->first, "' has ", t);
+  }
+  for (const auto& [g, p] : props) {
+    auto it = groups.find(g);
+    MSLR_CHECK(it != groups.end(), "subject '", name, "' has properties for group '", g, "' but no such group");
+    MSLR_CHECK(p.dim() == 2 && p.size(0) == it->second.size(1), "subject '", name, "': properties of group '", g,
+               "' have ", p.dim() == 2 ? p.size(0) : -1, " rows, the group has ", it->second.size(1), " variables");
+  }
+  if (segments.defined()) {
+    MSLR_CHECK(segments.dim() == 2 && segments.size(1) == 2, "subject '", name, "': segments must be [k, 2]");
+    auto s = segments.accessor<int64_t, 2>();
+    int64_t prev_end = 0;
+    for (int64_t i = 0; i < segments.size(0); ++i) {
+      MSLR_CHECK(s[i][0] >= prev_end && s[i][0] < s[i][1] && s[i][1] <= t, "subject '", name, "': segment ", i,
+                 " [", s[i][0], ", ", s[i][1], ") must be non-empty, after the previous one and within [0, ", t, ")");
+      prev_end = s[i][1];
+    }
+  }
+  for (const auto& [g, m] : true_means) {
+    auto it = groups.find(g);
+    MSLR_CHECK(it != groups.end() && m.sizes() == it->second.sizes(), "subject '", name, "': true means of group '", g,
+               "' do not match the group's shape");
+  }
+}
+
+at::Tensor SubjectData::segments_or_whole() const {
+  if (segments.defined()) return segments;
+  return at::tensor({int64_t{0}, n_time()}, at::kLong).view({1, 2});
+}
+
+int64_t SubjectData::bytes() const {
+  int64_t b = 0;
+  for (const auto* m : {&groups, &props, &true_means})
+    for (const auto& [g, x] : *m) b += x.numel() * static_cast<int64_t>(x.element_size());
+  return b;
+}
+
+at::Tensor sample_times(const at::Tensor& segments, int64_t begin, int64_t end) {
+  std::vector<int64_t> times;
+  const at::Tensor seg = segments.to(at::kLong).contiguous();
+  auto s = seg.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < seg.size(0); ++i) {
+    const int64_t lo = std::max(s[i][0], begin), hi = std::min(s[i][1], end);
+    for (int64_t t = lo + 1; t < hi; ++t) times.push_back(t);
+  }
+  return at::tensor(times, at::kLong);
+}
+
+at::Tensor gather_rows(const at::Tensor& series, const at::Tensor& times, int64_t shift) {
+  return series.index_select(0, shift == 0 ? times : times + shift);
+}
+
+TimeSplit split_by_fraction(int64_t n_time, double train_fraction) {
+  MSLR_CHECK(train_fraction > 0.0 && train_fraction <= 1.0, "train-fraction must be in (0, 1], got ", train_fraction);
+  return {static_cast<int64_t>(std::llround(train_fraction * static_cast<double>(n_time)))};
+}
+
+}  // namespace mslr
