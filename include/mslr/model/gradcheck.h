@@ -14,9 +14,9 @@ struct GradCheck {
 };
 
 // `loss` evaluates a scalar from the current values of `flat` (a float64 leaf that requires grad).
-// Compares d loss / d flat from autograd with central differences of step h·max(1, |flat_i|) on every
-// coordinate (or on `max_coords` of them, evenly spaced, when the buffer is larger).
-GradCheck check_gradient(const std::function<at::Tensor()>& loss, at::Tensor& flat, double h = 1e-6,
-                         int64_t max_coords = 2000);
+// Compares d loss / d flat from autograd with central differences of step h·max(1, |flat_i|) on the
+// coordinates [begin, begin + count) (count < 0: to the end), at most `max_coords` of them, evenly spaced.
+GradCheck check_gradient(const std::function<at::Tensor()>& loss, at::Tensor& flat, int64_t begin = 0,
+                         int64_t count = -1, double h = 1e-6, int64_t max_coords = 2000);
 
 }  // namespace mslr
