@@ -45,8 +45,9 @@ void run_collectively(const Communicator& comm, const std::function<void()>& wor
   const int speaker = static_cast<int>(-first.item<int64_t>());
   if (speaker == comm.size()) return;
   const std::string said = comm.broadcast_string(message, speaker);
-  if (comm.size() > 1 && speaker != comm.rank()) throw Error(cat("rank ", speaker, ": ", said));
-  throw Error(said);
+  // A rank that failed itself reports its own error; the others report the speaker's, naming its rank.
+  if (failed) throw Error(message);
+  throw Error(cat("rank ", speaker, ": ", said));
 }
 
 }  // namespace mslr

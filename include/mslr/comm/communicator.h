@@ -55,9 +55,9 @@ class LocalCommunicator : public Communicator {
   void barrier() const override {}
 };
 
-// Fail together (STYLE 4): runs `work` on every rank; if it throws (an std::exception) on any rank, every rank throws an
-// Error carrying the message of the lowest failing rank (prefixed by that rank when the world has several), so
-// that no rank is left waiting in a later collective.
+// Fail together (STYLE 4): runs `work` on every rank; if it throws (an std::exception) on any rank, every rank
+// throws, so that no rank is left waiting in a later collective. A rank that failed throws its own message; the
+// others throw "rank R: <message>" with the message of the lowest failing rank R.
 void run_collectively(const Communicator& comm, const std::function<void()>& work);
 
 }  // namespace mslr

@@ -1,0 +1,26 @@
+// What a rank knows about its process: thread limits and memory use.
+//
+// Per-rank thread limits. LibTorch's intra-op pool and OpenBLAS's own pool are separate: limiting one does not
+// limit the other, and two full pools on the same cores made fits 2-3x slower. mslr sets both.
+#pragma once
+
+namespace mslr {
+
+// Cores this process may run on (its CPU affinity mask). When the mask covers the whole machine (ranks not
+// bound by the launcher), the machine's cores are shared evenly among the `local_ranks` ranks of the node.
+int cores_for_rank(int local_ranks);
+
+// Sets LibTorch's intra-op threads, its inter-op threads (to 1) and OpenBLAS's threads to `n`.
+void limit_threads(int n);
+
+// Threads OpenBLAS will use, or -1 when the BLAS in use is not OpenBLAS (looked up at run time).
+int openblas_threads();
+
+// Threads this process has now (from /proc/self/task), for checks.
+int process_threads();
+
+// Resident memory of this process now and at its peak (VmRSS, VmHWM), in bytes; -1 when unknown.
+long long resident_bytes();
+long long peak_resident_bytes();
+
+}  // namespace mslr

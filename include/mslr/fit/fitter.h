@@ -1,0 +1,113 @@
+// The distributed multi-subject fitter (DESIGN §3-§4): the C++ counterpart of the seed's
+// MultiSubjectRegressionFitter, with subjects spread over MPI ranks and the devices of each rank.
+//
+// Every rank constructs the Fitter with the same arguments (it is collective). Each rank then holds its own
+// subjects' parameters, data and Adam state, and a replica of the shared parameters per device. A step runs
+// forward/backward for the rank's minibatches, sums the shared gradient over devices and then over ranks with
+// ONE all-reduce, and takes identical Adam steps on every replica.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mslr/comm/communicator.h"
+#include "mslr/comm/placement.h"
+#include "mslr/data/subject_data.h"
+#include "mslr/fit/adam.h"
+#include "mslr/fit/schedule.h"
+#include "mslr/fit/state.h"
+#include "mslr/model/subject_model.h"
+
+namespace mslr {
+
+// What the fitter must know about every subject before any data is read (all ranks know all subjects).
+struct SubjectInfo {
+  std::string name;
+  SubjectShape shape;
+  int64_t n_time = 0;
+  at::Tensor segments;  // [k, 2] int64; undefined = one segment
+};
+
+struct FitOptions {
+  int epochs = 100;
+  int batches = 10;
+  LrSchedule lr;
+  AdamOptions adam;
+  double min_var = 1e-3;
+  uint64_t seed = 0;
+  double train_fraction = 1.0;  // the first round(f·T) points of every subject are training data
+  std::vector<int> subjects;    // global indices to fit; empty = all
+  int gpus_per_rank = 0;        // 0 = CPU
+  bool data_on_device = false;
+  at::ScalarType dtype = at::kFloat;
+
+  // Throws naming the option, the value and the rule.
+  void validate() const;
+};
+
+// Figures the fitter reduces at each report (every rank receives them; rank 0 prints).
+struct FitReport {
+  size_t first_new = 0;         // log entries [first_new, log.size()) are new since the last report
+  double seconds_per_epoch = 0;  // mean over the new entries
+  std::vector<long long> memory;  // bytes in use, max over ranks, per device index (resident memory on CPU)
+};
+
+struct FitHooks {
+  // Called on every rank after the log has been reduced: every `report_every` epochs and at the end.
+  std::function<void(const FitLog&, const FitReport&)> on_report;
+  int report_every = 1;
+  // Asked on every rank after each epoch; must give the same answer on every rank.
+  std::function<bool(int completed_epochs)> checkpoint_after;
+  // Called on every rank with this rank's state (collective writers write it together).
+  std::function<void(const FitState&)> on_checkpoint;
+  // Polled on every rank at every minibatch; ranks agree through the step's all-reduce (no extra collective).
+  std::function<bool()> stop_requested;
+};
+
+class Fitter {
+ public:
+  Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std::vector<SubjectInfo> subjects);
+  ~Fitter();
+
+  const Placement& placement() const { return placement_; }
+  const std::vector<SubjectInfo>& subjects() const { return infos_; }
+  // Global indices of this rank's subjects, ascending.
+  std::vector<int> local_subjects() const;
+  const SharedModules& shared() const { return *shared_; }
+  const SubjectModel& model(int subject) const;  // a local subject's model
+  std::vector<at::Device> devices() const;
+  std::string describe() const;  // devices, data residency, dtype: for the rank-0 log
+
+  // Starts from the initial values drawn from options.seed, or from a saved state (this rank's subjects must be
+  // in it). Exactly one of these before run().
+  void initialize();
+  void restore(const FitState& state);
+  // Loads the data of this rank's fitted subjects; `load(i)` is called for each of them, on this rank only.
+  void load_data(const std::function<SubjectData(int)>& load);
+
+  // Runs until options.epochs epochs are complete or a stop is agreed. Returns true when it stopped early.
+  bool run(const FitHooks& hooks);
+
+  // This rank's state now (host copies).
+  FitState state() const;
+  const FitLog& log() const;
+
+  // Cost used for placement: training samples × variables of all the groups the model reads.
+  static double cost(const ModelSpec& spec, const SubjectInfo& info, double train_fraction);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  Placement placement_;
+  std::vector<SubjectInfo> infos_;
+  std::unique_ptr<SharedModules> shared_;
+};
+
+// The times of a subject's training samples (pairs inside the first round(f·T) points).
+at::Tensor training_times(const SubjectInfo& info, double train_fraction);
+
+}  // namespace mslr

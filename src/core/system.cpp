@@ -1,0 +1,82 @@
+#include "mslr/core/system.h"
+
+#include <ATen/Parallel.h>
+#include <dirent.h>
+#include <dlfcn.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+
+namespace mslr {
+
+int cores_for_rank(int local_ranks) {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  const long online = std::max(1L, sysconf(_SC_NPROCESSORS_ONLN));
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  const int bound = CPU_COUNT(&set);
+  if (bound >= online && local_ranks > 1) return std::max(1, bound / local_ranks);
+  return std::max(1, bound);
+}
+
+void limit_threads(int n) {
+  n = std::max(1, n);
+  at::set_num_threads(n);
+  // The inter-op pool can only be sized before its first use; later calls throw, which is harmless here.
+  try {
+    at::set_num_interop_threads(1);
+  } catch (...) {
+  }
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+}
+
+int openblas_threads() {
+  using GetThreads = int (*)();
+  if (auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) return get();
+  return -1;
+}
+
+int process_threads() {
+  int n = 0;
+  if (DIR* d = opendir("/proc/self/task")) {
+    while (dirent* e = readdir(d))
+      if (e->d_name[0] != '.') ++n;
+    closedir(d);
+  }
+  return n;
+}
+
+namespace {
+
+long long status_kib(const char* key) {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  long long v = -1;
+  const size_t n = std::strlen(key);
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, key, n) == 0) {
+      std::sscanf(line + n, "%lld", &v);
+      break;
+    }
+  std::fclose(f);
+  return v;
+}
+
+}  // namespace
+
+long long resident_bytes() {
+  const long long k = status_kib("VmRSS:");
+  return k < 0 ? -1 : k * 1024;
+}
+
+long long peak_resident_bytes() {
+  const long long k = status_kib("VmHWM:");
+  return k < 0 ? -1 : k * 1024;
+}
+
+}  // namespace mslr

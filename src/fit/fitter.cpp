@@ -1,0 +1,669 @@
+#include "mslr/fit/fitter.h"
+
+#include <ATen/core/grad_mode.h>
+#include <torch/csrc/autograd/autograd.h>
+#include <torch/cuda.h>
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <numeric>
+#include <set>
+
+#include "mslr/comm/nccl_communicator.h"
+#include "mslr/core/error.h"
+#include "mslr/core/rng.h"
+#include "mslr/core/system.h"
+
+namespace mslr {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// One shared predictor evaluated once per step for all fitted subjects of a device.
+struct PredictorBatch {
+  const ModePredictor* pred = nullptr;  // null: this group is not shared-predicted
+  at::Tensor prepared;                  // concatenated prepared properties [sum N, ...]
+  std::vector<int64_t> rows;            // rows per member
+  std::vector<int> members;             // positions in Impl::local
+};
+
+}  // namespace
+
+struct Fitter::Impl {
+  struct Local {
+    int index = -1;
+    int device = 0;
+    bool fitted = false;
+    std::unique_ptr<SubjectModel> model;
+    int64_t offset = 0;  // into the device's subject buffer (fitted subjects)
+    int slot = -1;       // position among the device's fitted subjects
+    SubjectState frozen;  // parameters of a subject that is held but not fitted
+    std::map<std::string, at::Tensor> groups;  // [T, d] on the data device (host or device)
+    at::Tensor train_times;                    // [n] int64, host
+    at::Tensor epoch_times;                    // [n] this epoch's order, on the data device
+    int64_t batch_size = 0;
+    double weight = 0.0;  // n_s / batch_s
+    std::vector<at::Tensor> own_p, own_u;  // prepared properties for per-subject predictors
+    std::map<std::string, at::Tensor> props;  // [d, n_props] host, until prepared
+  };
+  struct Device {
+    at::Device device{at::kCPU};
+    at::Tensor shared_flat;  // leaf [n_shared]
+    AdamState shared_adam;
+    at::Tensor subject_flat;  // leaf [sum of fitted subjects' numel], or undefined
+    AdamState subject_adam;
+    at::Tensor lower;  // lower bounds: min_var at psi entries, -inf elsewhere
+    std::vector<int> fitted;  // positions in `local`
+    std::vector<PredictorBatch> p_batches, u_batches;
+    at::Tensor nll_acc;  // [fitted.size()] double, sums over the epoch's minibatches
+  };
+  struct Pending {  // an epoch whose figures are still on the devices
+    int epoch;
+    double lr, elapsed;
+    std::vector<at::Tensor> acc;  // per device
+  };
+
+  const Communicator& comm;
+  FitOptions opt;
+  std::vector<Local> local;
+  std::vector<Device> dev;
+  at::Tensor reduce_buf;  // [n_shared + 1] on device 0: the shared gradient, then the stop flag
+  at::Tensor flag_prev;   // the previous step's reduced stop flag
+  std::set<int> fitted_set;
+  FitState st;            // epoch, batch, adam_lr, elapsed, log (parameters live in the buffers)
+  std::vector<Pending> pending;
+  std::vector<double> partial;  // per global subject: sums over the current epoch's minibatches before restore
+  bool ready = false, data_loaded = false;
+
+  Impl(const Communicator& c, FitOptions o) : comm(c), opt(std::move(o)) {}
+
+  // The buffers of every device: the shared replica and the concatenation of its fitted subjects' parameters.
+  // `params[i]` / `saved[i]` belong to local[i]; saved entries may be null (fresh start).
+  void build_subject_buffers(const std::vector<at::Tensor>& params, const std::vector<const SubjectState*>& saved);
+  void attach_reduce_buffer();
+  void start_epoch(int epoch);
+  bool step(int b, double lr, bool stop_flag);
+  void reset_adam();
+  // Moves the epochs' figures from the devices into the log (one reduction for all of them).
+  void flush(size_t n_subjects, FitReport* report);
+  std::vector<long long> memory_in_use() const;
+};
+
+void FitOptions::validate() const {
+  MSLR_CHECK(epochs >= 0, "epochs must be >= 0, got ", epochs);
+  MSLR_CHECK(batches >= 1, "batches must be >= 1, got ", batches);
+  MSLR_CHECK(min_var > 0.0, "min-var must be positive, got ", min_var);
+  MSLR_CHECK(train_fraction > 0.0 && train_fraction <= 1.0, "train-fraction must be in (0, 1], got ", train_fraction);
+  MSLR_CHECK(gpus_per_rank >= 0, "gpus-per-rank must be >= 0, got ", gpus_per_rank);
+  MSLR_CHECK(dtype == at::kFloat || dtype == at::kDouble, "dtype must be float32 or float64");
+  adam.validate();
+}
+
+at::Tensor training_times(const SubjectInfo& info, double train_fraction) {
+  const at::Tensor seg =
+      info.segments.defined() ? info.segments : at::tensor(std::vector<int64_t>{0, info.n_time}, at::kLong).view({1, 2});
+  return sample_times(seg, 0, split_by_fraction(info.n_time, train_fraction).train_end);
+}
+
+double Fitter::cost(const ModelSpec& spec, const SubjectInfo& info, double train_fraction) {
+  std::set<std::string> groups;
+  for (const auto& g : spec.inputs) groups.insert(g.group);
+  for (const auto& h : spec.outputs) groups.insert(h.group);
+  double vars = 0;
+  for (const auto& g : groups)
+    if (auto it = info.shape.widths.find(g); it != info.shape.widths.end()) vars += static_cast<double>(it->second);
+  return static_cast<double>(training_times(info, train_fraction).numel()) * std::max(vars, 1.0);
+}
+
+Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std::vector<SubjectInfo> subjects)
+    : impl_(std::make_unique<Impl>(comm, std::move(options))), infos_(std::move(subjects)) {
+  Impl& m = *impl_;
+  const FitOptions& opt = m.opt;
+  std::vector<at::Device> devices;
+  // Everything below is checked on every rank from the same arguments, before the first collective, so every
+  // rank fails with the same message.
+  run_collectively(comm, [&] {
+    opt.validate();
+    spec.validate();
+    MSLR_CHECK(!infos_.empty(), "there are no subjects to fit");
+    const std::vector<int> fit = opt.subjects.empty() ? [&] {
+      std::vector<int> all(infos_.size());
+      std::iota(all.begin(), all.end(), 0);
+      return all;
+    }() : opt.subjects;
+    for (int s : fit) {
+      MSLR_CHECK(s >= 0 && s < static_cast<int>(infos_.size()), "subject index ", s, " is out of range: the data has ",
+                 infos_.size(), " subjects (0..", infos_.size() - 1, ")");
+      MSLR_CHECK(m.fitted_set.insert(s).second, "subject index ", s, " is listed twice");
+    }
+    for (int s : fit) {
+      const int64_t n = training_times(infos_[s], opt.train_fraction).numel();
+      MSLR_CHECK(n >= opt.batches, "subject '", infos_[s].name, "' has ", n, " training samples, fewer than the ",
+                 opt.batches, " minibatches asked for (lower --batches or raise --train-fraction)");
+    }
+    // Properties per predicted group, from the first subject that has them; subject models check the rest.
+    std::map<std::string, int64_t> n_props;
+    for (const auto& info : infos_)
+      for (const auto& [g, n] : info.shape.n_props) n_props.emplace(g, n);
+    shared_ = std::make_unique<SharedModules>(spec, n_props);
+    if (opt.gpus_per_rank > 0) {
+      const int have = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+      const int need = opt.gpus_per_rank * comm.local_size();
+      MSLR_CHECK(have >= need, "--gpus-per-rank ", opt.gpus_per_rank, " with ", comm.local_size(),
+                 " rank(s) on this node needs ", need, " GPU(s), but ", have, " are visible",
+                 have == 0 ? " (is this LibTorch built with CUDA, and CUDA_VISIBLE_DEVICES set?)" : "");
+      for (int i = 0; i < opt.gpus_per_rank; ++i)
+        devices.emplace_back(at::kCUDA, static_cast<at::DeviceIndex>(comm.local_rank() * opt.gpus_per_rank + i));
+    } else {
+      devices.emplace_back(at::kCPU);
+    }
+    std::vector<double> cost;
+    for (const auto& info : infos_) cost.push_back(Fitter::cost(spec, info, opt.train_fraction));
+    placement_ = place_subjects(cost, comm.size(), static_cast<int>(devices.size()));
+    for (int s : local_subjects()) {
+      Impl::Local l;
+      l.index = s;
+      l.device = placement_.device[s];
+      l.fitted = m.fitted_set.count(s) > 0;
+      l.model = std::make_unique<SubjectModel>(*shared_, infos_[s].shape, infos_[s].name);
+      l.model->to(at::TensorOptions().dtype(opt.dtype).device(devices[l.device]));
+      m.local.push_back(std::move(l));
+    }
+  });
+  m.st.log.fitted.assign(m.fitted_set.begin(), m.fitted_set.end());
+  for (const at::Device& d : devices) {
+    Impl::Device ds;
+    ds.device = d;
+    m.dev.push_back(std::move(ds));
+  }
+  m.partial.assign(infos_.size(), 0.0);
+}
+
+Fitter::~Fitter() = default;
+
+std::vector<int> Fitter::local_subjects() const { return placement_.subjects_of(impl_->comm.rank()); }
+
+std::vector<at::Device> Fitter::devices() const {
+  std::vector<at::Device> d;
+  for (const auto& ds : impl_->dev) d.push_back(ds.device);
+  return d;
+}
+
+const SubjectModel& Fitter::model(int subject) const {
+  for (const auto& l : impl_->local)
+    if (l.index == subject) return *l.model;
+  fail("subject ", subject, " is not on rank ", impl_->comm.rank());
+}
+
+std::string Fitter::describe() const {
+  const auto& o = impl_->opt;
+  std::string devs;
+  for (const auto& d : impl_->dev) devs += (devs.empty() ? "" : ",") + d.device.str();
+  return cat("devices per rank: ", devs, "; data ",
+             o.gpus_per_rank == 0 ? "in host memory" : o.data_on_device ? "on the devices" : "in pinned host memory, copied per minibatch",
+             "; ", o.dtype == at::kDouble ? "float64" : "float32", "; ", impl_->fitted_set.size(), " of ", infos_.size(),
+             " subjects fitted");
+}
+
+void Fitter::initialize() {
+  Impl& m = *impl_;
+  MSLR_CHECK(!m.ready, "the fitter was already initialised");
+  const at::Tensor shared0 = shared_->initial_values(m.opt.seed, m.opt.dtype);
+  std::vector<at::Tensor> params;
+  for (auto& l : m.local) {
+    at::Tensor p = l.model->initial_values(m.opt.seed, hash_name(l.model->name()), m.opt.dtype);
+    if (!l.fitted) l.frozen = {l.index, l.model->name(), false, p, at::zeros_like(p), at::zeros_like(p), 0, 0.0};
+    params.push_back(p);
+  }
+  for (auto& ds : m.dev) {
+    ds.shared_flat = shared0.to(ds.device).contiguous().requires_grad_();
+    ds.shared_adam = AdamState::zeros_like(ds.shared_flat.detach());
+  }
+  m.build_subject_buffers(params, std::vector<const SubjectState*>(m.local.size(), nullptr));
+  m.st.epoch = 0;
+  m.st.batch = 0;
+  m.st.adam_lr = m.opt.lr.at(0);
+  m.ready = true;
+}
+
+void Fitter::restore(const FitState& state) {
+  Impl& m = *impl_;
+  MSLR_CHECK(!m.ready, "the fitter was already initialised");
+  run_collectively(m.comm, [&] {
+    MSLR_CHECK(state.shared_params.defined() && state.shared_params.numel() == shared_->layout().numel(),
+               "the saved shared parameters have ", state.shared_params.defined() ? state.shared_params.numel() : 0,
+               " values, this model has ", shared_->layout().numel());
+    MSLR_CHECK(state.log.fitted == m.st.log.fitted, "the saved fit fitted a different set of subjects than this one");
+    MSLR_CHECK(state.epoch <= m.opt.epochs, "the saved fit is at epoch ", state.epoch, ", beyond --epochs ", m.opt.epochs);
+    for (auto& l : m.local) {
+      const SubjectState* s = state.find(l.index);
+      MSLR_CHECK(s != nullptr, "the saved state has no parameters for subject '", l.model->name(), "'");
+      MSLR_CHECK(s->name == l.model->name(), "saved subject ", l.index, " is '", s->name, "', the data has '",
+                 l.model->name(), "'");
+      MSLR_CHECK(s->params.numel() == l.model->layout().numel(), "subject '", s->name, "': the saved parameters have ",
+                 s->params.numel(), " values, this model has ", l.model->layout().numel());
+      MSLR_CHECK(!l.fitted || s->adam_step == state.shared_step, "subject '", s->name, "' has taken ", s->adam_step,
+                 " Adam steps, the shared parameters ", state.shared_step);
+    }
+  });
+  std::vector<at::Tensor> params;
+  std::vector<const SubjectState*> states;
+  for (auto& l : m.local) {
+    const SubjectState* s = state.find(l.index);
+    if (!l.fitted) l.frozen = *s;
+    params.push_back(s->params.to(m.opt.dtype));
+    states.push_back(s);
+    m.partial[l.index] = s->partial_nll;
+  }
+  for (auto& ds : m.dev) {
+    const auto opts = at::TensorOptions().dtype(m.opt.dtype).device(ds.device);
+    ds.shared_flat = state.shared_params.to(opts).contiguous().requires_grad_();
+    ds.shared_adam = AdamState::zeros_like(ds.shared_flat.detach());
+    ds.shared_adam.m.copy_(state.shared_m);
+    ds.shared_adam.v.copy_(state.shared_v);
+    ds.shared_adam.step = state.shared_step;
+  }
+  m.build_subject_buffers(params, states);
+  for (auto& ds : m.dev) ds.subject_adam.step = state.shared_step;
+  m.st.epoch = state.epoch;
+  m.st.batch = state.batch;
+  m.st.adam_lr = state.adam_lr;
+  m.st.elapsed = state.elapsed;
+  m.st.log = state.log;
+  m.ready = true;
+}
+
+void Fitter::load_data(const std::function<SubjectData(int)>& load) {
+  Impl& m = *impl_;
+  MSLR_CHECK(m.ready, "initialize() or restore() before load_data()");
+  run_collectively(m.comm, [&] {
+    for (auto& l : m.local) {
+      if (!l.fitted) continue;
+      SubjectData data = load(l.index);
+      const SubjectInfo& info = infos_[l.index];
+      data.validate();
+      const at::Device device = m.dev[l.device].device;
+      const bool on_device = device.is_cpu() || m.opt.data_on_device;
+      std::set<std::string> used;
+      for (const auto& g : l.model->spec().inputs) used.insert(g.group);
+      for (const auto& h : l.model->spec().outputs) used.insert(h.group);
+      if (m.opt.data_on_device && device.is_cuda()) {
+        int64_t bytes = 0;
+        for (const auto& g : used) bytes += data.group(g).numel() * static_cast<int64_t>(c10::elementSize(m.opt.dtype));
+        const int64_t free_b = cuda_memory_free(device.index());
+        MSLR_CHECK(free_b < 0 || bytes < free_b, "subject '", info.name, "': its data (", bytes >> 20,
+                   " MiB) does not fit on ", device.str(), " (", free_b >> 20,
+                   " MiB free); leave out --data-on-device to keep data in host memory");
+      }
+      for (const auto& g : used) {
+        at::Tensor x = data.group(g).to(m.opt.dtype).contiguous();
+        MSLR_CHECK(x.size(1) == info.shape.widths.at(g), "subject '", info.name, "', group '", g, "' has ", x.size(1),
+                   " variables, its description said ", info.shape.widths.at(g));
+        if (on_device)
+          x = x.to(device);
+        else if (torch::cuda::is_available())
+          x = x.pin_memory();
+        l.groups[g] = x;
+      }
+      l.model->check_props(data.props);
+      l.train_times = training_times(info, m.opt.train_fraction);
+      const int64_t n = l.train_times.numel();
+      l.batch_size = n / m.opt.batches;
+      l.weight = static_cast<double>(n) / static_cast<double>(l.batch_size);
+      l.props = data.props;
+    }
+  });
+  // Prepare the predictors' inputs once, on their devices: per-subject predictors per subject, shared predictors
+  // concatenated over the device's fitted subjects.
+  const ModelSpec& spec = shared_->spec();
+  for (auto& ds : m.dev) {
+    const auto opts = at::TensorOptions().dtype(m.opt.dtype).device(ds.device);
+    auto batch = [&](const ModePredictor* pred, const std::string& group) {
+      PredictorBatch b;
+      if (!pred) return b;
+      b.pred = pred;
+      std::vector<at::Tensor> parts;
+      for (int i : ds.fitted) {
+        parts.push_back(pred->prepare(m.local[i].props.at(group).to(opts)));
+        b.rows.push_back(parts.back().size(0));
+        b.members.push_back(i);
+      }
+      if (!parts.empty()) b.prepared = at::cat(parts);
+      return b;
+    };
+    ds.p_batches.clear();
+    ds.u_batches.clear();
+    for (size_t g = 0; g < spec.inputs.size(); ++g)
+      ds.p_batches.push_back(batch(shared_->p_predictor(static_cast<int>(g)), spec.inputs[g].group));
+    for (size_t h = 0; h < spec.outputs.size(); ++h)
+      ds.u_batches.push_back(batch(shared_->u_predictor(static_cast<int>(h)), spec.outputs[h].group));
+    for (int i : ds.fitted) {
+      auto& l = m.local[i];
+      l.own_p.assign(spec.inputs.size(), at::Tensor());
+      l.own_u.assign(spec.outputs.size(), at::Tensor());
+      for (int g = 0; g < l.model->n_inputs(); ++g)
+        if (l.model->p_predictor_own(g))
+          l.own_p[g] = l.model->p_predictor(g)->prepare(l.props.at(spec.inputs[g].group).to(opts));
+      for (int h = 0; h < l.model->n_outputs(); ++h)
+        if (l.model->u_predictor_own(h))
+          l.own_u[h] = l.model->u_predictor(h)->prepare(l.props.at(spec.outputs[h].group).to(opts));
+      l.props.clear();
+    }
+  }
+  m.data_loaded = true;
+}
+
+
+namespace {
+
+// Rows of `series` at `times + shift`, on `device`. Host data is gathered into pinned memory and copied
+// without blocking, so that the copy overlaps the device's work on the previous step.
+at::Tensor gather_to(const at::Tensor& series, const at::Tensor& times, int64_t shift, const at::Device& device) {
+  if (series.device() == device) return gather_rows(series, times, shift);
+  at::Tensor out = at::empty({times.size(0), series.size(1)}, series.options().pinned_memory(series.is_pinned()));
+  at::index_select_out(out, series, 0, shift == 0 ? times : times + shift);
+  return out.to(device, /*non_blocking=*/true);
+}
+
+}  // namespace
+
+void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
+                                         const std::vector<const SubjectState*>& saved) {
+  for (size_t d = 0; d < dev.size(); ++d) {
+    auto& ds = dev[d];
+    std::vector<at::Tensor> parts, lower, ms, vs;
+    ds.fitted.clear();
+    int64_t offset = 0;
+    for (size_t i = 0; i < local.size(); ++i) {
+      auto& l = local[i];
+      if (!l.fitted || l.device != static_cast<int>(d)) continue;
+      const ParamLayout& layout = l.model->layout();
+      l.offset = offset;
+      l.slot = static_cast<int>(ds.fitted.size());
+      ds.fitted.push_back(static_cast<int>(i));
+      offset += layout.numel();
+      parts.push_back(params[i]);
+      at::Tensor lb = at::full({layout.numel()}, -std::numeric_limits<double>::infinity(), at::kDouble);
+      for (int h = 0; h < l.model->n_outputs(); ++h) layout.view(lb, l.model->psi_index(h)).fill_(opt.min_var);
+      lower.push_back(lb);
+      if (saved[i]) {
+        ms.push_back(saved[i]->adam_m);
+        vs.push_back(saved[i]->adam_v);
+      }
+    }
+    const auto opts = at::TensorOptions().dtype(opt.dtype).device(ds.device);
+    ds.subject_flat = at::Tensor();
+    if (!parts.empty()) {
+      ds.subject_flat = at::cat(parts).to(opts).contiguous().requires_grad_();
+      ds.lower = at::cat(lower).to(opts);
+      ds.subject_adam = AdamState::zeros_like(ds.subject_flat.detach());
+      if (!ms.empty()) {
+        ds.subject_adam.m.copy_(at::cat(ms));
+        ds.subject_adam.v.copy_(at::cat(vs));
+      }
+    }
+    ds.nll_acc = at::zeros({static_cast<int64_t>(ds.fitted.size())}, opts.dtype(at::kDouble));
+  }
+}
+
+void Fitter::Impl::attach_reduce_buffer() {
+  // The shared gradient of device 0 IS the head of the reduction buffer: autograd accumulates into it in place,
+  // and the stop flag rides in the last element, so a step needs exactly one collective.
+  at::Tensor& flat = dev[0].shared_flat;
+  reduce_buf = at::zeros({flat.numel() + 1}, flat.options().requires_grad(false));
+  flat.mutable_grad() = reduce_buf.narrow(0, 0, flat.numel());
+}
+
+void Fitter::Impl::reset_adam() {
+  for (auto& ds : dev) {
+    ds.shared_adam.reset();
+    if (ds.subject_flat.defined()) ds.subject_adam.reset();
+  }
+}
+
+void Fitter::Impl::start_epoch(int epoch) {
+  // The minibatch order of subject s in epoch e depends on (seed, s, e) alone: the same on any number of ranks,
+  // and the same in a resumed fit.
+  for (auto& ds : dev)
+    for (int i : ds.fitted) {
+      auto& l = local[i];
+      const auto perm = Rng(opt.seed, {kRngMinibatch, hash_name(l.model->name()), static_cast<uint64_t>(epoch)})
+                            .permutation(l.train_times.numel());
+      const at::Tensor t = l.train_times.index_select(0, at::tensor(perm, at::kLong));
+      l.epoch_times = t.to(l.groups.begin()->second.device());
+    }
+}
+
+bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
+  const int64_t n_shared = dev[0].shared_flat.numel();
+  {
+    at::NoGradGuard no_grad;
+    reduce_buf.zero_();
+    for (size_t d = 1; d < dev.size(); ++d)
+      if (dev[d].shared_flat.grad().defined()) dev[d].shared_flat.mutable_grad().zero_();
+    for (auto& ds : dev)
+      if (ds.subject_flat.defined() && ds.subject_flat.grad().defined()) ds.subject_flat.mutable_grad().zero_();
+    if (stop_flag) reduce_buf.narrow(0, n_shared, 1).fill_(1.0);
+  }
+  std::vector<at::Tensor> roots;
+  for (auto& ds : dev) {
+    if (ds.fitted.empty()) continue;
+    const SharedModules& shared = local[ds.fitted[0]].model->shared();
+    const std::vector<at::Tensor> shared_views = shared.layout().views(ds.shared_flat);
+    // Predicted modes: each shared predictor evaluated once for all of the device's subjects, then sliced.
+    std::vector<ModeSet> modes(ds.fitted.size());
+    for (auto& ms : modes) {
+      ms.p.resize(ds.p_batches.size());
+      ms.u.resize(ds.u_batches.size());
+    }
+    for (size_t g = 0; g < ds.p_batches.size(); ++g) {
+      const auto& pb = ds.p_batches[g];
+      if (!pb.pred) continue;
+      const auto parts = pb.pred->forward_prepared(pb.prepared, shared_views).split_with_sizes(pb.rows);
+      for (size_t k = 0; k < parts.size(); ++k)
+        modes[k].p[g] = local[pb.members[k]].model->p_from_prediction(static_cast<int>(g), parts[k]);
+    }
+    for (size_t h = 0; h < ds.u_batches.size(); ++h) {
+      const auto& ub = ds.u_batches[h];
+      if (!ub.pred) continue;
+      const auto parts = ub.pred->forward_prepared(ub.prepared, shared_views).split_with_sizes(ub.rows);
+      for (size_t k = 0; k < parts.size(); ++k)
+        modes[k].u[h] = local[ub.members[k]].model->u_from_prediction(static_cast<int>(h), parts[k]);
+    }
+    std::vector<at::Tensor> weighted;  // (n_s / b_s) · NLL_s(minibatch), per subject
+    for (size_t k = 0; k < ds.fitted.size(); ++k) {
+      const auto& l = local[ds.fitted[k]];
+      const SubjectModel& model = *l.model;
+      const ParamViews v{model.layout().views(ds.subject_flat.narrow(0, l.offset, model.layout().numel())),
+                         shared_views};
+      for (int g = 0; g < model.n_inputs(); ++g)
+        if (l.own_p[g].defined())
+          modes[k].p[g] = model.p_from_prediction(g, model.p_predictor(g)->forward_prepared(l.own_p[g], v.subject));
+      for (int h = 0; h < model.n_outputs(); ++h)
+        if (l.own_u[h].defined())
+          modes[k].u[h] = model.u_from_prediction(h, model.u_predictor(h)->forward_prepared(l.own_u[h], v.subject));
+      const at::Tensor times = l.epoch_times.narrow(0, static_cast<int64_t>(b) * l.batch_size, l.batch_size);
+      std::vector<at::Tensor> x, y;  // x[g]: [b_s, d_in_g] at t-1; y[h]: [b_s, d_out_h] at t
+      for (const auto& g : model.spec().inputs) x.push_back(gather_to(l.groups.at(g.group), times, -1, ds.device));
+      for (const auto& h : model.spec().outputs) y.push_back(gather_to(l.groups.at(h.group), times, 0, ds.device));
+      weighted.push_back(model.nll(y, model.forward(x, modes[k], v), v) * l.weight);
+    }
+    const at::Tensor all = at::stack(weighted);  // [fitted on device]
+    roots.push_back(all.sum());
+    at::NoGradGuard no_grad;
+    ds.nll_acc.add_(all.detach().to(at::kDouble));
+  }
+  if (!roots.empty()) torch::autograd::backward(roots);
+
+  at::NoGradGuard no_grad;
+  at::Tensor grad0 = reduce_buf.narrow(0, 0, n_shared);
+  for (size_t d = 1; d < dev.size(); ++d)
+    if (dev[d].shared_flat.grad().defined()) grad0.add_(dev[d].shared_flat.grad().to(grad0.device()));
+  // The one collective of the step: the shared gradients, summed (never averaged), and the stop flag.
+  comm.all_reduce_sum(reduce_buf);
+  // The flag is read one step late: on a GPU the value of the previous step is ready by now, so reading it does
+  // not stall the queue; every rank reads the same value at the same step.
+  const bool stop = flag_prev.defined() && flag_prev.item<double>() > 0.0;
+  flag_prev = reduce_buf.narrow(0, n_shared, 1).clone();
+
+  for (size_t d = 0; d < dev.size(); ++d) {
+    auto& ds = dev[d];
+    at::Tensor p = ds.shared_flat.detach();
+    adam_step(p, d == 0 ? grad0 : grad0.to(ds.device), ds.shared_adam, lr, opt.adam);
+    if (ds.subject_flat.defined() && ds.subject_flat.grad().defined()) {
+      at::Tensor q = ds.subject_flat.detach();
+      adam_step(q, ds.subject_flat.grad(), ds.subject_adam, lr, opt.adam);
+      at::maximum_out(q, q, ds.lower);  // psi >= min_var after every step
+    }
+  }
+  return stop;
+}
+
+std::vector<long long> Fitter::Impl::memory_in_use() const {
+  std::vector<long long> mem;
+  for (const auto& ds : dev) mem.push_back(ds.device.is_cuda() ? cuda_memory_used(ds.device.index()) : resident_bytes());
+  at::Tensor t = at::tensor(std::vector<int64_t>(mem.begin(), mem.end()), at::kLong);
+  comm.all_reduce_max(t);
+  for (size_t i = 0; i < mem.size(); ++i) mem[i] = t[i].item<int64_t>();
+  return mem;
+}
+
+void Fitter::Impl::flush(size_t n_subjects, FitReport* report) {
+  if (pending.empty()) return;
+  // One host tensor [epochs, subjects] with this rank's values and zeros elsewhere; the sum over ranks fills it.
+  at::Tensor table = at::zeros({static_cast<int64_t>(pending.size()), static_cast<int64_t>(n_subjects)}, at::kDouble);
+  for (size_t e = 0; e < pending.size(); ++e)
+    for (size_t d = 0; d < dev.size(); ++d) {
+      const at::Tensor acc = pending[e].acc[d].cpu();
+      for (size_t k = 0; k < dev[d].fitted.size(); ++k)
+        table[e][local[dev[d].fitted[k]].index] = acc[k].item<double>() / static_cast<double>(opt.batches);
+    }
+  comm.all_reduce_sum(table);
+  for (size_t e = 0; e < pending.size(); ++e) {
+    std::vector<double> row;
+    double objective = 0.0;
+    for (int s : st.log.fitted) {
+      row.push_back(table[e][s].item<double>());
+      objective += row.back();  // in subject order: the same on every rank and for any number of ranks
+    }
+    st.log.epoch.push_back(pending[e].epoch);
+    st.log.lr.push_back(pending[e].lr);
+    st.log.elapsed.push_back(pending[e].elapsed);
+    st.log.objective.push_back(objective);
+    st.log.subject_nll.push_back(row);
+  }
+  pending.clear();
+  if (report) {
+    const size_t n_new = st.log.size() - report->first_new;
+    const double before = report->first_new > 0 ? st.log.elapsed[report->first_new - 1] : 0.0;
+    report->seconds_per_epoch = n_new ? (st.log.elapsed.back() - before) / static_cast<double>(n_new) : 0.0;
+    report->memory = memory_in_use();
+  }
+}
+
+bool Fitter::run(const FitHooks& hooks) {
+  Impl& m = *impl_;
+  MSLR_CHECK(m.ready && m.data_loaded, "initialize()/restore() and load_data() before run()");
+  m.attach_reduce_buffer();
+  const auto t0 = Clock::now();
+  const double elapsed0 = m.st.elapsed;
+  size_t reported = m.st.log.size();
+  auto report = [&] {
+    FitReport r;
+    r.first_new = reported;
+    m.flush(infos_.size(), &r);
+    if (hooks.on_report && m.st.log.size() > reported) hooks.on_report(m.st.log, r);
+    reported = m.st.log.size();
+  };
+  // Partial sums of an epoch interrupted by a stop go back on the devices' accumulators.
+  for (auto& ds : m.dev)
+    for (size_t k = 0; k < ds.fitted.size(); ++k) ds.nll_acc[k].fill_(m.partial[m.local[ds.fitted[k]].index]);
+
+  bool stopped = false;
+  int since_report = 0;
+  while (m.st.epoch < m.opt.epochs && !stopped) {
+    const int e = m.st.epoch;
+    const double lr = m.opt.lr.at(e);
+    if (lr != m.st.adam_lr) {  // a new rate starts a new Adam, as the seed does
+      m.reset_adam();
+      m.st.adam_lr = lr;
+    }
+    m.start_epoch(e);
+    while (m.st.batch < m.opt.batches) {
+      const bool stop = m.step(m.st.batch, lr, hooks.stop_requested && hooks.stop_requested());
+      ++m.st.batch;
+      if (stop) {
+        stopped = true;
+        break;
+      }
+    }
+    if (m.st.batch == m.opt.batches) {
+      m.st.elapsed = elapsed0 + seconds_since(t0);
+      std::vector<at::Tensor> acc;
+      for (auto& ds : m.dev) {
+        acc.push_back(ds.nll_acc.clone());
+        ds.nll_acc.zero_();
+      }
+      m.pending.push_back({e, lr, m.st.elapsed, acc});
+      m.st.epoch = e + 1;
+      m.st.batch = 0;
+      ++since_report;
+    }
+    const bool last = m.st.epoch == m.opt.epochs;
+    const bool checkpoint = stopped || (m.st.batch == 0 && hooks.checkpoint_after && hooks.checkpoint_after(m.st.epoch));
+    if (last || stopped || checkpoint || since_report >= std::max(1, hooks.report_every)) {
+      report();
+      since_report = 0;
+    }
+    if (checkpoint && hooks.on_checkpoint) {
+      m.st.elapsed = elapsed0 + seconds_since(t0);
+      hooks.on_checkpoint(state());
+    }
+  }
+  m.st.elapsed = elapsed0 + seconds_since(t0);
+  report();
+  return stopped;
+}
+
+FitState Fitter::state() const {
+  const Impl& m = *impl_;
+  FitState s;
+  s.epoch = m.st.epoch;
+  s.batch = m.st.batch;
+  s.adam_lr = m.st.adam_lr;
+  s.elapsed = m.st.elapsed;
+  s.log = m.st.log;
+  const auto& d0 = m.dev[0];
+  s.shared_params = d0.shared_flat.detach().cpu().clone();
+  s.shared_m = d0.shared_adam.m.cpu().clone();
+  s.shared_v = d0.shared_adam.v.cpu().clone();
+  s.shared_step = d0.shared_adam.step;
+  for (const auto& l : m.local) {
+    if (!l.fitted) {
+      s.subjects.push_back(l.frozen);
+      continue;
+    }
+    const auto& ds = m.dev[l.device];
+    const int64_t n = l.model->layout().numel();
+    SubjectState ss;
+    ss.index = l.index;
+    ss.name = l.model->name();
+    ss.fitted = true;
+    ss.params = ds.subject_flat.detach().narrow(0, l.offset, n).cpu().clone();
+    ss.adam_m = ds.subject_adam.m.narrow(0, l.offset, n).cpu().clone();
+    ss.adam_v = ds.subject_adam.v.narrow(0, l.offset, n).cpu().clone();
+    ss.adam_step = ds.subject_adam.step;
+    ss.partial_nll = s.batch > 0 ? ds.nll_acc[l.slot].item<double>() : 0.0;
+    s.subjects.push_back(ss);
+  }
+  return s;
+}
+
+const FitLog& Fitter::log() const { return impl_->st.log; }
+
+}  // namespace mslr
