@@ -27,13 +27,36 @@ Problem make_problem(const ProblemConfig& c) {
   SharedModules shared(p.spec, {{"neurons", 3}});
   // The truth: the model's own random start, with stronger predictor outputs so that the latents matter.
   p.true_shared = shared.initial_values(c.seed + 1000, at::kDouble) * 1.5;
+  std::vector<at::Tensor> positions;
   for (int s = 0; s < c.subjects; ++s) {
     Rng rng(c.seed, {kRngSimulate, static_cast<uint64_t>(s)});
     const int64_t n = c.neurons_min + static_cast<int64_t>(rng.below(c.neurons_max - c.neurons_min + 1));
-    SubjectData d;
-    d.name = "subject" + std::to_string(s);
     at::Tensor pos = at::empty({n, 3}, at::kDouble);
     for (int64_t i = 0; i < pos.numel(); ++i) pos.data_ptr<double>()[i] = rng.uniform();
+    positions.push_back(pos);
+  }
+  // Stable dynamics: the latent recurrence A = pᵀ·u_neurons of every subject must have spectral radius below
+  // 0.8; scaling the u-predictor's last layer scales A.
+  double radius = 0.0;
+  for (const auto& pos : positions) {
+    const int64_t n = pos.size(0);
+    SubjectModel model(shared, {{{"stim", c.stim_dims}, {"neurons", n}}, {{"neurons", 3}}});
+    const ParamViews v{model.layout().views(model.initial_values(0, 0, at::kDouble)), shared.layout().views(p.true_shared)};
+    const ModeSet modes = model.predict_modes({{"neurons", pos}}, v);
+    const at::Tensor a = modes.p[1].t().mm(modes.u[0].narrow(1, c.stim_dims, c.modes));  // [K, K]
+    radius = std::max(radius, at::linalg_eigvals(a).abs().max().item<double>());
+  }
+  if (radius > 0.8) {
+    const std::string last = std::to_string(c.hidden.size());
+    for (const std::string name : {"pred.u.neurons.w" + last, "pred.u.neurons.b" + last})
+      shared.layout().view(p.true_shared, shared.layout().index_of(name)).mul_(0.8 / radius);
+  }
+  for (int s = 0; s < c.subjects; ++s) {
+    Rng rng(c.seed, {kRngSample, static_cast<uint64_t>(s)});
+    const at::Tensor& pos = positions[s];
+    const int64_t n = pos.size(0);
+    SubjectData d;
+    d.name = "subject" + std::to_string(s);
     at::Tensor stim = at::empty({c.time_points, c.stim_dims}, at::kDouble);
     for (int64_t i = 0; i < stim.numel(); ++i) stim.data_ptr<double>()[i] = rng.normal();
     SubjectModel model(shared, {{{"stim", c.stim_dims}, {"neurons", n}}, {{"neurons", 3}}}, d.name);

@@ -1,0 +1,26 @@
+// Prediction for one subject: the means of the output groups for chosen sample pairs, in batches, and the NLL
+// of the data there. Used by evaluation, by `mslr predict` on each rank, and by tests.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+#include "mslr/data/subject_data.h"
+#include "mslr/model/subject_model.h"
+
+namespace mslr {
+
+struct SubjectPrediction {
+  std::vector<at::Tensor> means;  // per output group h: [n, d_out_h], host, the model's dtype
+  double nll = 0.0;               // summed over samples and output groups
+  int64_t samples = 0;
+};
+
+// Modes come from the subject's properties through the model's predictors (so a subject that was never fitted
+// can be predicted from its properties and the shared parameters alone). `times` [n]: the t of each pair
+// (t-1, t). Runs without autograd, `batch_size` samples at a time, on the device of the parameters.
+SubjectPrediction predict_subject(const SubjectModel& model, const ParamViews& params, const SubjectData& data,
+                                  const at::Tensor& times, int64_t batch_size);
+
+}  // namespace mslr
