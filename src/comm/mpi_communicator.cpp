@@ -88,7 +88,7 @@ MpiCommunicator::~MpiCommunicator() {
   if (!finalised && impl_->world != MPI_COMM_NULL) MPI_Comm_free(&impl_->world);
 }
 
-const void* MpiCommunicator::handle() const { return &impl_->world; }
+const void* MpiCommunicator::mpi_handle() const { return &impl_->world; }
 
 namespace {
 

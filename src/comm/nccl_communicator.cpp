@@ -82,6 +82,7 @@ class NcclCommunicator : public Communicator {
     return mpi_.gather(t.is_cuda() ? t.cpu() : t, root);
   }
   void barrier() const override { mpi_.barrier(); }
+  const void* mpi_handle() const override { return mpi_.mpi_handle(); }
 
  private:
   void check_device(const at::Tensor& t, const char* what) const {

@@ -72,9 +72,57 @@ at::Tensor gather_rows(const at::Tensor& series, const at::Tensor& times, int64_
   return series.index_select(0, shift == 0 ? times : times + shift);
 }
 
-TimeSplit split_by_fraction(int64_t n_time, double train_fraction) {
-  MSLR_CHECK(train_fraction > 0.0 && train_fraction <= 1.0, "train-fraction must be in (0, 1], got ", train_fraction);
-  return {static_cast<int64_t>(std::llround(train_fraction * static_cast<double>(n_time)))};
+void Split::validate() const {
+  if (!explicit_ranges) {
+    MSLR_CHECK(train_fraction > 0.0 && train_fraction <= 1.0, "train-fraction must be in (0, 1], got ",
+               train_fraction);
+    return;
+  }
+  for (const auto* r : {&train_range, &test_range})
+    MSLR_CHECK(r->begin >= 0 && r->end > r->begin, "train-range/test-range must be START:END with 0 <= START < END, got ",
+               r->begin, ":", r->end);
+}
+
+TimeRange Split::train(int64_t n_time) const {
+  if (explicit_ranges) return train_range;
+  return {0, static_cast<int64_t>(std::llround(train_fraction * static_cast<double>(n_time)))};
+}
+
+TimeRange Split::test(int64_t n_time) const {
+  if (explicit_ranges) return test_range;
+  return {train(n_time).end, n_time};
+}
+
+std::string Split::describe() const {
+  if (!explicit_ranges) return cat("train-fraction ", train_fraction);
+  return cat("train ", train_range.begin, ":", train_range.end, ", test ", test_range.begin, ":", test_range.end);
+}
+
+TimeRange Split::parse_range(const std::string& text, const char* option) {
+  const auto colon = text.find(':');
+  TimeRange r;
+  try {
+    size_t a = 0, b = 0;
+    MSLR_CHECK(colon != std::string::npos, "");
+    r.begin = std::stoll(text.substr(0, colon), &a);
+    r.end = std::stoll(text.substr(colon + 1), &b);
+    MSLR_CHECK(a == colon && b == text.size() - colon - 1, "");
+  } catch (const std::exception&) {
+    fail(option, ": '", text, "' is not START:END");
+  }
+  MSLR_CHECK(r.begin >= 0 && r.end > r.begin, option, ": '", text, "' needs 0 <= START < END");
+  return r;
+}
+
+at::Tensor SubjectInfo::segments_or_whole() const {
+  if (segments.defined()) return segments;
+  return at::tensor(std::vector<int64_t>{0, n_time}, at::kLong).view({1, 2});
+}
+
+at::Tensor SubjectInfo::times_in(const TimeRange& range) const {
+  MSLR_CHECK(range.end <= n_time, "subject '", name, "' has ", n_time, " time points; the range ", range.begin, ":",
+             range.end, " goes beyond it");
+  return sample_times(segments_or_whole(), range.begin, range.end);
 }
 
 }  // namespace mslr

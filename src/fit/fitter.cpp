@@ -98,26 +98,24 @@ void FitOptions::validate() const {
   MSLR_CHECK(epochs >= 0, "epochs must be >= 0, got ", epochs);
   MSLR_CHECK(batches >= 1, "batches must be >= 1, got ", batches);
   MSLR_CHECK(min_var > 0.0, "min-var must be positive, got ", min_var);
-  MSLR_CHECK(train_fraction > 0.0 && train_fraction <= 1.0, "train-fraction must be in (0, 1], got ", train_fraction);
+  split.validate();
   MSLR_CHECK(gpus_per_rank >= 0, "gpus-per-rank must be >= 0, got ", gpus_per_rank);
   MSLR_CHECK(dtype == at::kFloat || dtype == at::kDouble, "dtype must be float32 or float64");
   adam.validate();
 }
 
-at::Tensor training_times(const SubjectInfo& info, double train_fraction) {
-  const at::Tensor seg =
-      info.segments.defined() ? info.segments : at::tensor(std::vector<int64_t>{0, info.n_time}, at::kLong).view({1, 2});
-  return sample_times(seg, 0, split_by_fraction(info.n_time, train_fraction).train_end);
-}
+at::Tensor training_times(const SubjectInfo& info, const Split& split) { return info.times_in(split.train(info.n_time)); }
 
-double Fitter::cost(const ModelSpec& spec, const SubjectInfo& info, double train_fraction) {
+SubjectShape shape_of(const SubjectInfo& info) { return {info.widths, info.n_props}; }
+
+double Fitter::cost(const ModelSpec& spec, const SubjectInfo& info, const Split& split) {
   std::set<std::string> groups;
   for (const auto& g : spec.inputs) groups.insert(g.group);
   for (const auto& h : spec.outputs) groups.insert(h.group);
   double vars = 0;
   for (const auto& g : groups)
-    if (auto it = info.shape.widths.find(g); it != info.shape.widths.end()) vars += static_cast<double>(it->second);
-  return static_cast<double>(training_times(info, train_fraction).numel()) * std::max(vars, 1.0);
+    if (auto it = info.widths.find(g); it != info.widths.end()) vars += static_cast<double>(it->second);
+  return static_cast<double>(training_times(info, split).numel()) * std::max(vars, 1.0);
 }
 
 Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std::vector<SubjectInfo> subjects)
@@ -142,14 +140,14 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std
       MSLR_CHECK(m.fitted_set.insert(s).second, "subject index ", s, " is listed twice");
     }
     for (int s : fit) {
-      const int64_t n = training_times(infos_[s], opt.train_fraction).numel();
+      const int64_t n = training_times(infos_[s], opt.split).numel();
       MSLR_CHECK(n >= opt.batches, "subject '", infos_[s].name, "' has ", n, " training samples, fewer than the ",
-                 opt.batches, " minibatches asked for (lower --batches or raise --train-fraction)");
+                 opt.batches, " minibatches asked for (lower --batches or give it more training data)");
     }
     // Properties per predicted group, from the first subject that has them; subject models check the rest.
     std::map<std::string, int64_t> n_props;
     for (const auto& info : infos_)
-      for (const auto& [g, n] : info.shape.n_props) n_props.emplace(g, n);
+      for (const auto& [g, n] : info.n_props) n_props.emplace(g, n);
     shared_ = std::make_unique<SharedModules>(spec, n_props);
     if (opt.gpus_per_rank > 0) {
       const int have = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
@@ -163,14 +161,14 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std
       devices.emplace_back(at::kCPU);
     }
     std::vector<double> cost;
-    for (const auto& info : infos_) cost.push_back(Fitter::cost(spec, info, opt.train_fraction));
+    for (const auto& info : infos_) cost.push_back(Fitter::cost(spec, info, opt.split));
     placement_ = place_subjects(cost, comm.size(), static_cast<int>(devices.size()));
     for (int s : local_subjects()) {
       Impl::Local l;
       l.index = s;
       l.device = placement_.device[s];
       l.fitted = m.fitted_set.count(s) > 0;
-      l.model = std::make_unique<SubjectModel>(*shared_, infos_[s].shape, infos_[s].name);
+      l.model = std::make_unique<SubjectModel>(*shared_, shape_of(infos_[s]), infos_[s].name);
       l.model->to(at::TensorOptions().dtype(opt.dtype).device(devices[l.device]));
       m.local.push_back(std::move(l));
     }
@@ -302,8 +300,8 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
       }
       for (const auto& g : used) {
         at::Tensor x = data.group(g).to(m.opt.dtype).contiguous();
-        MSLR_CHECK(x.size(1) == info.shape.widths.at(g), "subject '", info.name, "', group '", g, "' has ", x.size(1),
-                   " variables, its description said ", info.shape.widths.at(g));
+        MSLR_CHECK(x.size(1) == info.widths.at(g), "subject '", info.name, "', group '", g, "' has ", x.size(1),
+                   " variables, its description said ", info.widths.at(g));
         if (on_device)
           x = x.to(device);
         else if (torch::cuda::is_available())
@@ -311,7 +309,7 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
         l.groups[g] = x;
       }
       l.model->check_props(data.props);
-      l.train_times = training_times(info, m.opt.train_fraction);
+      l.train_times = training_times(info, m.opt.split);
       const int64_t n = l.train_times.numel();
       l.batch_size = n / m.opt.batches;
       l.weight = static_cast<double>(n) / static_cast<double>(l.batch_size);

@@ -59,7 +59,7 @@ FitOptions options() {
   o.batches = 4;
   o.lr = LrSchedule::parse("0:0.02,2:0.01");
   o.seed = 5;
-  o.train_fraction = 0.8;
+  o.split.train_fraction = 0.8;
   return o;
 }
 
@@ -160,7 +160,7 @@ TEST(FitMpi, BadInputFailsOnEveryRankWithOneMessage) {
   o.batches = 1000;
   EXPECT_EQ(same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); }),
             "subject 'subject0' has 127 training samples, fewer than the 1000 minibatches asked for (lower --batches "
-            "or raise --train-fraction)");
+            "or give it more training data)");
   o = options();
   o.subjects = {1, 9};
   EXPECT_EQ(same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); }),

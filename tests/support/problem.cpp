@@ -69,7 +69,13 @@ Problem make_problem(const ProblemConfig& c) {
     d.groups = {{"stim", stim.to(at::kFloat)}, {"neurons", g.values.at("neurons").to(at::kFloat)}};
     d.props = {{"neurons", pos.to(at::kFloat)}};
     d.true_means = {{"neurons", g.means.at("neurons").to(at::kFloat)}};
-    p.infos.push_back({d.name, {{{"stim", c.stim_dims}, {"neurons", n}}, {{"neurons", 3}}}, c.time_points, {}});
+    SubjectInfo info;
+    info.name = d.name;
+    info.widths = {{"stim", c.stim_dims}, {"neurons", n}};
+    info.n_props = {{"neurons", 3}};
+    info.n_time = c.time_points;
+    info.has_true_means = true;
+    p.infos.push_back(info);
     p.data.push_back(std::move(d));
     p.true_subject.push_back(params);
   }
@@ -83,7 +89,7 @@ std::vector<at::Tensor> all_subject_params(const Communicator& comm, const Fitte
   std::vector<int64_t> offset;
   SharedModules shared(p.spec, {{"neurons", 3}});
   for (int s = 0; s < static_cast<int>(p.infos.size()); ++s) {
-    SubjectModel m(shared, p.infos[s].shape, p.infos[s].name);
+    SubjectModel m(shared, shape_of(p.infos[s]), p.infos[s].name);
     offset.push_back(total);
     total += m.layout().numel();
   }

@@ -54,11 +54,28 @@ TEST(SubjectData, ValidationNamesSubjectGroupAndSizes) {
   d.validate();
 }
 
-TEST(Split, FirstRoundedFractionIsTraining) {
-  EXPECT_EQ(split_by_fraction(1500, 0.8).train_end, 1200);
-  EXPECT_EQ(split_by_fraction(7, 0.5).train_end, 4);  // round half away from zero
-  EXPECT_NE(test::error_of([] { split_by_fraction(10, 0.0); }).find("train-fraction must be in (0, 1]"),
-            std::string::npos);
+TEST(Split, FirstRoundedFractionIsTrainingOrExplicitRanges) {
+  Split s;
+  EXPECT_EQ(s.train(1500).end, 1200);
+  EXPECT_EQ(s.test(1500).begin, 1200);
+  EXPECT_EQ(s.test(1500).end, 1500);
+  s.train_fraction = 0.5;
+  EXPECT_EQ(s.train(7).end, 4);  // round half away from zero
+  s.train_fraction = 0.0;
+  EXPECT_NE(test::error_of([&] { s.validate(); }).find("train-fraction must be in (0, 1]"), std::string::npos);
+  Split r;
+  r.explicit_ranges = true;
+  r.train_range = Split::parse_range("100:900", "--train-range");
+  r.test_range = Split::parse_range("0:100", "--test-range");
+  EXPECT_EQ(r.train(1000).begin, 100);
+  EXPECT_EQ(r.test(1000).end, 100);
+  EXPECT_EQ(test::error_of([] { Split::parse_range("5-9", "--test-range"); }), "--test-range: '5-9' is not START:END");
+  SubjectInfo info;
+  info.name = "f";
+  info.n_time = 50;
+  EXPECT_EQ(test::error_of([&] { info.times_in({0, 60}); }),
+            "subject 'f' has 50 time points; the range 0:60 goes beyond it");
+  EXPECT_EQ(info.times_in({10, 20}).numel(), 9);
 }
 
 }  // namespace

@@ -36,7 +36,7 @@ struct Reference {
     };
     shared_leaves = leaves(shared.layout(), shared.initial_values(o.seed, at::kDouble));
     for (const auto& info : p.infos) {
-      models.push_back(std::make_unique<SubjectModel>(shared, info.shape, info.name));
+      models.push_back(std::make_unique<SubjectModel>(shared, shape_of(info), info.name));
       subject_leaves.push_back(leaves(models.back()->layout(),
                                       models.back()->initial_values(o.seed, hash_name(info.name), at::kDouble)));
     }
@@ -57,7 +57,7 @@ struct Reference {
   void epoch(int e) {
     std::vector<at::Tensor> order;
     for (const auto& info : p.infos) {
-      const at::Tensor t = training_times(info, o.train_fraction);
+      const at::Tensor t = training_times(info, o.split);
       const auto perm = Rng(o.seed, {kRngMinibatch, hash_name(info.name), static_cast<uint64_t>(e)}).permutation(t.numel());
       order.push_back(t.index_select(0, at::tensor(perm, at::kLong)));
     }
@@ -107,7 +107,7 @@ FitOptions float64_options() {
   o.batches = 3;
   o.lr = LrSchedule(0.05);
   o.seed = 9;
-  o.train_fraction = 0.8;
+  o.split.train_fraction = 0.8;
   o.min_var = 0.9;  // psi starts at 1 and falls below 0.9 within these steps: the clamp acts
   o.adam.weight_decay = 0.01;
   o.adam.beta1 = 0.85;
@@ -194,7 +194,7 @@ TEST(Fitter, RecoversAKnownModel) {
   o.epochs = 150;
   o.batches = 10;
   o.lr = LrSchedule::parse("0:0.02,100:0.005");
-  o.train_fraction = 0.8;
+  o.split.train_fraction = 0.8;
   o.min_var = 1e-3;
   LocalCommunicator one;
   const auto f = run_fit(one, p, o);
@@ -202,7 +202,7 @@ TEST(Fitter, RecoversAKnownModel) {
   double fitted_nll = 0, true_nll = 0;
   for (int s = 0; s < c.subjects; ++s) {
     const auto& m = f->model(s);
-    const at::Tensor test_times = sample_times(p.data[s].segments_or_whole(), split_by_fraction(c.time_points, 0.8).train_end, c.time_points);
+    const at::Tensor test_times = p.infos[s].times_in(o.split.test(c.time_points));
     fitted_nll += predict_subject(m, {m.layout().views(st.subjects[s].params), f->shared().layout().views(st.shared_params)},
                                   p.data[s], test_times, 64).nll;
     const ParamViews truth{m.layout().views(p.true_subject[s].to(at::kFloat)), f->shared().layout().views(p.true_shared.to(at::kFloat))};

@@ -32,6 +32,9 @@ class Communicator {
   virtual at::Tensor gather(const at::Tensor& t, int root) const = 0;
   virtual void barrier() const = 0;
 
+  // The MPI communicator (an MPI_Comm*) under this world, for parallel HDF5; nullptr for a world without MPI.
+  virtual const void* mpi_handle() const { return nullptr; }
+
   bool is_root() const { return rank() == 0; }
   // Convenience on top of the collectives.
   std::string broadcast_string(const std::string& s, int root) const;

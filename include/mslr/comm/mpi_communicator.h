@@ -34,8 +34,7 @@ class MpiCommunicator : public Communicator {
   void broadcast(at::Tensor& t, int root) const override;
   at::Tensor gather(const at::Tensor& t, int root) const override;
   void barrier() const override;
-  // The MPI_Comm handle, for parallel HDF5 (io/) and NCCL set-up (comm/). Type-erased to keep mpi.h out.
-  const void* handle() const;
+  const void* mpi_handle() const override;
 
  private:
   struct Impl;

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,10 +37,37 @@ at::Tensor sample_times(const at::Tensor& segments, int64_t begin, int64_t end);
 // minibatch of sample pairs, 0 its outputs.
 at::Tensor gather_rows(const at::Tensor& series, const at::Tensor& times, int64_t shift);
 
-// The train/test split by time: the first round(fraction·T) points are training data.
-struct TimeSplit {
-  int64_t train_end = 0;  // train: [0, train_end), test: [train_end, T)
+// A range of time points [begin, end).
+struct TimeRange {
+  int64_t begin = 0, end = 0;
 };
-TimeSplit split_by_fraction(int64_t n_time, double train_fraction);
+
+// The train/test split by time (DESIGN §5): by default the first round(f·T) points are training data and the
+// rest test data; explicit ranges, when given, apply to every subject instead. Sample pairs stay inside a part.
+struct Split {
+  double train_fraction = 0.8;
+  bool explicit_ranges = false;
+  TimeRange train_range, test_range;
+
+  TimeRange train(int64_t n_time) const;
+  TimeRange test(int64_t n_time) const;
+  void validate() const;             // throws naming the option and the rule
+  std::string describe() const;      // "train-fraction 0.8" or "train 0:1000, test 1000:1500"
+  static TimeRange parse_range(const std::string& text, const char* option);  // "START:END"
+};
+
+// What the fitter and the readers know about a subject before any of its data is read.
+struct SubjectInfo {
+  std::string name;
+  // group -> number of variables; group -> number of properties per variable (groups with properties)
+  std::map<std::string, int64_t> widths, n_props;
+  int64_t n_time = 0;
+  at::Tensor segments;  // [k, 2] int64; undefined = one segment
+  bool has_true_means = false;
+
+  at::Tensor segments_or_whole() const;
+  // The times t of the sample pairs (t-1, t) inside `range` and inside one segment.
+  at::Tensor times_in(const TimeRange& range) const;
+};
 
 }  // namespace mslr

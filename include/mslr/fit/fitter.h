@@ -24,14 +24,6 @@
 
 namespace mslr {
 
-// What the fitter must know about every subject before any data is read (all ranks know all subjects).
-struct SubjectInfo {
-  std::string name;
-  SubjectShape shape;
-  int64_t n_time = 0;
-  at::Tensor segments;  // [k, 2] int64; undefined = one segment
-};
-
 struct FitOptions {
   int epochs = 100;
   int batches = 10;
@@ -39,7 +31,7 @@ struct FitOptions {
   AdamOptions adam;
   double min_var = 1e-3;
   uint64_t seed = 0;
-  double train_fraction = 1.0;  // the first round(f·T) points of every subject are training data
+  Split split;                  // which time points are training data
   std::vector<int> subjects;    // global indices to fit; empty = all
   int gpus_per_rank = 0;        // 0 = CPU
   bool data_on_device = false;
@@ -97,7 +89,7 @@ class Fitter {
   const FitLog& log() const;
 
   // Cost used for placement: training samples × variables of all the groups the model reads.
-  static double cost(const ModelSpec& spec, const SubjectInfo& info, double train_fraction);
+  static double cost(const ModelSpec& spec, const SubjectInfo& info, const Split& split);
 
  private:
   struct Impl;
@@ -107,7 +99,10 @@ class Fitter {
   std::unique_ptr<SharedModules> shared_;
 };
 
-// The times of a subject's training samples (pairs inside the first round(f·T) points).
-at::Tensor training_times(const SubjectInfo& info, double train_fraction);
+// The times of a subject's training samples.
+at::Tensor training_times(const SubjectInfo& info, const Split& split);
+
+// The shape a subject model is built for, from a subject's description.
+SubjectShape shape_of(const SubjectInfo& info);
 
 }  // namespace mslr
