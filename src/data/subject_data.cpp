@@ -28,20 +28,24 @@ void SubjectData::validate() const {
     MSLR_CHECK(p.dim() == 2 && p.size(0) == it->second.size(1), "subject '", name, "': properties of group '", g,
                "' have ", p.dim() == 2 ? p.size(0) : -1, " rows, the group has ", it->second.size(1), " variables");
   }
-  if (segments.defined()) {
-    MSLR_CHECK(segments.dim() == 2 && segments.size(1) == 2, "subject '", name, "': segments must be [k, 2]");
-    auto s = segments.accessor<int64_t, 2>();
-    int64_t prev_end = 0;
-    for (int64_t i = 0; i < segments.size(0); ++i) {
-      MSLR_CHECK(s[i][0] >= prev_end && s[i][0] < s[i][1] && s[i][1] <= t, "subject '", name, "': segment ", i,
-                 " [", s[i][0], ", ", s[i][1], ") must be non-empty, after the previous one and within [0, ", t, ")");
-      prev_end = s[i][1];
-    }
-  }
+  if (segments.defined()) validate_segments(segments, t, name);
   for (const auto& [g, m] : true_means) {
     auto it = groups.find(g);
     MSLR_CHECK(it != groups.end() && m.sizes() == it->second.sizes(), "subject '", name, "': true means of group '", g,
                "' do not match the group's shape");
+  }
+}
+
+void validate_segments(const at::Tensor& segments, int64_t n_time, const std::string& subject) {
+  MSLR_CHECK(segments.dim() == 2 && segments.size(1) == 2, "subject '", subject, "': segments must be [k, 2]");
+  const at::Tensor seg = segments.to(at::kLong).contiguous();
+  auto s = seg.accessor<int64_t, 2>();
+  int64_t prev_end = 0;
+  for (int64_t i = 0; i < seg.size(0); ++i) {
+    MSLR_CHECK(s[i][0] >= prev_end && s[i][0] < s[i][1] && s[i][1] <= n_time, "subject '", subject, "': segment ", i,
+               " [", s[i][0], ", ", s[i][1], ") must be non-empty, after the previous one and within [0, ", n_time,
+               ")");
+    prev_end = s[i][1];
   }
 }
 

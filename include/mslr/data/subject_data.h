@@ -17,6 +17,7 @@ struct SubjectData {
   std::map<std::string, at::Tensor> props;       // group -> [d, n_props] (optional per group)
   at::Tensor segments;                           // [k, 2] int64 [start, end); undefined = one segment [0, T)
   std::map<std::string, at::Tensor> true_means;  // group -> [T, d], row t the noise-free mean given t-1
+  std::map<std::string, at::Tensor> truth;       // anything else a simulator knows, by path (e.g. "psi/neurons")
 
   int64_t n_time() const;
   // The group's series; throws "subject 'S' has no group 'G'".
@@ -28,6 +29,9 @@ struct SubjectData {
   // Bytes held by the groups, props and true means.
   int64_t bytes() const;
 };
+
+// Checks that segments [k, 2] are sorted, disjoint, non-empty and inside [0, n_time); throws naming the subject.
+void validate_segments(const at::Tensor& segments, int64_t n_time, const std::string& subject);
 
 // The times t of the sample pairs (t-1, t) with both points inside [begin, end) and inside one segment.
 // segments: [k, 2] int64. Returns int64 [n].

@@ -1,0 +1,103 @@
+// Checkpoints (DESIGN §5): one HDF5 file each, written collectively by all ranks, visible under its final name
+// only when complete.
+//
+//   /                         attrs format="mslr-checkpoint", version=1, epoch, batch, world_size, adam_lr,
+//                                   elapsed, config (the resolved config text), model (the model section),
+//                                   complete=1 (written last)
+//   /shared/params|adam_m|adam_v   [P]  attrs adam_step, param_names, param_shapes, param_offsets
+//   /subjects/<name>/params|adam_m|adam_v   [P_s]  attrs index, fitted, param_names, param_shapes, param_offsets
+//   /subjects/<name>/adam_step, partial_nll        scalars
+//   /subjects/<name>/modes/p.<group> | u.<group>   [d, k] the modes the fitted model uses (for plots)
+//   /subjects/<name>/props/<group>, groups/<group> copies of the data (on request), so a checkpoint can predict
+//   /log/epoch, elapsed, objective, lr [E];  /log/subject_nll [E, F];  /log/fitted [F] (subject indices)
+//
+// Every rank creates every group, dataset and attribute with the same arguments (parallel HDF5 metadata is
+// collective); each rank then writes only its own subjects' datasets; rank 0 writes the shared ones and the log.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mslr/comm/communicator.h"
+#include "mslr/data/subject_data.h"
+#include "mslr/fit/state.h"
+#include "mslr/model/params.h"
+
+namespace mslr {
+
+// An extra dataset of a subject (modes, copied props or data): its path under /subjects/<name>/ and shape.
+struct ExtraDataset {
+  std::string path;
+  std::vector<int64_t> shape;
+};
+
+// What every rank knows about a checkpoint before writing it (identical on all ranks).
+struct CheckpointHeader {
+  std::string config;  // the resolved configuration, as text
+  std::string model;   // the model section of it: a resume with another model is refused
+  ParamLayout shared_layout;
+  std::vector<SubjectInfo> subjects;            // every subject, in data-file order
+  std::vector<ParamLayout> subject_layouts;     // per subject
+  std::vector<std::vector<ExtraDataset>> extras;  // per subject
+};
+
+// Writes this rank's part of a checkpoint. `extras` holds, for this rank's subjects, the tensors of the extra
+// datasets by subject index and path. Collective: the file is created as `path + ".tmp"`, completed, closed,
+// flushed to disk and renamed to `path` by rank 0 after every rank has finished; only then does any rank return.
+// Throws on every rank (and leaves no file under `path`) when anything fails, e.g. an unwritable directory.
+void write_checkpoint(const std::string& path, const Communicator& comm, const CheckpointHeader& header,
+                      const FitState& state, const std::map<int, std::map<std::string, at::Tensor>>& extras);
+
+// Makes `link` (e.g. run/checkpoints/latest) point at `target` atomically (a new link renamed over the old).
+void point_link(const std::string& link, const std::string& target);
+
+// Deletes the oldest "epoch-*.h5" checkpoints in `dir` beyond the newest `keep` (never the target of `latest`).
+void prune_checkpoints(const std::string& dir, int keep);
+
+// A checkpoint opened for reading (collective).
+class CheckpointFile {
+ public:
+  // `path`: a checkpoint file, a checkpoints folder (its `latest`), or a run folder (its checkpoints/latest).
+  // Throws naming the path when there is no complete checkpoint there, or the file is not an mslr checkpoint of
+  // this version.
+  CheckpointFile(const std::string& path, const Communicator& comm);
+  ~CheckpointFile();
+
+  const std::string& path() const { return path_; }  // the file actually opened
+  const std::string& config() const { return config_; }
+  const std::string& model() const { return model_; }
+  int epoch() const { return epoch_; }
+  int world_size() const { return world_size_; }
+  const ParamLayout& shared_layout() const { return shared_layout_; }
+  const std::vector<std::string>& subject_names() const { return names_; }
+  int index_of(const std::string& subject) const;  // -1 when absent
+  const ParamLayout& subject_layout(int i) const { return subject_layouts_[i]; }
+
+  // Checks that the checkpoint was written for this model (same model text and parameter layouts), naming the
+  // first difference.
+  void check_model(const std::string& model, const ParamLayout& shared,
+                   const std::vector<std::pair<std::string, const ParamLayout*>>& subjects) const;
+  // The state for resuming: shared parameters, log and position for everyone, and the subjects `mine`
+  // (checkpoint subject positions) with their Adam state. Independent reads.
+  FitState read_state(const std::vector<int>& mine) const;
+  // One subject's parameters (no Adam state), e.g. for prediction.
+  at::Tensor read_subject_params(int i) const;
+  at::Tensor read_shared_params() const;
+  bool has_extra(int i, const std::string& path) const;
+  at::Tensor read_extra(int i, const std::string& path) const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string path_, config_, model_;
+  int epoch_ = 0, world_size_ = 0;
+  ParamLayout shared_layout_;
+  std::vector<std::string> names_;
+  std::vector<ParamLayout> subject_layouts_;
+};
+
+// The checkpoint file a path refers to (see CheckpointFile), or throws naming what was looked for.
+std::string resolve_checkpoint(const std::string& path);
+
+}  // namespace mslr

@@ -1,0 +1,61 @@
+// The mslr-data v1 input format (DESIGN §5), readable and writable with h5py:
+//
+//   /                                       attrs format="mslr-data", version=1
+//   /subjects/<name>/groups/<group>         float [T, d]
+//   /subjects/<name>/props/<group>          float [d, n_props]   (optional)
+//   /subjects/<name>/segments               int64 [k, 2]         (optional) [start, end) of recordings
+//   /subjects/<name>/truth/means/<group>    float [T, d]         (optional) noise-free means, row 0 NaN
+//   /subjects/<name>/truth/...              (optional) anything else a simulator knows
+#pragma once
+
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "mslr/comm/communicator.h"
+#include "mslr/data/subject_data.h"
+
+namespace mslr {
+
+namespace h5 {
+class File;
+}
+
+struct DataReadOptions {
+  std::set<std::string> groups;  // groups to read; empty = all
+  bool props = true;
+  bool true_means = false;
+  int64_t rows = -1;  // read time points [0, rows) only (-1: all); the fit reads no further than its training data
+};
+
+class DataFile {
+ public:
+  // Opens `path` on every rank of `comm` (collective). Rank 0 reads the description of every subject and
+  // broadcasts it. Throws on every rank, naming the file, subject and dataset, when the file is missing, not
+  // HDF5, not mslr-data v1, or inconsistent (group lengths, property rows, segments).
+  DataFile(const std::string& path, const Communicator& comm);
+  ~DataFile();
+
+  const std::string& path() const { return path_; }
+  const std::vector<SubjectInfo>& subjects() const { return infos_; }
+  // Index of a subject by name; throws naming the file and the subject.
+  int index_of(const std::string& name) const;
+  // Reads one subject with hyperslab reads (independent: only the calling rank). Checks that every value read
+  // is finite, naming subject, group and the first bad index otherwise.
+  SubjectData read(int subject, const DataReadOptions& options) const;
+
+ private:
+  std::string path_;
+  std::unique_ptr<h5::File> file_;
+  std::vector<SubjectInfo> infos_;
+};
+
+// Writes an mslr-data v1 file from one process. Subjects are written in the given order under their names.
+void write_data_file(const std::string& path, const std::vector<SubjectData>& subjects);
+
+// Throws "<file>: subject 'S', group 'G' has a non-finite value (nan) at time t, variable j" for the first
+// non-finite value of x [T, d] (or "property" rows for props), without temporaries of x's size.
+void check_finite(const at::Tensor& x, const std::string& where, const char* row_name, const char* col_name);
+
+}  // namespace mslr

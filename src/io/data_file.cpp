@@ -1,0 +1,205 @@
+#include "mslr/io/data_file.h"
+
+#include <cmath>
+#include <iomanip>
+#include <sstream>
+
+#include "mslr/core/error.h"
+#include "mslr/io/hdf5.h"
+
+namespace mslr {
+namespace {
+
+constexpr const char* kFormat = "mslr-data";
+constexpr int64_t kVersion = 1;
+
+SubjectInfo describe_subject(const h5::Location& subjects, const std::string& name, const std::string& file) {
+  const h5::Location s = subjects.group(name);
+  SubjectInfo info;
+  info.name = name;
+  MSLR_CHECK(s.exists("groups"), file, ": subject '", name, "' has no 'groups'");
+  const h5::Location groups = s.group("groups");
+  for (const std::string& g : groups.children()) {
+    const auto shape = groups.shape(g);
+    MSLR_CHECK(shape.size() == 2, file, ": subject '", name, "', group '", g, "' must be [T, d], has ",
+               shape.size(), " dimensions");
+    if (info.widths.empty()) info.n_time = shape[0];
+    MSLR_CHECK(shape[0] == info.n_time, file, ": subject '", name, "', group '", g, "' has ", shape[0],
+               " time points, the subject's other groups have ", info.n_time);
+    info.widths[g] = shape[1];
+  }
+  MSLR_CHECK(!info.widths.empty(), file, ": subject '", name, "' has no groups");
+  if (s.exists("props")) {
+    const h5::Location props = s.group("props");
+    for (const std::string& g : props.children()) {
+      const auto shape = props.shape(g);
+      MSLR_CHECK(info.widths.count(g), file, ": subject '", name, "' has properties for group '", g,
+                 "' but no such group");
+      MSLR_CHECK(shape.size() == 2 && shape[0] == info.widths[g], file, ": subject '", name,
+                 "': properties of group '", g, "' have ", shape.empty() ? 0 : shape[0], " rows, the group has ",
+                 info.widths[g], " variables");
+      info.n_props[g] = shape[1];
+    }
+  }
+  if (s.exists("segments")) {
+    const auto shape = s.shape("segments");
+    MSLR_CHECK(shape.size() == 2 && shape[1] == 2, file, ": subject '", name, "': segments must be [k, 2]");
+    info.segments = s.read("segments", at::kLong);
+    try {
+      validate_segments(info.segments, info.n_time, name);
+    } catch (const Error& e) {
+      fail(file, ": ", e.what());
+    }
+  }
+  if (s.exists("truth/means")) info.has_true_means = true;
+  return info;
+}
+
+// The subject descriptions as text, for the broadcast from rank 0.
+std::string serialise(const std::vector<SubjectInfo>& infos) {
+  std::ostringstream os;
+  os << infos.size() << '\n';
+  for (const auto& i : infos) {
+    os << std::quoted(i.name) << ' ' << i.n_time << ' ' << i.has_true_means << ' ' << i.widths.size();
+    for (const auto& [g, d] : i.widths) os << ' ' << std::quoted(g) << ' ' << d;
+    os << ' ' << i.n_props.size();
+    for (const auto& [g, n] : i.n_props) os << ' ' << std::quoted(g) << ' ' << n;
+    const int64_t k = i.segments.defined() ? i.segments.size(0) : -1;
+    os << ' ' << k;
+    for (int64_t r = 0; r < k; ++r) os << ' ' << i.segments[r][0].item<int64_t>() << ' ' << i.segments[r][1].item<int64_t>();
+    os << '\n';
+  }
+  return os.str();
+}
+
+std::vector<SubjectInfo> deserialise(const std::string& text) {
+  std::istringstream is(text);
+  size_t n = 0;
+  is >> n;
+  std::vector<SubjectInfo> infos(n);
+  for (auto& i : infos) {
+    size_t w = 0, p = 0;
+    int64_t k = 0;
+    is >> std::quoted(i.name) >> i.n_time >> i.has_true_means >> w;
+    for (size_t j = 0; j < w; ++j) {
+      std::string g;
+      int64_t d;
+      is >> std::quoted(g) >> d;
+      i.widths[g] = d;
+    }
+    is >> p;
+    for (size_t j = 0; j < p; ++j) {
+      std::string g;
+      int64_t d;
+      is >> std::quoted(g) >> d;
+      i.n_props[g] = d;
+    }
+    is >> k;
+    if (k >= 0) {
+      std::vector<int64_t> v(static_cast<size_t>(2 * k));
+      for (auto& x : v) is >> x;
+      i.segments = at::tensor(v, at::kLong).view({k, 2});
+    }
+  }
+  return infos;
+}
+
+template <class T>
+void first_non_finite(const T* p, int64_t n, int64_t* where) {
+  for (int64_t i = 0; i < n; ++i)
+    if (!std::isfinite(p[i])) {
+      *where = i;
+      return;
+    }
+}
+
+}  // namespace
+
+void check_finite(const at::Tensor& x, const std::string& where, const char* row_name, const char* col_name) {
+  int64_t bad = -1;
+  const at::Tensor c = x.contiguous();
+  if (c.scalar_type() == at::kFloat) first_non_finite(c.data_ptr<float>(), c.numel(), &bad);
+  else if (c.scalar_type() == at::kDouble) first_non_finite(c.data_ptr<double>(), c.numel(), &bad);
+  if (bad < 0) return;
+  const int64_t cols = c.dim() == 2 ? c.size(1) : 1;
+  const double v = c.view({-1})[bad].item<double>();
+  fail(where, " has a non-finite value (", std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", ") at ", row_name, " ",
+       bad / cols, ", ", col_name, " ", bad % cols);
+}
+
+DataFile::DataFile(const std::string& path, const Communicator& comm) : path_(path) {
+  std::string described;
+  run_collectively(comm, [&] { file_ = std::make_unique<h5::File>(path, h5::File::kRead, &comm); });
+  run_collectively(comm, [&] {
+    if (!comm.is_root()) return;
+    MSLR_CHECK(file_->has_attr("format"), path, ": has no 'format' attribute; not an mslr-data file (write one with "
+                                                "tools/mslr_data.py)");
+    const std::string format = file_->attr_string("format");
+    MSLR_CHECK(format == kFormat, path, ": format is '", format, "', expected '", kFormat, "'");
+    const int64_t version = file_->has_attr("version") ? file_->attr_int("version") : -1;
+    MSLR_CHECK(version == kVersion, path, ": mslr-data version ", version, " is not supported (this mslr reads version ",
+               kVersion, ")");
+    MSLR_CHECK(file_->exists("subjects"), path, ": has no '/subjects' group");
+    const h5::Location subjects = file_->group("subjects");
+    std::vector<SubjectInfo> infos;
+    for (const std::string& name : subjects.children()) infos.push_back(describe_subject(subjects, name, path));
+    MSLR_CHECK(!infos.empty(), path, ": '/subjects' is empty");
+    described = serialise(infos);
+  });
+  infos_ = deserialise(comm.broadcast_string(described, 0));
+}
+
+DataFile::~DataFile() = default;
+
+int DataFile::index_of(const std::string& name) const {
+  for (size_t i = 0; i < infos_.size(); ++i)
+    if (infos_[i].name == name) return static_cast<int>(i);
+  fail(path_, ": no subject '", name, "'");
+}
+
+SubjectData DataFile::read(int subject, const DataReadOptions& opt) const {
+  const SubjectInfo& info = infos_.at(subject);
+  const h5::Location s = file_->group("subjects/" + info.name);
+  SubjectData d;
+  d.name = info.name;
+  d.segments = info.segments;
+  const int64_t rows = opt.rows < 0 ? info.n_time : std::min(opt.rows, info.n_time);
+  const std::string where = cat(path_, ": subject '", info.name, "'");
+  for (const auto& [g, width] : info.widths) {
+    if (!opt.groups.empty() && !opt.groups.count(g)) continue;
+    at::Tensor x = s.read_rows("groups/" + g, 0, rows, at::kFloat);
+    check_finite(x, cat(where, ", group '", g, "'"), "time", "variable");
+    d.groups[g] = std::move(x);
+  }
+  for (const auto& g : opt.groups)
+    MSLR_CHECK(d.groups.count(g), where, " has no group '", g, "'");
+  if (opt.props)
+    for (const auto& [g, n] : info.n_props) {
+      if (!opt.groups.empty() && !opt.groups.count(g)) continue;
+      at::Tensor p = s.read("props/" + g, at::kFloat);
+      check_finite(p, cat(where, ", properties of group '", g, "'"), "variable", "property");
+      d.props[g] = std::move(p);
+    }
+  if (opt.true_means && info.has_true_means)
+    for (const auto& [g, width] : d.groups)
+      if (s.exists("truth/means/" + g)) d.true_means[g] = s.read_rows("truth/means/" + g, 0, rows, at::kFloat);
+  return d;
+}
+
+void write_data_file(const std::string& path, const std::vector<SubjectData>& subjects) {
+  h5::File f(path, h5::File::kCreate);
+  f.set_attr("format", std::string(kFormat));
+  f.set_attr("version", kVersion);
+  for (const auto& d : subjects) {
+    d.validate();
+    const std::string base = "subjects/" + d.name + "/";
+    for (const auto& [g, x] : d.groups) f.put(base + "groups/" + g, x.to(at::kFloat));
+    for (const auto& [g, p] : d.props) f.put(base + "props/" + g, p.to(at::kFloat));
+    if (d.segments.defined()) f.put(base + "segments", d.segments.to(at::kLong));
+    for (const auto& [g, m] : d.true_means) f.put(base + "truth/means/" + g, m.to(at::kFloat));
+    for (const auto& [name, t] : d.truth) f.put(base + "truth/" + name, t.is_floating_point() ? t.to(at::kFloat) : t);
+  }
+  f.close();
+}
+
+}  // namespace mslr
