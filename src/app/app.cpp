@@ -4,23 +4,67 @@
 #include <cstring>
 #include <string>
 
+#include "mslr/app/commands.h"
 #include "mslr/app/selfcheck.h"
+#include "mslr/comm/mpi_communicator.h"
 #include "mslr/core/error.h"
 
 namespace mslr {
+namespace {
+
+const char* kUsage =
+    "usage: mslr COMMAND [options]     (mslr COMMAND --help for its options)\n"
+    "\n"
+    "commands:\n"
+    "  simulate   write a simulated multi-subject dataset with its ground truth\n"
+    "  fit        fit a multi-subject latent regression model (run under mpirun/srun for several ranks)\n"
+    "  predict    predict held-out samples with a fitted model (distributed), write a predictions file\n"
+    "  eval       score a predictions file: NLL and R² per subject and pooled\n"
+    "  inspect    describe an mslr data, checkpoint or predictions file\n"
+    "  selfcheck  check the model's gradients against finite differences\n"
+    "  version    print the version\n"
+    "\n"
+    "exit status: 0 done, 1 error, 2 bad command line or config, 3 stopped by a signal after a checkpoint\n";
+
+int dispatch(const std::string& cmd, const Args& args, const MpiCommunicator& world) {
+  if (cmd == "simulate") return cmd_simulate(args, world);
+  if (cmd == "fit") return cmd_fit(args, world);
+  if (cmd == "predict") return cmd_predict(args, world);
+  if (cmd == "eval") return cmd_eval(args, world);
+  if (cmd == "inspect") return cmd_inspect(args, world);
+  if (cmd == "selfcheck") return world.is_root() ? (run_selfcheck() ? kExitOk : kExitError) : kExitOk;
+  throw UsageError("mslr: unknown command '" + cmd + "' (see mslr --help)");
+}
+
+}  // namespace
 
 int run_main(int argc, char** argv) {
   const std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("mslr %s\n", MSLR_VERSION);
+    return kExitOk;
+  }
+  if (cmd.empty() || cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::printf("%s", kUsage);
+    return cmd.empty() ? kExitUsage : kExitOk;
+  }
+  MpiSession mpi(&argc, &argv);
+  const MpiCommunicator world;
+  const Args args(argv + 2, argv + argc);
   try {
-    if (cmd == "--version" || cmd == "version") {
-      std::printf("mslr %s\n", MSLR_VERSION);
-      return kExitOk;
-    }
-    if (cmd == "selfcheck") return run_selfcheck() ? kExitOk : kExitError;
-    std::fprintf(stderr, "usage: mslr --version | selfcheck\n");
+    return dispatch(cmd, args, world);
+  } catch (const UsageError& e) {
+    // Every rank parsed the same arguments and failed the same way: rank 0 says it once.
+    if (world.is_root()) std::fprintf(stderr, "%s\n", e.what());
     return kExitUsage;
+  } catch (const CollectiveError& e) {
+    if (world.is_root()) std::fprintf(stderr, "mslr %s: error: %s\n", cmd.c_str(), e.what());
+    return kExitError;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "mslr: error: %s\n", e.what());
+    // Only this rank knows: say so with its rank and end the whole job rather than leave others waiting.
+    std::fprintf(stderr, "mslr %s: error on rank %d: %s\n", cmd.c_str(), world.rank(), e.what());
+    std::fflush(stderr);
+    if (world.size() > 1) abort_world(kExitError);
     return kExitError;
   }
 }

@@ -46,8 +46,8 @@ void run_collectively(const Communicator& comm, const std::function<void()>& wor
   if (speaker == comm.size()) return;
   const std::string said = comm.broadcast_string(message, speaker);
   // A rank that failed itself reports its own error; the others report the speaker's, naming its rank.
-  if (failed) throw Error(message);
-  throw Error(cat("rank ", speaker, ": ", said));
+  if (failed) throw CollectiveError(message);
+  throw CollectiveError(cat("rank ", speaker, ": ", said));
 }
 
 }  // namespace mslr

@@ -49,7 +49,7 @@ struct Fitter::Impl {
     int64_t batch_size = 0;
     double weight = 0.0;  // n_s / batch_s
     std::vector<at::Tensor> own_p, own_u;  // prepared properties for per-subject predictors
-    std::map<std::string, at::Tensor> props;  // [d, n_props] host, until prepared
+    std::map<std::string, at::Tensor> props;  // [d, n_props] host
   };
   struct Device {
     at::Device device{at::kCPU};
@@ -350,7 +350,6 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
       for (int h = 0; h < l.model->n_outputs(); ++h)
         if (l.model->u_predictor_own(h))
           l.own_u[h] = l.model->u_predictor(h)->prepare(l.props.at(spec.outputs[h].group).to(opts));
-      l.props.clear();
     }
   }
   m.data_loaded = true;
@@ -663,5 +662,41 @@ FitState Fitter::state() const {
 }
 
 const FitLog& Fitter::log() const { return impl_->st.log; }
+
+std::map<std::string, at::Tensor> Fitter::predicted_modes(int subject) const {
+  const Impl& m = *impl_;
+  for (const auto& l : m.local) {
+    if (l.index != subject || !l.fitted) continue;
+    const auto& ds = m.dev[l.device];
+    const SubjectModel& model = *l.model;
+    at::NoGradGuard no_grad;
+    const ParamViews v{model.layout().views(ds.subject_flat.detach().narrow(0, l.offset, model.layout().numel())),
+                       shared_->layout().views(ds.shared_flat.detach())};
+    const auto opts = at::TensorOptions().dtype(m.opt.dtype).device(ds.device);
+    std::map<std::string, at::Tensor> props;
+    for (const auto& [g, p] : l.props) props[g] = p.to(opts);
+    const ModeSet modes = model.predict_modes(props, v);
+    std::map<std::string, at::Tensor> out;
+    for (int g = 0; g < model.n_inputs(); ++g)
+      if (modes.p[g].defined()) out["p." + model.spec().inputs[g].group] = modes.p[g].cpu();
+    for (int h = 0; h < model.n_outputs(); ++h)
+      if (modes.u[h].defined()) out["u." + model.spec().outputs[h].group] = modes.u[h].cpu();
+    return out;
+  }
+  fail("subject ", subject, " is not fitted on rank ", m.comm.rank());
+}
+
+SubjectData Fitter::held_data(int subject) const {
+  for (const auto& l : impl_->local) {
+    if (l.index != subject || !l.fitted) continue;
+    SubjectData d;
+    d.name = l.model->name();
+    for (const auto& [g, x] : l.groups) d.groups[g] = x.cpu();
+    d.props = l.props;
+    d.segments = infos_[subject].segments;
+    return d;
+  }
+  fail("subject ", subject, " is not fitted on rank ", impl_->comm.rank());
+}
 
 }  // namespace mslr

@@ -3,6 +3,7 @@
 #include <ATen/core/grad_mode.h>
 
 #include "mslr/core/error.h"
+#include "mslr/core/rng.h"
 
 namespace mslr {
 
@@ -30,6 +31,31 @@ SubjectPrediction predict_subject(const SubjectModel& model, const ParamViews& p
     out.means.push_back(parts[h].empty() ? at::zeros({0, model.d_out(h)}, opts.device(at::kCPU)) : at::cat(parts[h]));
   out.samples = n;
   return out;
+}
+
+}  // namespace mslr
+
+namespace mslr {
+
+at::Tensor estimate_unfitted_params(const SubjectModel& model, const std::vector<at::Tensor>& shared_params,
+                                    const SubjectData& data, const at::Tensor& times, double min_var, uint64_t seed) {
+  MSLR_CHECK(times.numel() > 0, "subject '", model.name(), "' has no training samples to set its offsets and noise from");
+  const at::ScalarType dtype = shared_params.empty() ? at::kFloat : shared_params[0].scalar_type();
+  at::Tensor params = model.initial_values(seed, hash_name(model.name()), dtype);
+  const auto& layout = model.layout();
+  const auto base = predict_subject(model, {layout.views(params), shared_params}, data, times, 4096);
+  at::NoGradGuard no_grad;
+  for (int h = 0; h < model.n_outputs(); ++h) {
+    const std::string& g = model.spec().outputs[h].group;
+    const at::Tensor resid = gather_rows(data.group(g), times, 0).to(at::kDouble) - base.means[h].to(at::kDouble);
+    at::Tensor offset = at::zeros({model.d_out(h)}, at::kDouble);
+    if (layout.contains("offset." + g)) {
+      offset = resid.mean(0);
+      layout.view(params, layout.index_of("offset." + g)).copy_(offset);
+    }
+    layout.view(params, model.psi_index(h)).copy_((resid - offset).pow(2).mean(0).clamp_min(min_var));
+  }
+  return params;
 }
 
 }  // namespace mslr

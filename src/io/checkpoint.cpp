@@ -114,6 +114,10 @@ std::string resolve_checkpoint(const std::string& path) {
   fail(path, ": no complete checkpoint here (looked for ", path, "/checkpoints/latest and ", path, "/latest)");
 }
 
+std::string resolve_checkpoint_or_file(const std::string& path) {
+  return is_dir(path) ? resolve_checkpoint(path) : path;
+}
+
 void write_checkpoint(const std::string& path, const Communicator& comm, const CheckpointHeader& header,
                       const FitState& state, const std::map<int, std::map<std::string, at::Tensor>>& extras) {
   const std::string tmp = path + ".tmp";
@@ -152,7 +156,7 @@ void write_checkpoint(const std::string& path, const Communicator& comm, const C
         for (const char* b : kBuffers) s.create(b, {header.subject_layouts[i].numel()}, dtype);
         s.create("adam_step", {}, at::kLong);
         s.create("partial_nll", {}, at::kDouble);
-        for (const auto& x : header.extras[i]) s.create(x.path, x.shape, x.path.rfind("modes/", 0) == 0 ? dtype : at::kFloat);
+        for (const auto& x : header.extras[i]) s.create(x.path, x.shape, x.dtype);
       }
     });
     // Data: rank 0 the shared parameters and the log; every rank its own subjects.
@@ -318,8 +322,8 @@ bool CheckpointFile::has_extra(int i, const std::string& path) const {
   return impl_->file->exists("subjects/" + names_.at(i) + "/" + path);
 }
 
-at::Tensor CheckpointFile::read_extra(int i, const std::string& path) const {
-  return impl_->file->read("subjects/" + names_.at(i) + "/" + path, at::kFloat);
+at::Tensor CheckpointFile::read_extra(int i, const std::string& path, at::ScalarType dtype) const {
+  return impl_->file->read("subjects/" + names_.at(i) + "/" + path, dtype);
 }
 
 }  // namespace mslr

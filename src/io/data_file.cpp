@@ -145,8 +145,10 @@ DataFile::DataFile(const std::string& path, const Communicator& comm) : path_(pa
     for (const std::string& name : subjects.children()) infos.push_back(describe_subject(subjects, name, path));
     MSLR_CHECK(!infos.empty(), path, ": '/subjects' is empty");
     described = serialise(infos);
+    if (file_->has_attr("model")) model_config_ = file_->attr_string("model");
   });
   infos_ = deserialise(comm.broadcast_string(described, 0));
+  model_config_ = comm.broadcast_string(model_config_, 0);
 }
 
 DataFile::~DataFile() = default;
@@ -186,10 +188,12 @@ SubjectData DataFile::read(int subject, const DataReadOptions& opt) const {
   return d;
 }
 
-void write_data_file(const std::string& path, const std::vector<SubjectData>& subjects) {
+void write_data_file(const std::string& path, const std::vector<SubjectData>& subjects,
+                     const std::map<std::string, std::string>& attributes) {
   h5::File f(path, h5::File::kCreate);
   f.set_attr("format", std::string(kFormat));
   f.set_attr("version", kVersion);
+  for (const auto& [k, v] : attributes) f.set_attr(k, v);
   for (const auto& d : subjects) {
     d.validate();
     const std::string base = "subjects/" + d.name + "/";

@@ -21,6 +21,13 @@ std::string cat(const Parts&... parts) {
   return os.str();
 }
 
+// An error every rank of the job has thrown together (see run_collectively): the program can exit cleanly
+// instead of aborting the job.
+class CollectiveError : public Error {
+ public:
+  using Error::Error;
+};
+
 template <class... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
   throw Error(cat(parts...));

@@ -86,6 +86,10 @@ class Fitter {
 
   // This rank's state now (host copies).
   FitState state() const;
+  // For a local fitted subject: its predicted modes as the model uses them, "p.<group>" [d_in, k] and
+  // "u.<group>" [d_out, k], and the data it holds (host tensors). For checkpoints.
+  std::map<std::string, at::Tensor> predicted_modes(int subject) const;
+  SubjectData held_data(int subject) const;
   const FitLog& log() const;
 
   // Cost used for placement: training samples × variables of all the groups the model reads.

@@ -24,3 +24,13 @@ SubjectPrediction predict_subject(const SubjectModel& model, const ParamViews& p
                                   const at::Tensor& times, int64_t batch_size);
 
 }  // namespace mslr
+
+namespace mslr {
+
+// Per-subject parameters for a subject the fit never saw (its modes come from its properties through the
+// fitted predictors): the starting values, with each output's offsets set to the mean residual and psi to the
+// residual variance (at least min_var) over `times`, which should be the subject's training part.
+at::Tensor estimate_unfitted_params(const SubjectModel& model, const std::vector<at::Tensor>& shared_params,
+                                    const SubjectData& data, const at::Tensor& times, double min_var, uint64_t seed);
+
+}  // namespace mslr

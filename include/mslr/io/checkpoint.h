@@ -30,6 +30,7 @@ namespace mslr {
 struct ExtraDataset {
   std::string path;
   std::vector<int64_t> shape;
+  at::ScalarType dtype = at::kFloat;
 };
 
 // What every rank knows about a checkpoint before writing it (identical on all ranks).
@@ -85,7 +86,7 @@ class CheckpointFile {
   at::Tensor read_subject_params(int i) const;
   at::Tensor read_shared_params() const;
   bool has_extra(int i, const std::string& path) const;
-  at::Tensor read_extra(int i, const std::string& path) const;
+  at::Tensor read_extra(int i, const std::string& path, at::ScalarType dtype = at::kFloat) const;
 
  private:
   struct Impl;
@@ -99,5 +100,7 @@ class CheckpointFile {
 
 // The checkpoint file a path refers to (see CheckpointFile), or throws naming what was looked for.
 std::string resolve_checkpoint(const std::string& path);
+// `path` itself when it is a file, else the checkpoint a folder refers to.
+std::string resolve_checkpoint_or_file(const std::string& path);
 
 }  // namespace mslr

@@ -39,6 +39,8 @@ class DataFile {
 
   const std::string& path() const { return path_; }
   const std::vector<SubjectInfo>& subjects() const { return infos_; }
+  // The root attribute "model" (the [model] section of the model that generated a simulated file), or "".
+  const std::string& model_config() const { return model_config_; }
   // Index of a subject by name; throws naming the file and the subject.
   int index_of(const std::string& name) const;
   // Reads one subject with hyperslab reads (independent: only the calling rank). Checks that every value read
@@ -49,10 +51,13 @@ class DataFile {
   std::string path_;
   std::unique_ptr<h5::File> file_;
   std::vector<SubjectInfo> infos_;
+  std::string model_config_;
 };
 
-// Writes an mslr-data v1 file from one process. Subjects are written in the given order under their names.
-void write_data_file(const std::string& path, const std::vector<SubjectData>& subjects);
+// Writes an mslr-data v1 file from one process. Subjects are written in the given order under their names;
+// `attributes` become root attributes (e.g. "model", "simulate").
+void write_data_file(const std::string& path, const std::vector<SubjectData>& subjects,
+                     const std::map<std::string, std::string>& attributes = {});
 
 // Throws "<file>: subject 'S', group 'G' has a non-finite value (nan) at time t, variable j" for the first
 // non-finite value of x [T, d] (or "property" rows for props), without temporaries of x's size.

@@ -1,0 +1,11 @@
+// SIGTERM / SIGUSR1: the first asks the fit to checkpoint at the next minibatch boundary and exit with
+// kExitCheckpointed; a second one ends the process at once.
+#pragma once
+
+namespace mslr {
+
+void install_stop_signals();
+bool stop_signalled();
+int stop_signal_number();  // the first signal received, 0 if none
+
+}  // namespace mslr

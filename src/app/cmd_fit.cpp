@@ -1,0 +1,344 @@
+// mslr fit: read the data, place subjects on ranks, fit, checkpoint, and leave a run folder:
+//   OUT/config.ini  OUT/metrics.jsonl  OUT/checkpoints/{epoch-NNNNNN.h5, final.h5, latest -> ...}
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "mslr/app/app.h"
+#include "mslr/app/commands.h"
+#include "mslr/app/console.h"
+#include "mslr/app/model_config.h"
+#include "mslr/app/signals.h"
+#include "mslr/comm/nccl_communicator.h"
+#include "mslr/core/error.h"
+#include "mslr/fit/fitter.h"
+#include "mslr/io/checkpoint.h"
+#include "mslr/io/data_file.h"
+
+namespace mslr {
+namespace {
+
+std::vector<OptionDecl> fit_options() {
+  std::vector<OptionDecl> d = {
+      {"data", "", "mslr-data file to fit"},
+      {"out", "", "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
+      {"resume", "", "continue from a checkpoint file or run folder (its checkpoints/latest)"},
+      {"epochs", "100", "total epochs (a resumed fit stops at the same total)"},
+      {"batches", "10", "minibatches per epoch; every subject's training samples are split into this many"},
+      {"lr", "0.01", "learning rate"},
+      {"lr-schedule", "", "learning rates EPOCH:RATE,... from their epoch on (overrides --lr); a change resets Adam"},
+      {"adam-beta1", "0.9", "Adam beta1"},
+      {"adam-beta2", "0.999", "Adam beta2"},
+      {"adam-eps", "1e-8", "Adam epsilon"},
+      {"adam-weight-decay", "0", "Adam L2 weight decay"},
+      {"min-var", "1e-3", "lower bound on every noise variance psi, applied after each step"},
+      {"seed", "0", "seed of the starting values and minibatch orders"},
+      {"subjects", "", "fit only these subjects: comma-separated indices or names (default all)"},
+      {"checkpoint-every", "10", "write a checkpoint every N epochs (0: only the final one)"},
+      {"checkpoint-epochs", "", "also checkpoint after these epochs, comma-separated"},
+      {"keep-checkpoints", "3", "keep the newest N periodic checkpoints (0: keep all)"},
+      {"copy-props", "false", "store each subject's properties in checkpoints", OptionDecl::kFlag},
+      {"copy-data", "false", "store each subject's data in checkpoints (a checkpoint alone can then predict)",
+       OptionDecl::kFlag},
+      {"data-on-device", "false", "keep whole subjects on their GPU instead of copying each minibatch",
+       OptionDecl::kFlag},
+      {"dtype", "float32", "float32 or float64"},
+      {"update-interval", "1", "print progress every N epochs"},
+  };
+  for (const auto& extra : {split_options(), runtime_options(), model_options()})
+    for (const auto& o : extra) d.push_back(o);
+  return d;
+}
+
+const char* kFitSummary =
+    "Fits a multi-subject latent regression model. Run under mpirun/srun: every rank fits its share of the\n"
+    "subjects and the shared predictors are kept identical by one all-reduce per minibatch. SIGTERM or SIGUSR1\n"
+    "checkpoints at the next minibatch and exits with status 3; --resume continues exactly.";
+
+std::vector<std::string> split_commas(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ','))
+    if (!item.empty()) out.push_back(item);
+  return out;
+}
+
+bool is_dir(const std::string& p) {
+  struct stat st;
+  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+void make_dirs(const std::string& path) {
+  std::string partial;
+  for (size_t i = 0; i <= path.size(); ++i) {
+    if (i == path.size() || path[i] == '/') {
+      if (!partial.empty() && !is_dir(partial))
+        MSLR_CHECK(::mkdir(partial.c_str(), 0755) == 0 || errno == EEXIST, partial, ": cannot create the folder: ",
+                   std::strerror(errno));
+    }
+    if (i < path.size()) partial += path[i];
+  }
+  MSLR_CHECK(::access(path.c_str(), W_OK) == 0, path, ": the output folder is not writable");
+}
+
+// Predictor ranges default to the bounding box of all subjects' properties (each rank reads some subjects).
+void fill_property_ranges(Options& o, const DataFile& data, const Communicator& world) {
+  if (o.has("model.range-lo") && o.has("model.range-hi")) return;
+  int64_t n_props = 0;
+  for (const auto& s : data.subjects())
+    for (const auto& [g, n] : s.n_props) n_props = std::max(n_props, n);
+  if (n_props == 0) return;
+  at::Tensor lo = at::full({n_props}, -1e300, at::kDouble), hi = at::full({n_props}, -1e300, at::kDouble);
+  run_collectively(world, [&] {
+    for (size_t i = world.rank(); i < data.subjects().size(); i += world.size()) {
+      DataReadOptions r;
+      r.rows = 0;
+      const SubjectData d = data.read(static_cast<int>(i), r);
+      for (const auto& [g, p] : d.props) {
+        const at::Tensor pd = p.to(at::kDouble);
+        lo.narrow(0, 0, pd.size(1)).copy_(at::maximum(lo.narrow(0, 0, pd.size(1)), -std::get<0>(pd.min(0))));
+        hi.narrow(0, 0, pd.size(1)).copy_(at::maximum(hi.narrow(0, 0, pd.size(1)), std::get<0>(pd.max(0))));
+      }
+    }
+  });
+  world.all_reduce_max(lo);
+  world.all_reduce_max(hi);
+  std::vector<std::string> los, his;
+  for (int64_t i = 0; i < n_props; ++i) {
+    double a = -lo[i].item<double>(), b = hi[i].item<double>();
+    if (b <= a) b = a + 1.0;  // a constant property: any non-empty range
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%.9g", a);
+    los.push_back(buf);
+    std::snprintf(buf, sizeof buf, "%.9g", b);
+    his.push_back(buf);
+  }
+  auto join = [](const std::vector<std::string>& v) {
+    std::string s;
+    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    return s;
+  };
+  if (!o.has("model.range-lo")) o.set("model.range-lo", {join(los)});
+  if (!o.has("model.range-hi")) o.set("model.range-hi", {join(his)});
+}
+
+FitOptions fit_options_from(const Options& o, const DataFile& data) {
+  FitOptions f;
+  f.epochs = static_cast<int>(o.integer("epochs"));
+  f.batches = static_cast<int>(o.integer("batches"));
+  try {
+    f.lr = o.has("lr-schedule") ? LrSchedule::parse(o.str("lr-schedule")) : LrSchedule(o.number("lr"));
+  } catch (const Error& e) {
+    throw UsageError("mslr fit: --" + std::string(e.what()));
+  }
+  f.adam.beta1 = o.number("adam-beta1");
+  f.adam.beta2 = o.number("adam-beta2");
+  f.adam.eps = o.number("adam-eps");
+  f.adam.weight_decay = o.number("adam-weight-decay");
+  f.min_var = o.number("min-var");
+  f.seed = static_cast<uint64_t>(o.integer("seed"));
+  f.split = split_from(o);
+  f.gpus_per_rank = static_cast<int>(o.integer("gpus-per-rank"));
+  f.data_on_device = o.flag("data-on-device");
+  const std::string dtype = o.str("dtype");
+  if (dtype != "float32" && dtype != "float64")
+    throw UsageError("mslr fit: --dtype: '" + dtype + "' is not float32 or float64");
+  f.dtype = dtype == "float64" ? at::kDouble : at::kFloat;
+  for (const auto& item : split_commas(o.has("subjects") ? o.str("subjects") : "")) {
+    char* end = nullptr;
+    const long v = std::strtol(item.c_str(), &end, 10);
+    f.subjects.push_back(*end == '\0' ? static_cast<int>(v) : data.index_of(item));
+  }
+  try {
+    f.validate();
+  } catch (const Error& e) {
+    throw UsageError("mslr fit: " + std::string(e.what()));
+  }
+  return f;
+}
+
+// The extra datasets of every subject's checkpoint entry (the same on every rank).
+std::vector<ExtraDataset> extras_of(const SubjectModel& m, const SubjectInfo& info, bool fitted, const Options& o,
+                                    at::ScalarType dtype) {
+  std::vector<ExtraDataset> x;
+  if (!fitted) return x;
+  for (int g = 0; g < m.n_inputs(); ++g)
+    if (m.p_predictor(g)) x.push_back({"modes/p." + m.spec().inputs[g].group, {m.d_in(g), m.spec().inputs[g].n_modes}, dtype});
+  for (int h = 0; h < m.n_outputs(); ++h)
+    if (m.u_predictor(h)) x.push_back({"modes/u." + m.spec().outputs[h].group, {m.d_out(h), m.d_trans(h)}, dtype});
+  const auto groups = model_groups(m.spec());
+  if (o.flag("copy-props"))
+    for (const auto& g : groups)
+      if (info.n_props.count(g)) x.push_back({"props/" + g, {info.widths.at(g), info.n_props.at(g)}, at::kFloat});
+  if (o.flag("copy-data")) {
+    for (const auto& g : groups) x.push_back({"groups/" + g, {info.n_time, info.widths.at(g)}, at::kFloat});
+    if (info.segments.defined()) x.push_back({"segments", {info.segments.size(0), 2}, at::kLong});
+  }
+  return x;
+}
+
+}  // namespace
+
+int cmd_fit(const Args& args, const MpiCommunicator& world) {
+  // Options: the command line, then --config, then the resumed checkpoint's config or the data file's model.
+  auto parse = [&](const std::string& base) {
+    Options o("fit", kFitSummary, fit_options());
+    return std::make_pair(o.parse(args, base), o);
+  };
+  auto [go, opts] = parse("");
+  if (!go) return kExitOk;
+  const Console console(world.is_root(), opts.flag("quiet"));
+  std::unique_ptr<CheckpointFile> resume;
+  if (opts.has("resume")) {
+    resume = std::make_unique<CheckpointFile>(opts.str("resume"), world);
+    opts = parse(resume->config()).second;
+  }
+  if (!opts.has("data")) throw UsageError("mslr fit: --data is required (see mslr fit --help)");
+  DataFile data(opts.str("data"), world);
+  if (!resume && opts.list("model.input").empty() && !data.model_config().empty())
+    opts = parse("[model]\n" + data.model_config()).second;
+  std::string out = opts.has("out") ? opts.str("out") : "";
+  if (out.empty() && resume && is_dir(opts.str("resume"))) out = opts.str("resume");
+  if (out.empty()) throw UsageError("mslr fit: --out is required (see mslr fit --help)");
+  fill_property_ranges(opts, data, world);
+  const ModelSpec spec = model_from_options(opts);
+  const FitOptions fo = fit_options_from(opts, data);
+  const int threads = apply_threads(opts, world);
+  const int64_t every = opts.integer("checkpoint-every"), keep = opts.integer("keep-checkpoints"),
+                update = opts.integer("update-interval");
+  if (every < 0 || keep < 0 || update < 1)
+    throw UsageError("mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
+  std::set<int> checkpoint_epochs;
+  for (const auto& e : split_commas(opts.has("checkpoint-epochs") ? opts.str("checkpoint-epochs") : ""))
+    checkpoint_epochs.insert(std::stoi(e));
+  const std::string ckpt_dir = out + "/checkpoints";
+  run_collectively(world, [&] {
+    if (world.is_root()) make_dirs(ckpt_dir);
+  });
+
+  // The step's communicator: NCCL between GPUs when it is built in, MPI otherwise.
+  std::unique_ptr<Communicator> nccl;
+  if (fo.gpus_per_rank > 0 && nccl_compiled())
+    nccl = make_nccl_communicator(world, world.local_rank() * fo.gpus_per_rank);
+  const Communicator& comm = nccl ? *nccl : static_cast<const Communicator&>(world);
+
+  Fitter fitter(comm, spec, fo, data.subjects());
+  const auto& infos = data.subjects();
+  std::vector<std::string> names;
+  for (const auto& i : infos) names.push_back(i.name);
+  std::vector<std::unique_ptr<SubjectModel>> all_models;  // every subject's layout, for checkpoints
+  for (const auto& i : infos) all_models.push_back(std::make_unique<SubjectModel>(fitter.shared(), shape_of(i), i.name));
+  std::set<int> fitted(fo.subjects.begin(), fo.subjects.end());
+  if (fitted.empty())
+    for (size_t i = 0; i < infos.size(); ++i) fitted.insert(static_cast<int>(i));
+
+  if (resume) {
+    std::vector<std::pair<std::string, const ParamLayout*>> layouts;
+    for (const auto& m : all_models) layouts.emplace_back(m->name(), &m->layout());
+    run_collectively(world, [&] {
+      resume->check_model(model_text(opts), fitter.shared().layout(), layouts);
+      MSLR_CHECK(resume->subject_names() == names, resume->path(), ": the checkpoint's subjects differ from those of ",
+                 data.path());
+    });
+    fitter.restore(resume->read_state(fitter.local_subjects()));
+  } else {
+    fitter.initialize();
+  }
+  fitter.load_data([&](int s) {
+    DataReadOptions r;
+    const auto groups = model_groups(spec);
+    r.groups = {groups.begin(), groups.end()};
+    // The fit reads no further than its training data, unless it keeps a copy for its checkpoints.
+    r.rows = opts.flag("copy-data") ? -1 : fo.split.train(infos[s].n_time).end;
+    return data.read(s, r);
+  });
+
+  const std::string config_text = opts.resolved();
+  console.line("mslr " MSLR_VERSION " fit: " + std::to_string(world.size()) + " rank(s), " + std::to_string(threads) +
+               " thread(s) per rank, " + comm.backend() + " all-reduce; " + fitter.describe());
+  console.line("resolved config:\n" + config_text);
+  std::vector<double> cost;
+  for (const auto& i : infos) cost.push_back(Fitter::cost(spec, i, fo.split));
+  console.line(fitter.placement().table(names, cost));
+  if (resume)
+    console.line("resuming from " + resume->path() + " at epoch " + std::to_string(fitter.state().epoch) +
+                 (fitter.state().batch ? ", minibatch " + std::to_string(fitter.state().batch) : ""));
+  if (world.is_root()) {
+    std::ofstream(out + "/config.ini") << "# mslr fit: the configuration this run used\n" << config_text;
+  }
+  MetricsFile metrics(out + "/metrics.jsonl", world.is_root(), fitter.log(), names);
+
+  CheckpointHeader header;
+  header.config = config_text;
+  header.model = model_text(opts);
+  header.shared_layout = fitter.shared().layout();
+  header.subjects = infos;
+  for (size_t i = 0; i < infos.size(); ++i) {
+    header.subject_layouts.push_back(all_models[i]->layout());
+    header.extras.push_back(extras_of(*all_models[i], infos[i], fitted.count(static_cast<int>(i)) > 0, opts, fo.dtype));
+  }
+  auto save = [&](const FitState& st, const std::string& file) {
+    std::map<int, std::map<std::string, at::Tensor>> extras;
+    for (const auto& s : st.subjects) {
+      if (!s.fitted) continue;
+      auto& x = extras[s.index];
+      for (auto& [k, v] : fitter.predicted_modes(s.index)) x["modes/" + k] = v;
+      if (opts.flag("copy-props") || opts.flag("copy-data")) {
+        const SubjectData d = fitter.held_data(s.index);
+        if (opts.flag("copy-props"))
+          for (const auto& [g, p] : d.props) x["props/" + g] = p;
+        if (opts.flag("copy-data")) {
+          for (const auto& [g, v] : d.groups) x["groups/" + g] = v;
+          if (d.segments.defined()) x["segments"] = d.segments;
+        }
+      }
+    }
+    const std::string path = ckpt_dir + "/" + file;
+    write_checkpoint(path, world, header, st, extras);
+    run_collectively(world, [&] {
+      if (!world.is_root()) return;
+      point_link(ckpt_dir + "/latest", file);
+      prune_checkpoints(ckpt_dir, static_cast<int>(keep));
+    });
+    console.line("checkpoint " + path);
+  };
+
+  install_stop_signals();
+  FitHooks hooks;
+  hooks.report_every = static_cast<int>(update);
+  hooks.on_report = [&](const FitLog& log, const FitReport& r) {
+    metrics.append(log, r.first_new);
+    console.line(progress_line(log, r, fo.epochs, names));
+  };
+  hooks.checkpoint_after = [&](int epoch) {
+    return (every > 0 && epoch % every == 0) || checkpoint_epochs.count(epoch) > 0;
+  };
+  hooks.on_checkpoint = [&](const FitState& st) {
+    char file[64];
+    if (st.batch == 0)
+      std::snprintf(file, sizeof file, "epoch-%06d.h5", st.epoch);
+    else
+      std::snprintf(file, sizeof file, "epoch-%06d-batch-%05d.h5", st.epoch, st.batch);
+    save(st, file);
+  };
+  hooks.stop_requested = [] { return stop_signalled(); };
+  const bool stopped = fitter.run(hooks);
+  if (stopped) {
+    console.line("stopped by a signal; resume with: mslr fit --resume " + out);
+    return kExitCheckpointed;
+  }
+  save(fitter.state(), "final.h5");
+  const FitLog& log = fitter.log();
+  if (log.size())
+    console.line("done: " + std::to_string(log.size()) + " epochs, objective " + std::to_string(log.objective.back()) +
+                 ", results in " + out);
+  return kExitOk;
+}
+
+}  // namespace mslr

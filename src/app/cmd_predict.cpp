@@ -1,0 +1,136 @@
+// mslr predict: a distributed prediction pass. Every rank predicts its subjects' samples in batches and the
+// outputs are gathered into one predictions file. Subjects the fit never saw get their modes from their
+// properties through the fitted predictors.
+#include "mslr/app/app.h"
+#include "mslr/app/commands.h"
+#include "mslr/app/console.h"
+#include "mslr/app/model_config.h"
+#include "mslr/comm/placement.h"
+#include "mslr/core/error.h"
+#include "mslr/fit/fitter.h"
+#include "mslr/fit/predict.h"
+#include "mslr/io/checkpoint.h"
+#include "mslr/io/data_file.h"
+#include "mslr/io/predictions.h"
+
+namespace mslr {
+namespace {
+
+std::vector<OptionDecl> predict_options() {
+  std::vector<OptionDecl> d = {
+      {"checkpoint", "", "checkpoint file or run folder (its checkpoints/latest)"},
+      {"data", "", "mslr-data file to predict (default: the one the fit used)"},
+      {"out", "", "predictions file to write"},
+      {"split", "test", "which samples: test, train or all"},
+      {"batch-size", "1000", "samples predicted at a time"},
+      {"min-var", "1e-3", "lower bound on psi estimated for subjects the fit never saw"},
+      {"seed", "0", "seed of the starting values of subjects the fit never saw"},
+      {"dtype", "float32", "float32 or float64 (default: as the fit)"},
+  };
+  for (const auto& extra : {split_options(), runtime_options(), model_options()})
+    for (const auto& o : extra) d.push_back(o);
+  return d;
+}
+
+}  // namespace
+
+int cmd_predict(const Args& args, const MpiCommunicator& world) {
+  const char* summary =
+      "Predicts the output groups' means for the samples of a data file with a fitted model, in parallel over\n"
+      "ranks, and writes them with the NLL of the data to one predictions file.";
+  Options first("predict", summary, predict_options());
+  if (!first.parse(args)) return kExitOk;
+  if (!first.has("checkpoint")) throw UsageError("mslr predict: --checkpoint is required (see mslr predict --help)");
+  if (!first.has("out")) throw UsageError("mslr predict: --out is required (see mslr predict --help)");
+  CheckpointFile ckpt(first.str("checkpoint"), world);
+  // The fit's own settings (model, data file, split) are the defaults.
+  Options o("predict", summary, predict_options());
+  o.parse(args, ckpt.config());
+  const Console console(world.is_root(), o.flag("quiet"));
+  apply_threads(o, world);
+  const ModelSpec spec = model_from_options(o);
+  const Split split = split_from(o);
+  const std::string which = o.str("split");
+  if (which != "test" && which != "train" && which != "all")
+    throw UsageError("mslr predict: --split: '" + which + "' is not test, train or all");
+  const int64_t batch = o.integer("batch-size");
+  if (batch < 1) throw UsageError("mslr predict: --batch-size must be >= 1");
+  if (!o.has("data")) throw UsageError("mslr predict: --data is required (the checkpoint names no data file)");
+  DataFile data(o.str("data"), world);
+  const auto& infos = data.subjects();
+  auto range_of = [&](const SubjectInfo& i) {
+    if (which == "train") return split.train(i.n_time);
+    if (which == "all") return TimeRange{0, i.n_time};
+    return split.test(i.n_time);
+  };
+
+  std::map<std::string, int64_t> n_props;
+  for (const auto& i : infos) n_props.insert(i.n_props.begin(), i.n_props.end());
+  std::unique_ptr<SharedModules> shared;
+  std::vector<std::unique_ptr<SubjectModel>> models;
+  PredictionsHeader header;
+  header.checkpoint = ckpt.path();
+  header.data = data.path();
+  header.split = which + " (" + split.describe() + ")";
+  std::vector<double> cost;
+  run_collectively(world, [&] {
+    shared = std::make_unique<SharedModules>(spec, n_props);
+    std::vector<std::pair<std::string, const ParamLayout*>> fitted;
+    for (const auto& i : infos) {
+      models.push_back(std::make_unique<SubjectModel>(*shared, shape_of(i), i.name));
+      if (ckpt.index_of(i.name) >= 0) fitted.emplace_back(i.name, &models.back()->layout());
+      PredictionsHeader::Subject s;
+      s.name = i.name;
+      s.samples = i.times_in(range_of(i)).numel();
+      s.in_fit = ckpt.index_of(i.name) >= 0;
+      for (const auto& h : spec.outputs) s.outputs.emplace_back(h.group, i.widths.at(h.group));
+      header.subjects.push_back(s);
+      int64_t vars = 0;
+      for (const auto& [g, w] : i.widths) vars += w;
+      cost.push_back(static_cast<double>(s.samples) * static_cast<double>(vars));
+    }
+    ckpt.check_model(model_text(o), shared->layout(), fitted);
+  });
+  const Placement placement = place_subjects(cost, world.size(), 1);
+  const at::ScalarType dtype = o.str("dtype") == "float64" ? at::kDouble : at::kFloat;
+  const at::Tensor shared_params = ckpt.read_shared_params().to(dtype);
+  const auto shared_views = shared->layout().views(shared_params);
+  std::map<int, SubjectPredictionData> mine;
+  int unseen = 0;
+  run_collectively(world, [&] {
+    for (int s : placement.subjects_of(world.rank())) {
+      const SubjectInfo& info = infos[s];
+      const SubjectModel& model = *models[s];
+      const TimeRange range = range_of(info);
+      DataReadOptions r;
+      const auto groups = model_groups(spec);
+      r.groups = {groups.begin(), groups.end()};
+      const int k = ckpt.index_of(info.name);
+      r.rows = std::max(range.end, k >= 0 ? int64_t{0} : split.train(info.n_time).end);
+      const SubjectData d = data.read(s, r);
+      at::Tensor params;
+      if (k >= 0) {
+        params = ckpt.read_subject_params(k).to(dtype);
+      } else {
+        // A subject the fit never saw: modes from its properties, offsets and noise from its training part.
+        params = estimate_unfitted_params(model, shared_views, d, info.times_in(split.train(info.n_time)),
+                                          o.number("min-var"), static_cast<uint64_t>(o.integer("seed")));
+        ++unseen;
+      }
+      const at::Tensor times = info.times_in(range);
+      const SubjectPrediction p = predict_subject(model, {model.layout().views(params), shared_views}, d, times, batch);
+      SubjectPredictionData out;
+      out.times = times;
+      out.nll = p.nll;
+      for (int h = 0; h < model.n_outputs(); ++h) out.means[spec.outputs[h].group] = p.means[h];
+      mine[s] = std::move(out);
+    }
+  });
+  write_predictions(o.str("out"), world, header, mine);
+  const int64_t unseen_all = world.sum(unseen);
+  console.line(cat("predicted ", infos.size(), " subjects (", unseen_all, " not in the fit) on ", world.size(),
+                   " rank(s): ", o.str("out")));
+  return kExitOk;
+}
+
+}  // namespace mslr

@@ -1,0 +1,64 @@
+// mslr simulate: write the built-in ground-truth scenario as an mslr-data file.
+#include <cstdio>
+
+#include "mslr/app/app.h"
+#include "mslr/app/commands.h"
+#include "mslr/app/console.h"
+#include "mslr/core/error.h"
+#include "mslr/data/simulate.h"
+#include "mslr/io/data_file.h"
+
+namespace mslr {
+
+int cmd_simulate(const Args& args, const Communicator& world) {
+  Options o("simulate",
+            "Writes a simulated multi-subject dataset with its ground truth (true modes, noise, noise-free means)\n"
+            "and the model that generated it, which mslr fit uses when given no model options.",
+            {
+                {"out", "", "mslr-data file to write"},
+                {"subjects", "8", "number of subjects"},
+                {"neurons-min", "300", "fewest neurons of a subject"},
+                {"neurons-max", "800", "most neurons of a subject"},
+                {"time-points", "1500", "time points per subject"},
+                {"stim-dims", "4", "stimulus dimensions"},
+                {"modes", "4", "latent dimensions read out from the neurons"},
+                {"noise", "0.1", "noise variance of every neuron"},
+                {"stability", "0.8", "spectral radius of the latent recurrence, in (0, 1)"},
+                {"seed", "0", "random seed"},
+                {"config", "", "INI file with options (the command line wins)"},
+                {"quiet", "false", "print nothing but errors", OptionDecl::kFlag},
+            });
+  if (!o.parse(args)) return kExitOk;
+  SimulateOptions s;
+  s.subjects = static_cast<int>(o.integer("subjects"));
+  s.neurons_min = o.integer("neurons-min");
+  s.neurons_max = o.integer("neurons-max");
+  s.time_points = o.integer("time-points");
+  s.stim_dims = o.integer("stim-dims");
+  s.modes = o.integer("modes");
+  s.noise = o.number("noise");
+  s.stability = o.number("stability");
+  s.seed = static_cast<uint64_t>(o.integer("seed"));
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    throw UsageError("mslr simulate: " + std::string(e.what()));
+  }
+  const std::string out = o.str("out");
+  const Console console(world.is_root(), o.flag("quiet"));
+  run_collectively(world, [&] {
+    if (!world.is_root()) return;
+    const auto subjects = simulate(s);
+    // Written under a temporary name and renamed, so that a file under `out` is always complete.
+    write_data_file(out + ".tmp", subjects,
+                    {{"model", simulated_model_config(s)}, {"simulate", o.resolved({"config", "out", "quiet"})}});
+    MSLR_CHECK(std::rename((out + ".tmp").c_str(), out.c_str()) == 0, out, ": cannot rename into place");
+    int64_t neurons = 0;
+    for (const auto& d : subjects) neurons += d.groups.at("neurons").size(1);
+    console.line(cat("simulated ", subjects.size(), " subjects, ", neurons, " neurons in all, ", s.time_points,
+                     " time points each: ", out));
+  });
+  return kExitOk;
+}
+
+}  // namespace mslr

@@ -1,0 +1,54 @@
+#include "mslr/app/commands.h"
+#include "mslr/core/error.h"
+#include "mslr/core/system.h"
+
+namespace mslr {
+
+std::vector<OptionDecl> split_options() {
+  return {
+      {"train-fraction", "0.8", "the first round(f*T) time points of each subject are training data, the rest test"},
+      {"train-range", "", "training time points START:END for every subject (with --test-range, replaces the fraction)"},
+      {"test-range", "", "test time points START:END for every subject"},
+  };
+}
+
+std::vector<OptionDecl> runtime_options() {
+  return {
+      {"config", "", "INI file with options (the command line wins)"},
+      {"threads", "0", "threads per rank for LibTorch and OpenBLAS (0: the cores bound to the rank)"},
+      {"gpus-per-rank", "0", "CUDA devices per rank (0: CPU)"},
+      {"quiet", "false", "print nothing but errors", OptionDecl::kFlag},
+  };
+}
+
+Split split_from(const Options& o) {
+  Split s;
+  s.train_fraction = o.number("train-fraction");
+  if (o.has("train-range") || o.has("test-range")) {
+    if (!o.has("train-range") || !o.has("test-range"))
+      throw UsageError("mslr " + o.command() + ": --train-range and --test-range go together");
+    s.explicit_ranges = true;
+    try {
+      s.train_range = Split::parse_range(o.str("train-range"), "--train-range");
+      s.test_range = Split::parse_range(o.str("test-range"), "--test-range");
+    } catch (const Error& e) {
+      throw UsageError("mslr " + o.command() + ": " + e.what());
+    }
+  }
+  try {
+    s.validate();
+  } catch (const Error& e) {
+    throw UsageError("mslr " + o.command() + ": " + e.what());
+  }
+  return s;
+}
+
+int apply_threads(const Options& o, const Communicator& world) {
+  const int64_t asked = o.integer("threads");
+  if (asked < 0) throw UsageError("mslr " + o.command() + ": --threads must be >= 0, got " + std::to_string(asked));
+  const int n = asked > 0 ? static_cast<int>(asked) : cores_for_rank(world.local_size());
+  limit_threads(n);
+  return n;
+}
+
+}  // namespace mslr
