@@ -24,14 +24,6 @@ double seconds_since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
-// One shared predictor evaluated once per step for all fitted subjects of a device.
-struct PredictorBatch {
-  const ModePredictor* pred = nullptr;  // null: this group is not shared-predicted
-  at::Tensor prepared;                  // concatenated prepared properties [sum N, ...]
-  std::vector<int64_t> rows;            // rows per member
-  std::vector<int> members;             // positions in Impl::local
-};
-
 }  // namespace
 
 struct Fitter::Impl {
@@ -48,18 +40,17 @@ struct Fitter::Impl {
     at::Tensor epoch_times;                    // [n] this epoch's order, on the data device
     int64_t batch_size = 0;
     double weight = 0.0;  // n_s / batch_s
-    std::vector<at::Tensor> own_p, own_u;  // prepared properties for per-subject predictors
+    std::vector<at::Tensor> prepared_p, prepared_u;  // prepared properties of predicted groups, on the device
     std::map<std::string, at::Tensor> props;  // [d, n_props] host
   };
   struct Device {
     at::Device device{at::kCPU};
-    at::Tensor shared_flat;  // leaf [n_shared]
+    at::Tensor shared_flat;  // [n_shared], the replica of the shared parameters (no autograd)
     AdamState shared_adam;
     at::Tensor subject_flat;  // leaf [sum of fitted subjects' numel], or undefined
     AdamState subject_adam;
     at::Tensor lower;  // lower bounds: min_var at psi entries, -inf elsewhere
     std::vector<int> fitted;  // positions in `local`
-    std::vector<PredictorBatch> p_batches, u_batches;
     at::Tensor nll_acc;  // [fitted.size()] double, sums over the epoch's minibatches
   };
   struct Pending {  // an epoch whose figures are still on the devices
@@ -72,7 +63,8 @@ struct Fitter::Impl {
   FitOptions opt;
   std::vector<Local> local;
   std::vector<Device> dev;
-  at::Tensor reduce_buf;  // [n_shared + 1] on device 0: the shared gradient, then the stop flag
+  at::Tensor reduce_buf;  // [n_shared + 1] float64 on device 0: the shared gradient, then the stop flag
+  std::vector<int> order;  // (device, position) pairs flattened: local fitted subjects in global index order
   at::Tensor flag_prev;   // the previous step's reduced stop flag
   std::set<int> fitted_set;
   FitState st;            // epoch, batch, adam_lr, elapsed, log (parameters live in the buffers)
@@ -85,7 +77,7 @@ struct Fitter::Impl {
   // The buffers of every device: the shared replica and the concatenation of its fitted subjects' parameters.
   // `params[i]` / `saved[i]` belong to local[i]; saved entries may be null (fresh start).
   void build_subject_buffers(const std::vector<at::Tensor>& params, const std::vector<const SubjectState*>& saved);
-  void attach_reduce_buffer();
+  void make_reduce_buffer();
   void start_epoch(int epoch);
   bool step(int b, double lr, bool stop_flag);
   void reset_adam();
@@ -219,8 +211,8 @@ void Fitter::initialize() {
     params.push_back(p);
   }
   for (auto& ds : m.dev) {
-    ds.shared_flat = shared0.to(ds.device).contiguous().requires_grad_();
-    ds.shared_adam = AdamState::zeros_like(ds.shared_flat.detach());
+    ds.shared_flat = shared0.to(ds.device).contiguous();
+    ds.shared_adam = AdamState::zeros_like(ds.shared_flat);
   }
   m.build_subject_buffers(params, std::vector<const SubjectState*>(m.local.size(), nullptr));
   m.st.epoch = 0;
@@ -260,8 +252,8 @@ void Fitter::restore(const FitState& state) {
   }
   for (auto& ds : m.dev) {
     const auto opts = at::TensorOptions().dtype(m.opt.dtype).device(ds.device);
-    ds.shared_flat = state.shared_params.to(opts).contiguous().requires_grad_();
-    ds.shared_adam = AdamState::zeros_like(ds.shared_flat.detach());
+    ds.shared_flat = state.shared_params.to(opts).contiguous();
+    ds.shared_adam = AdamState::zeros_like(ds.shared_flat);
     ds.shared_adam.m.copy_(state.shared_m);
     ds.shared_adam.v.copy_(state.shared_v);
     ds.shared_adam.step = state.shared_step;
@@ -316,40 +308,20 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
       l.props = data.props;
     }
   });
-  // Prepare the predictors' inputs once, on their devices: per-subject predictors per subject, shared predictors
-  // concatenated over the device's fitted subjects.
+  // Prepare the predictors' inputs once, on their devices (scaled properties, or cube indices).
   const ModelSpec& spec = shared_->spec();
   for (auto& ds : m.dev) {
     const auto opts = at::TensorOptions().dtype(m.opt.dtype).device(ds.device);
-    auto batch = [&](const ModePredictor* pred, const std::string& group) {
-      PredictorBatch b;
-      if (!pred) return b;
-      b.pred = pred;
-      std::vector<at::Tensor> parts;
-      for (int i : ds.fitted) {
-        parts.push_back(pred->prepare(m.local[i].props.at(group).to(opts)));
-        b.rows.push_back(parts.back().size(0));
-        b.members.push_back(i);
-      }
-      if (!parts.empty()) b.prepared = at::cat(parts);
-      return b;
-    };
-    ds.p_batches.clear();
-    ds.u_batches.clear();
-    for (size_t g = 0; g < spec.inputs.size(); ++g)
-      ds.p_batches.push_back(batch(shared_->p_predictor(static_cast<int>(g)), spec.inputs[g].group));
-    for (size_t h = 0; h < spec.outputs.size(); ++h)
-      ds.u_batches.push_back(batch(shared_->u_predictor(static_cast<int>(h)), spec.outputs[h].group));
     for (int i : ds.fitted) {
       auto& l = m.local[i];
-      l.own_p.assign(spec.inputs.size(), at::Tensor());
-      l.own_u.assign(spec.outputs.size(), at::Tensor());
+      l.prepared_p.assign(spec.inputs.size(), at::Tensor());
+      l.prepared_u.assign(spec.outputs.size(), at::Tensor());
       for (int g = 0; g < l.model->n_inputs(); ++g)
-        if (l.model->p_predictor_own(g))
-          l.own_p[g] = l.model->p_predictor(g)->prepare(l.props.at(spec.inputs[g].group).to(opts));
+        if (const ModePredictor* pred = l.model->p_predictor(g))
+          l.prepared_p[g] = pred->prepare(l.props.at(spec.inputs[g].group).to(opts));
       for (int h = 0; h < l.model->n_outputs(); ++h)
-        if (l.model->u_predictor_own(h))
-          l.own_u[h] = l.model->u_predictor(h)->prepare(l.props.at(spec.outputs[h].group).to(opts));
+        if (const ModePredictor* pred = l.model->u_predictor(h))
+          l.prepared_u[h] = pred->prepare(l.props.at(spec.outputs[h].group).to(opts));
     }
   }
   m.data_loaded = true;
@@ -408,12 +380,16 @@ void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
   }
 }
 
-void Fitter::Impl::attach_reduce_buffer() {
-  // The shared gradient of device 0 IS the head of the reduction buffer: autograd accumulates into it in place,
-  // and the stop flag rides in the last element, so a step needs exactly one collective.
-  at::Tensor& flat = dev[0].shared_flat;
-  reduce_buf = at::zeros({flat.numel() + 1}, flat.options().requires_grad(false));
-  flat.mutable_grad() = reduce_buf.narrow(0, 0, flat.numel());
+void Fitter::Impl::make_reduce_buffer() {
+  // Shared gradients are summed in float64 over subjects in global index order, then over ranks: the sum does
+  // not depend on where subjects live, so a fit gives the same parameters for any number of ranks or devices
+  // (to float64 rounding, which the conversion back to float32 almost always removes). The stop flag rides in
+  // the last element, so a step needs exactly one collective.
+  reduce_buf = at::zeros({dev[0].shared_flat.numel() + 1}, at::TensorOptions().dtype(at::kDouble).device(dev[0].device));
+  std::vector<int> fitted;
+  for (const auto& ds : dev) fitted.insert(fitted.end(), ds.fitted.begin(), ds.fitted.end());
+  std::sort(fitted.begin(), fitted.end(), [&](int a, int b) { return local[a].index < local[b].index; });
+  order = fitted;
 }
 
 void Fitter::Impl::reset_adam() {
@@ -441,54 +417,39 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
   {
     at::NoGradGuard no_grad;
     reduce_buf.zero_();
-    for (size_t d = 1; d < dev.size(); ++d)
-      if (dev[d].shared_flat.grad().defined()) dev[d].shared_flat.mutable_grad().zero_();
     for (auto& ds : dev)
       if (ds.subject_flat.defined() && ds.subject_flat.grad().defined()) ds.subject_flat.mutable_grad().zero_();
     if (stop_flag) reduce_buf.narrow(0, n_shared, 1).fill_(1.0);
   }
+  // Every subject reads the shared parameters through a leaf of its own (an alias of the replica, no copy),
+  // so that its contribution to the shared gradient arrives separately.
+  std::vector<at::Tensor> shared_leaf(local.size());
   std::vector<at::Tensor> roots;
   for (auto& ds : dev) {
     if (ds.fitted.empty()) continue;
-    const SharedModules& shared = local[ds.fitted[0]].model->shared();
-    const std::vector<at::Tensor> shared_views = shared.layout().views(ds.shared_flat);
-    // Predicted modes: each shared predictor evaluated once for all of the device's subjects, then sliced.
-    std::vector<ModeSet> modes(ds.fitted.size());
-    for (auto& ms : modes) {
-      ms.p.resize(ds.p_batches.size());
-      ms.u.resize(ds.u_batches.size());
-    }
-    for (size_t g = 0; g < ds.p_batches.size(); ++g) {
-      const auto& pb = ds.p_batches[g];
-      if (!pb.pred) continue;
-      const auto parts = pb.pred->forward_prepared(pb.prepared, shared_views).split_with_sizes(pb.rows);
-      for (size_t k = 0; k < parts.size(); ++k)
-        modes[k].p[g] = local[pb.members[k]].model->p_from_prediction(static_cast<int>(g), parts[k]);
-    }
-    for (size_t h = 0; h < ds.u_batches.size(); ++h) {
-      const auto& ub = ds.u_batches[h];
-      if (!ub.pred) continue;
-      const auto parts = ub.pred->forward_prepared(ub.prepared, shared_views).split_with_sizes(ub.rows);
-      for (size_t k = 0; k < parts.size(); ++k)
-        modes[k].u[h] = local[ub.members[k]].model->u_from_prediction(static_cast<int>(h), parts[k]);
-    }
     std::vector<at::Tensor> weighted;  // (n_s / b_s) · NLL_s(minibatch), per subject
-    for (size_t k = 0; k < ds.fitted.size(); ++k) {
-      const auto& l = local[ds.fitted[k]];
+    for (int i : ds.fitted) {
+      const auto& l = local[i];
       const SubjectModel& model = *l.model;
+      shared_leaf[i] = ds.shared_flat.detach().requires_grad_(true);
       const ParamViews v{model.layout().views(ds.subject_flat.narrow(0, l.offset, model.layout().numel())),
-                         shared_views};
+                         model.shared().layout().views(shared_leaf[i])};
+      ModeSet modes;
+      modes.p.resize(model.n_inputs());
+      modes.u.resize(model.n_outputs());
       for (int g = 0; g < model.n_inputs(); ++g)
-        if (l.own_p[g].defined())
-          modes[k].p[g] = model.p_from_prediction(g, model.p_predictor(g)->forward_prepared(l.own_p[g], v.subject));
+        if (l.prepared_p[g].defined())
+          modes.p[g] = model.p_from_prediction(
+              g, model.p_predictor(g)->forward_prepared(l.prepared_p[g], model.p_predictor_own(g) ? v.subject : v.shared));
       for (int h = 0; h < model.n_outputs(); ++h)
-        if (l.own_u[h].defined())
-          modes[k].u[h] = model.u_from_prediction(h, model.u_predictor(h)->forward_prepared(l.own_u[h], v.subject));
+        if (l.prepared_u[h].defined())
+          modes.u[h] = model.u_from_prediction(
+              h, model.u_predictor(h)->forward_prepared(l.prepared_u[h], model.u_predictor_own(h) ? v.subject : v.shared));
       const at::Tensor times = l.epoch_times.narrow(0, static_cast<int64_t>(b) * l.batch_size, l.batch_size);
       std::vector<at::Tensor> x, y;  // x[g]: [b_s, d_in_g] at t-1; y[h]: [b_s, d_out_h] at t
       for (const auto& g : model.spec().inputs) x.push_back(gather_to(l.groups.at(g.group), times, -1, ds.device));
       for (const auto& h : model.spec().outputs) y.push_back(gather_to(l.groups.at(h.group), times, 0, ds.device));
-      weighted.push_back(model.nll(y, model.forward(x, modes[k], v), v) * l.weight);
+      weighted.push_back(model.nll(y, model.forward(x, modes, v), v) * l.weight);
     }
     const at::Tensor all = at::stack(weighted);  // [fitted on device]
     roots.push_back(all.sum());
@@ -498,9 +459,9 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
   if (!roots.empty()) torch::autograd::backward(roots);
 
   at::NoGradGuard no_grad;
-  at::Tensor grad0 = reduce_buf.narrow(0, 0, n_shared);
-  for (size_t d = 1; d < dev.size(); ++d)
-    if (dev[d].shared_flat.grad().defined()) grad0.add_(dev[d].shared_flat.grad().to(grad0.device()));
+  at::Tensor sum = reduce_buf.narrow(0, 0, n_shared);
+  for (int i : order)
+    if (shared_leaf[i].grad().defined()) sum.add_(shared_leaf[i].grad().to(sum.options()));
   // The one collective of the step: the shared gradients, summed (never averaged), and the stop flag.
   comm.all_reduce_sum(reduce_buf);
   // The flag is read one step late: on a GPU the value of the previous step is ready by now, so reading it does
@@ -508,10 +469,9 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
   const bool stop = flag_prev.defined() && flag_prev.item<double>() > 0.0;
   flag_prev = reduce_buf.narrow(0, n_shared, 1).clone();
 
-  for (size_t d = 0; d < dev.size(); ++d) {
-    auto& ds = dev[d];
-    at::Tensor p = ds.shared_flat.detach();
-    adam_step(p, d == 0 ? grad0 : grad0.to(ds.device), ds.shared_adam, lr, opt.adam);
+  for (auto& ds : dev) {
+    at::Tensor p = ds.shared_flat;
+    adam_step(p, sum.to(p.options()), ds.shared_adam, lr, opt.adam);
     if (ds.subject_flat.defined() && ds.subject_flat.grad().defined()) {
       at::Tensor q = ds.subject_flat.detach();
       adam_step(q, ds.subject_flat.grad(), ds.subject_adam, lr, opt.adam);
@@ -566,7 +526,7 @@ void Fitter::Impl::flush(size_t n_subjects, FitReport* report) {
 bool Fitter::run(const FitHooks& hooks) {
   Impl& m = *impl_;
   MSLR_CHECK(m.ready && m.data_loaded, "initialize()/restore() and load_data() before run()");
-  m.attach_reduce_buffer();
+  m.make_reduce_buffer();
   const auto t0 = Clock::now();
   const double elapsed0 = m.st.elapsed;
   size_t reported = m.st.log.size();
