@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -203,6 +204,11 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   DataFile data(opts.str("data"), world);
   if (!resume && opts.list("model.input").empty() && !data.model_config().empty())
     opts = parse("[model]\n" + data.model_config()).second;
+  // The saved config names the data file absolutely, so that predict and the plot tools find it from anywhere.
+  if (char* full = ::realpath(opts.str("data").c_str(), nullptr)) {
+    opts.set("data", {full});
+    std::free(full);
+  }
   std::string out = opts.has("out") ? opts.str("out") : "";
   if (out.empty() && resume && is_dir(opts.str("resume"))) out = opts.str("resume");
   if (out.empty()) throw UsageError("mslr fit: --out is required (see mslr fit --help)");

@@ -1,6 +1,8 @@
 // mslr predict: a distributed prediction pass. Every rank predicts its subjects' samples in batches and the
 // outputs are gathered into one predictions file. Subjects the fit never saw get their modes from their
 // properties through the fitted predictors.
+#include <cstdlib>
+
 #include "mslr/app/app.h"
 #include "mslr/app/commands.h"
 #include "mslr/app/console.h"
@@ -70,7 +72,9 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   std::vector<std::unique_ptr<SubjectModel>> models;
   PredictionsHeader header;
   header.checkpoint = ckpt.path();
-  header.data = data.path();
+  char* full = ::realpath(data.path().c_str(), nullptr);
+  header.data = full ? full : data.path();
+  std::free(full);
   header.split = which + " (" + split.describe() + ")";
   std::vector<double> cost;
   run_collectively(world, [&] {
@@ -78,11 +82,13 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
     std::vector<std::pair<std::string, const ParamLayout*>> fitted;
     for (const auto& i : infos) {
       models.push_back(std::make_unique<SubjectModel>(*shared, shape_of(i), i.name));
-      if (ckpt.index_of(i.name) >= 0) fitted.emplace_back(i.name, &models.back()->layout());
+      const int k = ckpt.index_of(i.name);
+      const bool in_fit = k >= 0 && ckpt.subject_fitted(k);
+      if (in_fit) fitted.emplace_back(i.name, &models.back()->layout());
       PredictionsHeader::Subject s;
       s.name = i.name;
       s.samples = i.times_in(range_of(i)).numel();
-      s.in_fit = ckpt.index_of(i.name) >= 0;
+      s.in_fit = in_fit;
       for (const auto& h : spec.outputs) s.outputs.emplace_back(h.group, i.widths.at(h.group));
       header.subjects.push_back(s);
       int64_t vars = 0;
@@ -106,10 +112,11 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
       const auto groups = model_groups(spec);
       r.groups = {groups.begin(), groups.end()};
       const int k = ckpt.index_of(info.name);
-      r.rows = std::max(range.end, k >= 0 ? int64_t{0} : split.train(info.n_time).end);
+      const bool in_fit = header.subjects[s].in_fit;
+      r.rows = std::max(range.end, in_fit ? int64_t{0} : split.train(info.n_time).end);
       const SubjectData d = data.read(s, r);
       at::Tensor params;
-      if (k >= 0) {
+      if (in_fit) {
         params = ckpt.read_subject_params(k).to(dtype);
       } else {
         // A subject the fit never saw: modes from its properties, offsets and noise from its training part.

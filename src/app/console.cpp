@@ -28,7 +28,9 @@ std::string human_bytes(long long b) {
 
 std::string human_seconds(double s) {
   char buf[32];
-  if (s < 60)
+  if (s < 1)
+    std::snprintf(buf, sizeof buf, "%.0f ms", s * 1e3);
+  else if (s < 60)
     std::snprintf(buf, sizeof buf, "%.1f s", s);
   else if (s < 3600)
     std::snprintf(buf, sizeof buf, "%dm%02ds", static_cast<int>(s) / 60, static_cast<int>(s) % 60);

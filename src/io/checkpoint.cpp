@@ -233,6 +233,7 @@ CheckpointFile::CheckpointFile(const std::string& path, const Communicator& comm
     for (const auto& [i, n] : order) {
       names_.push_back(n);
       subject_layouts_.push_back(read_layout(subjects.group(n)));
+      fitted_.push_back(subjects.group(n).attr_int("fitted") != 0);
     }
   });
 }

@@ -74,6 +74,7 @@ class CheckpointFile {
   const std::vector<std::string>& subject_names() const { return names_; }
   int index_of(const std::string& subject) const;  // -1 when absent
   const ParamLayout& subject_layout(int i) const { return subject_layouts_[i]; }
+  bool subject_fitted(int i) const { return fitted_[i]; }  // false: held at its starting values, never fitted
 
   // Checks that the checkpoint was written for this model (same model text and parameter layouts), naming the
   // first difference.
@@ -96,6 +97,7 @@ class CheckpointFile {
   ParamLayout shared_layout_;
   std::vector<std::string> names_;
   std::vector<ParamLayout> subject_layouts_;
+  std::vector<bool> fitted_;
 };
 
 // The checkpoint file a path refers to (see CheckpointFile), or throws naming what was looked for.
