@@ -230,8 +230,11 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
 
   // The step's communicator: NCCL between GPUs when it is built in, MPI otherwise.
   std::unique_ptr<Communicator> nccl;
-  if (fo.gpus_per_rank > 0 && nccl_compiled())
-    nccl = make_nccl_communicator(world, world.local_rank() * fo.gpus_per_rank);
+  if (fo.gpus_per_rank > 0) {
+    std::vector<at::Device> devices;
+    run_collectively(world, [&] { devices = rank_devices(world, fo.gpus_per_rank); });
+    if (nccl_compiled()) nccl = make_nccl_communicator(world, devices[0].index());
+  }
   const Communicator& comm = nccl ? *nccl : static_cast<const Communicator&>(world);
 
   Fitter fitter(comm, spec, fo, data.subjects());

@@ -45,7 +45,9 @@ bool Options::parse(const std::vector<std::string>& args, const std::string& bas
   for (const auto& p : positional_) pos.add(p.c_str(), 1);
   po::variables_map vm;
   try {
-    po::store(po::command_line_parser(args).options(desc).positional(pos).run(), vm);
+    // No abbreviations: "--epoch" is an error, not "--epochs".
+    const int style = po::command_line_style::default_style & ~po::command_line_style::allow_guessing;
+    po::store(po::command_line_parser(args).options(desc).positional(pos).style(style).run(), vm);
     if (vm.count("help")) {
       std::printf("%s", help().c_str());
       return false;

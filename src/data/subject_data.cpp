@@ -49,6 +49,19 @@ void validate_segments(const at::Tensor& segments, int64_t n_time, const std::st
   }
 }
 
+at::Tensor clip_segments(const at::Tensor& segments, int64_t n_time) {
+  if (!segments.defined()) return segments;
+  std::vector<int64_t> kept;
+  const at::Tensor seg = segments.to(at::kLong).contiguous();
+  auto s = seg.accessor<int64_t, 2>();
+  for (int64_t i = 0; i < seg.size(0); ++i)
+    if (s[i][0] < n_time) {
+      kept.push_back(s[i][0]);
+      kept.push_back(std::min(s[i][1], n_time));
+    }
+  return at::tensor(kept, at::kLong).view({-1, 2});
+}
+
 at::Tensor SubjectData::segments_or_whole() const {
   if (segments.defined()) return segments;
   return at::tensor({int64_t{0}, n_time()}, at::kLong).view({1, 2});

@@ -100,6 +100,19 @@ at::Tensor training_times(const SubjectInfo& info, const Split& split) { return 
 
 SubjectShape shape_of(const SubjectInfo& info) { return {info.widths, info.n_props}; }
 
+std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank) {
+  if (gpus_per_rank <= 0) return {at::Device(at::kCPU)};
+  const int have = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+  const int need = gpus_per_rank * comm.local_size();
+  MSLR_CHECK(have >= need, "--gpus-per-rank ", gpus_per_rank, " with ", comm.local_size(), " rank(s) on this node needs ",
+             need, " GPU(s), but ", have, " are visible",
+             have == 0 ? " (is this LibTorch built with CUDA, and CUDA_VISIBLE_DEVICES set?)" : "");
+  std::vector<at::Device> d;
+  for (int i = 0; i < gpus_per_rank; ++i)
+    d.emplace_back(at::kCUDA, static_cast<at::DeviceIndex>(comm.local_rank() * gpus_per_rank + i));
+  return d;
+}
+
 double Fitter::cost(const ModelSpec& spec, const SubjectInfo& info, const Split& split) {
   std::set<std::string> groups;
   for (const auto& g : spec.inputs) groups.insert(g.group);
@@ -141,17 +154,7 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std
     for (const auto& info : infos_)
       for (const auto& [g, n] : info.n_props) n_props.emplace(g, n);
     shared_ = std::make_unique<SharedModules>(spec, n_props);
-    if (opt.gpus_per_rank > 0) {
-      const int have = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-      const int need = opt.gpus_per_rank * comm.local_size();
-      MSLR_CHECK(have >= need, "--gpus-per-rank ", opt.gpus_per_rank, " with ", comm.local_size(),
-                 " rank(s) on this node needs ", need, " GPU(s), but ", have, " are visible",
-                 have == 0 ? " (is this LibTorch built with CUDA, and CUDA_VISIBLE_DEVICES set?)" : "");
-      for (int i = 0; i < opt.gpus_per_rank; ++i)
-        devices.emplace_back(at::kCUDA, static_cast<at::DeviceIndex>(comm.local_rank() * opt.gpus_per_rank + i));
-    } else {
-      devices.emplace_back(at::kCPU);
-    }
+    devices = rank_devices(comm, opt.gpus_per_rank);
     std::vector<double> cost;
     for (const auto& info : infos_) cost.push_back(Fitter::cost(spec, info, opt.split));
     placement_ = place_subjects(cost, comm.size(), static_cast<int>(devices.size()));

@@ -164,8 +164,8 @@ SubjectData DataFile::read(int subject, const DataReadOptions& opt) const {
   const h5::Location s = file_->group("subjects/" + info.name);
   SubjectData d;
   d.name = info.name;
-  d.segments = info.segments;
   const int64_t rows = opt.rows < 0 ? info.n_time : std::min(opt.rows, info.n_time);
+  d.segments = clip_segments(info.segments, rows);
   const std::string where = cat(path_, ": subject '", info.name, "'");
   for (const auto& [g, width] : info.widths) {
     if (!opt.groups.empty() && !opt.groups.count(g)) continue;

@@ -33,6 +33,9 @@ struct SubjectData {
 // Checks that segments [k, 2] are sorted, disjoint, non-empty and inside [0, n_time); throws naming the subject.
 void validate_segments(const at::Tensor& segments, int64_t n_time, const std::string& subject);
 
+// The segments cut at `n_time` (segments that start at or after it are dropped): for data read only in part.
+at::Tensor clip_segments(const at::Tensor& segments, int64_t n_time);
+
 // The times t of the sample pairs (t-1, t) with both points inside [begin, end) and inside one segment.
 // segments: [k, 2] int64. Returns int64 [n].
 at::Tensor sample_times(const at::Tensor& segments, int64_t begin, int64_t end);

@@ -106,6 +106,10 @@ class Fitter {
 // The times of a subject's training samples.
 at::Tensor training_times(const SubjectInfo& info, const Split& split);
 
+// The devices of this rank: `gpus_per_rank` CUDA devices numbered from the node-local rank, or the CPU when 0.
+// Throws (the same message on every rank of a node) when the node has fewer GPUs than its ranks ask for.
+std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank);
+
 // The shape a subject model is built for, from a subject's description.
 SubjectShape shape_of(const SubjectInfo& info);
 
