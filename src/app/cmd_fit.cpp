@@ -344,9 +344,14 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   }
   save(fitter.state(), "final.h5");
   const FitLog& log = fitter.log();
-  if (log.size())
-    console.line("done: " + std::to_string(log.size()) + " epochs, objective " + std::to_string(log.objective.back()) +
-                 ", results in " + out);
+  if (log.size()) {
+    // One line with the figures a scaling study collects (jobs/slurm-scaling.sh reads it).
+    char line[256];
+    std::snprintf(line, sizeof line, "done: %zu epochs, %.3f s of fitting (%.4g s/epoch), objective %.9g, ranks %d",
+                  log.size(), log.elapsed.back(), log.elapsed.back() / static_cast<double>(log.size()),
+                  log.objective.back(), world.size());
+    console.line(std::string(line) + ", results in " + out);
+  }
   return kExitOk;
 }
 

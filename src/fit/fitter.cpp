@@ -104,12 +104,15 @@ std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank
   if (gpus_per_rank <= 0) return {at::Device(at::kCPU)};
   const int have = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
   const int need = gpus_per_rank * comm.local_size();
-  MSLR_CHECK(have >= need, "--gpus-per-rank ", gpus_per_rank, " with ", comm.local_size(), " rank(s) on this node needs ",
-             need, " GPU(s), but ", have, " are visible",
+  // A launcher that binds GPUs to ranks (srun --gpus-per-task) shows each rank only its own: use them all.
+  // Otherwise the ranks of a node share its GPUs, numbered from the node-local rank.
+  const bool bound = have == gpus_per_rank && comm.local_size() > 1;
+  MSLR_CHECK(bound || have >= need, "--gpus-per-rank ", gpus_per_rank, " with ", comm.local_size(),
+             " rank(s) on this node needs ", need, " GPU(s), but ", have, " are visible",
              have == 0 ? " (is this LibTorch built with CUDA, and CUDA_VISIBLE_DEVICES set?)" : "");
   std::vector<at::Device> d;
   for (int i = 0; i < gpus_per_rank; ++i)
-    d.emplace_back(at::kCUDA, static_cast<at::DeviceIndex>(comm.local_rank() * gpus_per_rank + i));
+    d.emplace_back(at::kCUDA, static_cast<at::DeviceIndex>((bound ? 0 : comm.local_rank() * gpus_per_rank) + i));
   return d;
 }
 

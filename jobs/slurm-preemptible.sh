@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# A fit that survives time limits and preemption: Slurm signals the script before the limit, mslr checkpoints
+# at the next minibatch on every rank and exits with status 3, the script requeues the job, and the requeued job
+# resumes from the newest checkpoint. Repeats until the fit is done.
+#
+#   DATA=data.h5 OUT=run sbatch jobs/slurm-preemptible.sh
+#
+# Environment as in jobs/slurm-cpu.sh: DATA (required), OUT (keep it fixed across requeues: the default uses the
+# job id, which a requeue keeps), MSLR, CONFIG, MSLR_ARGS.
+#SBATCH --job-name=mslr-fit-preemptible
+#SBATCH --nodes=1
+#SBATCH --ntasks-per-node=8
+#SBATCH --cpus-per-task=4
+#SBATCH --time=4:00:00
+#SBATCH --signal=B:USR1@300
+#SBATCH --requeue
+#SBATCH --open-mode=append
+#SBATCH --output=mslr-fit-%j.out
+# Site-specific lines go here. The signal is sent 300 s before the limit: leave mslr time to finish a minibatch
+# and write a checkpoint (a few seconds per GB of parameters, more with --copy-data).
+set -uo pipefail
+
+mslr="${MSLR:-mslr}"
+data="${DATA:?set DATA to the mslr-data file to fit}"
+out="${OUT:-mslr-run-${SLURM_JOB_ID}}"
+threads="${SLURM_CPUS_PER_TASK:-1}"
+export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads"
+
+args=(fit --data "$data" --out "$out" --threads "$threads")
+[[ -n "${CONFIG:-}" ]] && args+=(--config "$CONFIG")
+if [[ -e "$out/checkpoints/latest" ]]; then
+  echo "mslr job ${SLURM_JOB_ID} (restart ${SLURM_RESTART_COUNT:-0}): resuming from $out"
+  args+=(--resume "$out")
+fi
+
+# srun runs in the background so that this shell can take the signal and pass it on to every rank.
+# shellcheck disable=SC2086
+srun --mpi=pmix "$mslr" "${args[@]}" ${MSLR_ARGS:-} &
+step=$!
+trap 'echo "mslr job ${SLURM_JOB_ID}: time limit near, asking mslr to checkpoint"; kill -USR1 "$step"' USR1
+status=0
+while true; do
+  wait "$step"
+  status=$?
+  # A status above 128 with the step still running means wait was interrupted by the trapped signal.
+  if (( status > 128 )) && kill -0 "$step" 2>/dev/null; then continue; fi
+  break
+done
+if (( status == 3 )); then
+  echo "mslr job ${SLURM_JOB_ID}: checkpointed; requeueing"
+  scontrol requeue "$SLURM_JOB_ID"
+  exit 0
+fi
+exit "$status"
