@@ -15,7 +15,9 @@ std::vector<OptionDecl> split_options() {
 std::vector<OptionDecl> runtime_options() {
   return {
       {"config", "", "INI file with options (the command line wins)"},
-      {"threads", "0", "threads per rank for LibTorch and OpenBLAS (0: the cores bound to the rank)"},
+      {"threads", "0", "threads per rank for LibTorch's element-wise work (0: the cores bound to the rank)"},
+      {"blas-threads", "1", "threads per rank for OpenBLAS's matrix products (at most --threads; the two pools "
+                            "slow each other down when both are wide)"},
       {"gpus-per-rank", "0", "CUDA devices per rank (0: CPU)"},
       {"quiet", "false", "print nothing but errors", OptionDecl::kFlag},
   };
@@ -47,7 +49,9 @@ int apply_threads(const Options& o, const Communicator& world) {
   const int64_t asked = o.integer("threads");
   if (asked < 0) throw UsageError("mslr " + o.command() + ": --threads must be >= 0, got " + std::to_string(asked));
   const int n = asked > 0 ? static_cast<int>(asked) : cores_for_rank(world.local_size());
-  limit_threads(n);
+  const int64_t blas = o.integer("blas-threads");
+  if (blas < 1) throw UsageError("mslr " + o.command() + ": --blas-threads must be >= 1, got " + std::to_string(blas));
+  limit_threads(n, static_cast<int>(blas));
   return n;
 }
 

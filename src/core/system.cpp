@@ -22,8 +22,9 @@ int cores_for_rank(int local_ranks) {
   return std::max(1, bound);
 }
 
-void limit_threads(int n) {
+void limit_threads(int n, int blas) {
   n = std::max(1, n);
+  blas = std::max(1, std::min(blas, n));
   at::set_num_threads(n);
   // The inter-op pool can only be sized before its first use; later calls throw, which is harmless here.
   try {
@@ -31,7 +32,7 @@ void limit_threads(int n) {
   } catch (...) {
   }
   using SetThreads = void (*)(int);
-  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(n);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) set(blas);
 }
 
 int openblas_threads() {

@@ -213,6 +213,11 @@ TEST(Fitter, RecoversAKnownModel) {
 }
 
 TEST(Threads, LimitAppliesToLibTorchAndOpenBlas) {
+  limit_threads(2, 2);
+  EXPECT_EQ(at::get_num_threads(), 2);
+  if (openblas_threads() >= 0) EXPECT_EQ(openblas_threads(), 2);
+  limit_threads(2, 5);  // OpenBLAS never gets more than the rank's threads
+  if (openblas_threads() >= 0) EXPECT_EQ(openblas_threads(), 2);
   limit_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
   if (openblas_threads() >= 0) EXPECT_EQ(openblas_threads(), 1);
