@@ -53,15 +53,16 @@ std::string json_score(const Score& s) {
 }  // namespace
 
 int cmd_eval(const Args& args, const Communicator& world) {
-  Options o("eval",
-            "Scores a predictions file against its data: NLL per sample pair (summed over variables), R² against\n"
-            "the data, and R² against the noise-free means when the data file has them (simulated data).",
-            {
-                {"predictions", "", "predictions file written by mslr predict"},
-                {"data", "", "mslr-data file (default: the one named in the predictions file)"},
-                {"json", "false", "print one JSON object instead of a table", OptionDecl::kFlag},
-                {"config", "", "INI file with options (the command line wins)"},
-            });
+  Options o(
+      "eval",
+      "Scores a predictions file against its data: NLL per sample pair (summed over variables), R² against\n"
+      "the data, and R² against the noise-free means when the data file has them (simulated data).",
+      {
+          {"predictions", "", "predictions file written by mslr predict"},
+          {"data", "", "mslr-data file (default: the one named in the predictions file)"},
+          {"json", "false", "print one JSON object instead of a table", OptionDecl::kFlag},
+          {"config", "", "INI file with options (the command line wins)"},
+      });
   if (!o.parse(args)) return kExitOk;
   if (!o.has("predictions")) throw UsageError("mslr eval: --predictions is required (see mslr eval --help)");
   std::string out;
@@ -103,11 +104,12 @@ int cmd_eval(const Args& args, const Communicator& world) {
       out += "}, \"pooled\": " + json_score(pooled) + "}";
     } else {
       char line[256];
-      std::snprintf(line, sizeof line, "%-24s %9s %14s %9s %9s\n", "subject", "samples", "nll/sample", "r2_data", "r2_true");
+      std::snprintf(line, sizeof line, "%-24s %9s %14s %9s %9s\n", "subject", "samples", "nll/sample",
+                    "r2_data", "r2_true");
       out = line;
       for (const auto& [name, sc] : scores) {
-        std::snprintf(line, sizeof line, "%-24s %9lld %14.6g %9.4f %9.4f\n", name.c_str(), (long long)sc.samples,
-                      sc.nll_per_sample(), sc.r2_data(), sc.r2_true());
+        std::snprintf(line, sizeof line, "%-24s %9lld %14.6g %9.4f %9.4f\n", name.c_str(),
+                      (long long)sc.samples, sc.nll_per_sample(), sc.r2_data(), sc.r2_true());
         out += line;
       }
       std::snprintf(line, sizeof line, "%-24s %9lld %14.6g %9.4f %9.4f", "pooled", (long long)pooled.samples,

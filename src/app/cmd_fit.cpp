@@ -27,12 +27,14 @@ namespace {
 std::vector<OptionDecl> fit_options() {
   std::vector<OptionDecl> d = {
       {"data", "", "mslr-data file to fit"},
-      {"out", "", "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
+      {"out", "",
+       "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
       {"resume", "", "continue from a checkpoint file or run folder (its checkpoints/latest)"},
       {"epochs", "100", "total epochs (a resumed fit stops at the same total)"},
       {"batches", "10", "minibatches per epoch; every subject's training samples are split into this many"},
       {"lr", "0.01", "learning rate"},
-      {"lr-schedule", "", "learning rates EPOCH:RATE,... from their epoch on (overrides --lr); a change resets Adam"},
+      {"lr-schedule", "",
+       "learning rates EPOCH:RATE,... from their epoch on (overrides --lr); a change resets Adam"},
       {"adam-beta1", "0.9", "Adam beta1"},
       {"adam-beta2", "0.999", "Adam beta2"},
       {"adam-eps", "1e-8", "Adam epsilon"},
@@ -52,13 +54,15 @@ std::vector<OptionDecl> fit_options() {
       {"update-interval", "1", "print progress every N epochs"},
   };
   for (const auto& extra : {split_options(), runtime_options(), model_options()})
-    for (const auto& o : extra) d.push_back(o);
+    for (const auto& o : extra)
+      d.push_back(o);
   return d;
 }
 
 const char* kFitSummary =
     "Fits a multi-subject latent regression model. Run under mpirun/srun: every rank fits its share of the\n"
-    "subjects and the shared predictors are kept identical by one all-reduce per minibatch. SIGTERM or SIGUSR1\n"
+    "subjects and the shared predictors are kept identical by one all-reduce per minibatch. SIGTERM or "
+    "SIGUSR1\n"
     "checkpoints at the next minibatch and exits with status 3; --resume continues exactly.";
 
 std::vector<std::string> split_commas(const std::string& s) {
@@ -80,8 +84,8 @@ void make_dirs(const std::string& path) {
   for (size_t i = 0; i <= path.size(); ++i) {
     if (i == path.size() || path[i] == '/') {
       if (!partial.empty() && !is_dir(partial))
-        MSLR_CHECK(::mkdir(partial.c_str(), 0755) == 0 || errno == EEXIST, partial, ": cannot create the folder: ",
-                   std::strerror(errno));
+        MSLR_CHECK(::mkdir(partial.c_str(), 0755) == 0 || errno == EEXIST, partial,
+                   ": cannot create the folder: ", std::strerror(errno));
     }
     if (i < path.size()) partial += path[i];
   }
@@ -93,7 +97,8 @@ void fill_property_ranges(Options& o, const DataFile& data, const Communicator& 
   if (o.has("model.range-lo") && o.has("model.range-hi")) return;
   int64_t n_props = 0;
   for (const auto& s : data.subjects())
-    for (const auto& [g, n] : s.n_props) n_props = std::max(n_props, n);
+    for (const auto& [g, n] : s.n_props)
+      n_props = std::max(n_props, n);
   if (n_props == 0) return;
   at::Tensor lo = at::full({n_props}, -1e300, at::kDouble), hi = at::full({n_props}, -1e300, at::kDouble);
   run_collectively(world, [&] {
@@ -122,7 +127,8 @@ void fill_property_ranges(Options& o, const DataFile& data, const Communicator& 
   }
   auto join = [](const std::vector<std::string>& v) {
     std::string s;
-    for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+    for (const auto& x : v)
+      s += (s.empty() ? "" : ",") + x;
     return s;
   };
   if (!o.has("model.range-lo")) o.set("model.range-lo", {join(los)});
@@ -165,20 +171,24 @@ FitOptions fit_options_from(const Options& o, const DataFile& data) {
 }
 
 // The extra datasets of every subject's checkpoint entry (the same on every rank).
-std::vector<ExtraDataset> extras_of(const SubjectModel& m, const SubjectInfo& info, bool fitted, const Options& o,
-                                    at::ScalarType dtype) {
+std::vector<ExtraDataset> extras_of(const SubjectModel& m, const SubjectInfo& info, bool fitted,
+                                    const Options& o, at::ScalarType dtype) {
   std::vector<ExtraDataset> x;
   if (!fitted) return x;
   for (int g = 0; g < m.n_inputs(); ++g)
-    if (m.p_predictor(g)) x.push_back({"modes/p." + m.spec().inputs[g].group, {m.d_in(g), m.spec().inputs[g].n_modes}, dtype});
+    if (m.p_predictor(g))
+      x.push_back({"modes/p." + m.spec().inputs[g].group, {m.d_in(g), m.spec().inputs[g].n_modes}, dtype});
   for (int h = 0; h < m.n_outputs(); ++h)
-    if (m.u_predictor(h)) x.push_back({"modes/u." + m.spec().outputs[h].group, {m.d_out(h), m.d_trans(h)}, dtype});
+    if (m.u_predictor(h))
+      x.push_back({"modes/u." + m.spec().outputs[h].group, {m.d_out(h), m.d_trans(h)}, dtype});
   const auto groups = model_groups(m.spec());
   if (o.flag("copy-props"))
     for (const auto& g : groups)
-      if (info.n_props.count(g)) x.push_back({"props/" + g, {info.widths.at(g), info.n_props.at(g)}, at::kFloat});
+      if (info.n_props.count(g))
+        x.push_back({"props/" + g, {info.widths.at(g), info.n_props.at(g)}, at::kFloat});
   if (o.flag("copy-data")) {
-    for (const auto& g : groups) x.push_back({"groups/" + g, {info.n_time, info.widths.at(g)}, at::kFloat});
+    for (const auto& g : groups)
+      x.push_back({"groups/" + g, {info.n_time, info.widths.at(g)}, at::kFloat});
     if (info.segments.defined()) x.push_back({"segments", {info.segments.size(0), 2}, at::kLong});
   }
   return x;
@@ -204,7 +214,8 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   DataFile data(opts.str("data"), world);
   if (!resume && opts.list("model.input").empty() && !data.model_config().empty())
     opts = parse("[model]\n" + data.model_config()).second;
-  // The saved config names the data file absolutely, so that predict and the plot tools find it from anywhere.
+  // The saved config names the data file absolutely, so that predict and the plot tools find it from
+  // anywhere.
   if (char* full = ::realpath(opts.str("data").c_str(), nullptr)) {
     opts.set("data", {full});
     std::free(full);
@@ -219,7 +230,8 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   const int64_t every = opts.integer("checkpoint-every"), keep = opts.integer("keep-checkpoints"),
                 update = opts.integer("update-interval");
   if (every < 0 || keep < 0 || update < 1)
-    throw UsageError("mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
+    throw UsageError(
+        "mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
   std::set<int> checkpoint_epochs;
   for (const auto& e : split_commas(opts.has("checkpoint-epochs") ? opts.str("checkpoint-epochs") : ""))
     checkpoint_epochs.insert(std::stoi(e));
@@ -240,20 +252,24 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   Fitter fitter(comm, spec, fo, data.subjects());
   const auto& infos = data.subjects();
   std::vector<std::string> names;
-  for (const auto& i : infos) names.push_back(i.name);
+  for (const auto& i : infos)
+    names.push_back(i.name);
   std::vector<std::unique_ptr<SubjectModel>> all_models;  // every subject's layout, for checkpoints
-  for (const auto& i : infos) all_models.push_back(std::make_unique<SubjectModel>(fitter.shared(), shape_of(i), i.name));
+  for (const auto& i : infos)
+    all_models.push_back(std::make_unique<SubjectModel>(fitter.shared(), shape_of(i), i.name));
   std::set<int> fitted(fo.subjects.begin(), fo.subjects.end());
   if (fitted.empty())
-    for (size_t i = 0; i < infos.size(); ++i) fitted.insert(static_cast<int>(i));
+    for (size_t i = 0; i < infos.size(); ++i)
+      fitted.insert(static_cast<int>(i));
 
   if (resume) {
     std::vector<std::pair<std::string, const ParamLayout*>> layouts;
-    for (const auto& m : all_models) layouts.emplace_back(m->name(), &m->layout());
+    for (const auto& m : all_models)
+      layouts.emplace_back(m->name(), &m->layout());
     run_collectively(world, [&] {
       resume->check_model(model_text(opts), fitter.shared().layout(), layouts);
-      MSLR_CHECK(resume->subject_names() == names, resume->path(), ": the checkpoint's subjects differ from those of ",
-                 data.path());
+      MSLR_CHECK(resume->subject_names() == names, resume->path(),
+                 ": the checkpoint's subjects differ from those of ", data.path());
     });
     fitter.restore(resume->read_state(fitter.local_subjects()));
   } else {
@@ -269,11 +285,13 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   });
 
   const std::string config_text = opts.resolved();
-  console.line("mslr " MSLR_VERSION " fit: " + std::to_string(world.size()) + " rank(s), " + std::to_string(threads) +
-               " thread(s) per rank, " + comm.backend() + " all-reduce; " + fitter.describe());
+  console.line("mslr " MSLR_VERSION " fit: " + std::to_string(world.size()) + " rank(s), " +
+               std::to_string(threads) + " thread(s) per rank, " + comm.backend() + " all-reduce; " +
+               fitter.describe());
   console.line("resolved config:\n" + config_text);
   std::vector<double> cost;
-  for (const auto& i : infos) cost.push_back(Fitter::cost(spec, i, fo.split));
+  for (const auto& i : infos)
+    cost.push_back(Fitter::cost(spec, i, fo.split));
   console.line(fitter.placement().table(names, cost));
   if (resume)
     console.line("resuming from " + resume->path() + " at epoch " + std::to_string(fitter.state().epoch) +
@@ -290,20 +308,24 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   header.subjects = infos;
   for (size_t i = 0; i < infos.size(); ++i) {
     header.subject_layouts.push_back(all_models[i]->layout());
-    header.extras.push_back(extras_of(*all_models[i], infos[i], fitted.count(static_cast<int>(i)) > 0, opts, fo.dtype));
+    header.extras.push_back(
+        extras_of(*all_models[i], infos[i], fitted.count(static_cast<int>(i)) > 0, opts, fo.dtype));
   }
   auto save = [&](const FitState& st, const std::string& file) {
     std::map<int, std::map<std::string, at::Tensor>> extras;
     for (const auto& s : st.subjects) {
       if (!s.fitted) continue;
       auto& x = extras[s.index];
-      for (auto& [k, v] : fitter.predicted_modes(s.index)) x["modes/" + k] = v;
+      for (auto& [k, v] : fitter.predicted_modes(s.index))
+        x["modes/" + k] = v;
       if (opts.flag("copy-props") || opts.flag("copy-data")) {
         const SubjectData d = fitter.held_data(s.index);
         if (opts.flag("copy-props"))
-          for (const auto& [g, p] : d.props) x["props/" + g] = p;
+          for (const auto& [g, p] : d.props)
+            x["props/" + g] = p;
         if (opts.flag("copy-data")) {
-          for (const auto& [g, v] : d.groups) x["groups/" + g] = v;
+          for (const auto& [g, v] : d.groups)
+            x["groups/" + g] = v;
           if (d.segments.defined()) x["segments"] = d.segments;
         }
       }
@@ -347,8 +369,9 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   if (log.size()) {
     // One line with the figures a scaling study collects (jobs/slurm-scaling.sh reads it).
     char line[256];
-    std::snprintf(line, sizeof line, "done: %zu epochs, %.3f s of fitting (%.4g s/epoch), objective %.9g, ranks %d",
-                  log.size(), log.elapsed.back(), log.elapsed.back() / static_cast<double>(log.size()),
+    std::snprintf(line, sizeof line,
+                  "done: %zu epochs, %.3f s of fitting (%.4g s/epoch), objective %.9g, ranks %d", log.size(),
+                  log.elapsed.back(), log.elapsed.back() / static_cast<double>(log.size()),
                   log.objective.back(), world.size());
     console.line(std::string(line) + ", results in " + out);
   }

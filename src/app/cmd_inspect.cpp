@@ -9,7 +9,8 @@
 namespace mslr {
 
 int cmd_inspect(const Args& args, const Communicator& world) {
-  Options o("inspect", "Describes an mslr data, checkpoint or predictions file (a run folder: its latest checkpoint).",
+  Options o("inspect",
+            "Describes an mslr data, checkpoint or predictions file (a run folder: its latest checkpoint).",
             {{"file", "", "file or run folder to describe"}}, {"file"});
   if (!o.parse(args)) return kExitOk;
   std::string text;

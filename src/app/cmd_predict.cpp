@@ -30,7 +30,8 @@ std::vector<OptionDecl> predict_options() {
       {"dtype", "float32", "float32 or float64 (default: as the fit)"},
   };
   for (const auto& extra : {split_options(), runtime_options(), model_options()})
-    for (const auto& o : extra) d.push_back(o);
+    for (const auto& o : extra)
+      d.push_back(o);
   return d;
 }
 
@@ -38,11 +39,13 @@ std::vector<OptionDecl> predict_options() {
 
 int cmd_predict(const Args& args, const MpiCommunicator& world) {
   const char* summary =
-      "Predicts the output groups' means for the samples of a data file with a fitted model, in parallel over\n"
+      "Predicts the output groups' means for the samples of a data file with a fitted model, in parallel "
+      "over\n"
       "ranks, and writes them with the NLL of the data to one predictions file.";
   Options first("predict", summary, predict_options());
   if (!first.parse(args)) return kExitOk;
-  if (!first.has("checkpoint")) throw UsageError("mslr predict: --checkpoint is required (see mslr predict --help)");
+  if (!first.has("checkpoint"))
+    throw UsageError("mslr predict: --checkpoint is required (see mslr predict --help)");
   if (!first.has("out")) throw UsageError("mslr predict: --out is required (see mslr predict --help)");
   CheckpointFile ckpt(first.str("checkpoint"), world);
   // The fit's own settings (model, data file, split) are the defaults.
@@ -57,7 +60,8 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
     throw UsageError("mslr predict: --split: '" + which + "' is not test, train or all");
   const int64_t batch = o.integer("batch-size");
   if (batch < 1) throw UsageError("mslr predict: --batch-size must be >= 1");
-  if (!o.has("data")) throw UsageError("mslr predict: --data is required (the checkpoint names no data file)");
+  if (!o.has("data"))
+    throw UsageError("mslr predict: --data is required (the checkpoint names no data file)");
   DataFile data(o.str("data"), world);
   const auto& infos = data.subjects();
   auto range_of = [&](const SubjectInfo& i) {
@@ -67,7 +71,8 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   };
 
   std::map<std::string, int64_t> n_props;
-  for (const auto& i : infos) n_props.insert(i.n_props.begin(), i.n_props.end());
+  for (const auto& i : infos)
+    n_props.insert(i.n_props.begin(), i.n_props.end());
   std::unique_ptr<SharedModules> shared;
   std::vector<std::unique_ptr<SubjectModel>> models;
   PredictionsHeader header;
@@ -89,10 +94,12 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
       s.name = i.name;
       s.samples = i.times_in(range_of(i)).numel();
       s.in_fit = in_fit;
-      for (const auto& h : spec.outputs) s.outputs.emplace_back(h.group, i.widths.at(h.group));
+      for (const auto& h : spec.outputs)
+        s.outputs.emplace_back(h.group, i.widths.at(h.group));
       header.subjects.push_back(s);
       int64_t vars = 0;
-      for (const auto& [g, w] : i.widths) vars += w;
+      for (const auto& [g, w] : i.widths)
+        vars += w;
       cost.push_back(static_cast<double>(s.samples) * static_cast<double>(vars));
     }
     ckpt.check_model(model_text(o), shared->layout(), fitted);
@@ -125,18 +132,20 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
         ++unseen;
       }
       const at::Tensor times = info.times_in(range);
-      const SubjectPrediction p = predict_subject(model, {model.layout().views(params), shared_views}, d, times, batch);
+      const SubjectPrediction p =
+          predict_subject(model, {model.layout().views(params), shared_views}, d, times, batch);
       SubjectPredictionData out;
       out.times = times;
       out.nll = p.nll;
-      for (int h = 0; h < model.n_outputs(); ++h) out.means[spec.outputs[h].group] = p.means[h];
+      for (int h = 0; h < model.n_outputs(); ++h)
+        out.means[spec.outputs[h].group] = p.means[h];
       mine[s] = std::move(out);
     }
   });
   write_predictions(o.str("out"), world, header, mine);
   const int64_t unseen_all = world.sum(unseen);
-  console.line(cat("predicted ", infos.size(), " subjects (", unseen_all, " not in the fit) on ", world.size(),
-                   " rank(s): ", o.str("out")));
+  console.line(cat("predicted ", infos.size(), " subjects (", unseen_all, " not in the fit) on ",
+                   world.size(), " rank(s): ", o.str("out")));
   return kExitOk;
 }
 

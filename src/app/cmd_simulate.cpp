@@ -11,23 +11,24 @@
 namespace mslr {
 
 int cmd_simulate(const Args& args, const Communicator& world) {
-  Options o("simulate",
-            "Writes a simulated multi-subject dataset with its ground truth (true modes, noise, noise-free means)\n"
-            "and the model that generated it, which mslr fit uses when given no model options.",
-            {
-                {"out", "", "mslr-data file to write"},
-                {"subjects", "8", "number of subjects"},
-                {"neurons-min", "300", "fewest neurons of a subject"},
-                {"neurons-max", "800", "most neurons of a subject"},
-                {"time-points", "1500", "time points per subject"},
-                {"stim-dims", "4", "stimulus dimensions"},
-                {"modes", "4", "latent dimensions read out from the neurons"},
-                {"noise", "0.1", "noise variance of every neuron"},
-                {"stability", "0.8", "spectral radius of the latent recurrence, in (0, 1)"},
-                {"seed", "0", "random seed"},
-                {"config", "", "INI file with options (the command line wins)"},
-                {"quiet", "false", "print nothing but errors", OptionDecl::kFlag},
-            });
+  Options o(
+      "simulate",
+      "Writes a simulated multi-subject dataset with its ground truth (true modes, noise, noise-free means)\n"
+      "and the model that generated it, which mslr fit uses when given no model options.",
+      {
+          {"out", "", "mslr-data file to write"},
+          {"subjects", "8", "number of subjects"},
+          {"neurons-min", "300", "fewest neurons of a subject"},
+          {"neurons-max", "800", "most neurons of a subject"},
+          {"time-points", "1500", "time points per subject"},
+          {"stim-dims", "4", "stimulus dimensions"},
+          {"modes", "4", "latent dimensions read out from the neurons"},
+          {"noise", "0.1", "noise variance of every neuron"},
+          {"stability", "0.8", "spectral radius of the latent recurrence, in (0, 1)"},
+          {"seed", "0", "random seed"},
+          {"config", "", "INI file with options (the command line wins)"},
+          {"quiet", "false", "print nothing but errors", OptionDecl::kFlag},
+      });
   if (!o.parse(args)) return kExitOk;
   SimulateOptions s;
   s.subjects = static_cast<int>(o.integer("subjects"));
@@ -50,13 +51,15 @@ int cmd_simulate(const Args& args, const Communicator& world) {
     if (!world.is_root()) return;
     const auto subjects = simulate(s);
     // Written under a temporary name and renamed, so that a file under `out` is always complete.
-    write_data_file(out + ".tmp", subjects,
-                    {{"model", simulated_model_config(s)}, {"simulate", o.resolved({"config", "out", "quiet"})}});
+    write_data_file(
+        out + ".tmp", subjects,
+        {{"model", simulated_model_config(s)}, {"simulate", o.resolved({"config", "out", "quiet"})}});
     MSLR_CHECK(std::rename((out + ".tmp").c_str(), out.c_str()) == 0, out, ": cannot rename into place");
     int64_t neurons = 0;
-    for (const auto& d : subjects) neurons += d.groups.at("neurons").size(1);
-    console.line(cat("simulated ", subjects.size(), " subjects, ", neurons, " neurons in all, ", s.time_points,
-                     " time points each: ", out));
+    for (const auto& d : subjects)
+      neurons += d.groups.at("neurons").size(1);
+    console.line(cat("simulated ", subjects.size(), " subjects, ", neurons, " neurons in all, ",
+                     s.time_points, " time points each: ", out));
   });
   return kExitOk;
 }

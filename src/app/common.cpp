@@ -6,8 +6,10 @@ namespace mslr {
 
 std::vector<OptionDecl> split_options() {
   return {
-      {"train-fraction", "0.8", "the first round(f*T) time points of each subject are training data, the rest test"},
-      {"train-range", "", "training time points START:END for every subject (with --test-range, replaces the fraction)"},
+      {"train-fraction", "0.8",
+       "the first round(f*T) time points of each subject are training data, the rest test"},
+      {"train-range", "",
+       "training time points START:END for every subject (with --test-range, replaces the fraction)"},
       {"test-range", "", "test time points START:END for every subject"},
   };
 }
@@ -16,8 +18,9 @@ std::vector<OptionDecl> runtime_options() {
   return {
       {"config", "", "INI file with options (the command line wins)"},
       {"threads", "0", "threads per rank for LibTorch's element-wise work (0: the cores bound to the rank)"},
-      {"blas-threads", "1", "threads per rank for OpenBLAS's matrix products (at most --threads; the two pools "
-                            "slow each other down when both are wide)"},
+      {"blas-threads", "1",
+       "threads per rank for OpenBLAS's matrix products (at most --threads; the two pools "
+       "slow each other down when both are wide)"},
       {"gpus-per-rank", "0", "CUDA devices per rank (0: CPU)"},
       {"quiet", "false", "print nothing but errors", OptionDecl::kFlag},
   };
@@ -47,10 +50,12 @@ Split split_from(const Options& o) {
 
 int apply_threads(const Options& o, const Communicator& world) {
   const int64_t asked = o.integer("threads");
-  if (asked < 0) throw UsageError("mslr " + o.command() + ": --threads must be >= 0, got " + std::to_string(asked));
+  if (asked < 0)
+    throw UsageError("mslr " + o.command() + ": --threads must be >= 0, got " + std::to_string(asked));
   const int n = asked > 0 ? static_cast<int>(asked) : cores_for_rank(world.local_size());
   const int64_t blas = o.integer("blas-threads");
-  if (blas < 1) throw UsageError("mslr " + o.command() + ": --blas-threads must be >= 1, got " + std::to_string(blas));
+  if (blas < 1)
+    throw UsageError("mslr " + o.command() + ": --blas-threads must be >= 1, got " + std::to_string(blas));
   limit_threads(n, static_cast<int>(blas));
   return n;
 }

@@ -20,7 +20,8 @@ std::string human_bytes(long long b) {
   const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
   double v = static_cast<double>(b);
   int u = 0;
-  while (v >= 1024 && u < 4) v /= 1024, ++u;
+  while (v >= 1024 && u < 4)
+    v /= 1024, ++u;
   char buf[32];
   std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, unit[u]);
   return buf;
@@ -39,11 +40,13 @@ std::string human_seconds(double s) {
   return buf;
 }
 
-std::string progress_line(const FitLog& log, const FitReport& r, int epochs, const std::vector<std::string>& names) {
+std::string progress_line(const FitLog& log, const FitReport& r, int epochs,
+                          const std::vector<std::string>& names) {
   const size_t e = log.size() - 1;
   char buf[512];
   std::string s;
-  std::snprintf(buf, sizeof buf, "epoch %d/%d  objective %.6g  lr %g", log.epoch[e] + 1, epochs, log.objective[e], log.lr[e]);
+  std::snprintf(buf, sizeof buf, "epoch %d/%d  objective %.6g  lr %g", log.epoch[e] + 1, epochs,
+                log.objective[e], log.lr[e]);
   s += buf;
   const auto& nll = log.subject_nll[e];
   if (nll.size() <= 4) {
@@ -62,12 +65,14 @@ std::string progress_line(const FitLog& log, const FitReport& r, int epochs, con
   s += buf;
   if (!r.memory.empty()) {
     s += "  mem";
-    for (long long m : r.memory) s += " " + human_bytes(m);
+    for (long long m : r.memory)
+      s += " " + human_bytes(m);
   }
   return s;
 }
 
-MetricsFile::MetricsFile(const std::string& path, bool active, const FitLog& log, const std::vector<std::string>& names)
+MetricsFile::MetricsFile(const std::string& path, bool active, const FitLog& log,
+                         const std::vector<std::string>& names)
     : names_(names) {
   if (!active) return;
   f_ = std::fopen(path.c_str(), "w");
@@ -82,10 +87,12 @@ MetricsFile::~MetricsFile() {
 void MetricsFile::append(const FitLog& log, size_t first) {
   if (!f_) return;
   for (size_t e = first; e < log.size(); ++e) {
-    std::fprintf(f_, "{\"epoch\": %d, \"elapsed\": %.6f, \"objective\": %.17g, \"lr\": %.17g, \"subject_nll\": {",
+    std::fprintf(f_,
+                 "{\"epoch\": %d, \"elapsed\": %.6f, \"objective\": %.17g, \"lr\": %.17g, \"subject_nll\": {",
                  log.epoch[e], log.elapsed[e], log.objective[e], log.lr[e]);
     for (size_t k = 0; k < log.fitted.size(); ++k)
-      std::fprintf(f_, "%s\"%s\": %.17g", k ? ", " : "", names_[log.fitted[k]].c_str(), log.subject_nll[e][k]);
+      std::fprintf(f_, "%s\"%s\": %.17g", k ? ", " : "", names_[log.fitted[k]].c_str(),
+                   log.subject_nll[e][k]);
     std::fprintf(f_, "}}\n");
   }
   std::fflush(f_);

@@ -12,7 +12,8 @@ std::vector<std::string> split(const std::string& s, char sep) {
   std::vector<std::string> out;
   std::stringstream ss(s);
   std::string item;
-  while (std::getline(ss, item, sep)) out.push_back(item);
+  while (std::getline(ss, item, sep))
+    out.push_back(item);
   return out;
 }
 
@@ -32,7 +33,8 @@ std::vector<T> parse_list(const Options& o, const std::string& name, F convert) 
   return out;
 }
 
-[[noreturn]] void bad(const Options& o, const std::string& name, const std::string& value, const std::string& rule) {
+[[noreturn]] void bad(const Options& o, const std::string& name, const std::string& value,
+                      const std::string& rule) {
   throw UsageError("mslr " + o.command() + ": --" + name + ": '" + value + "' " + rule);
 }
 
@@ -42,11 +44,14 @@ std::vector<OptionDecl> model_options() {
   return {
       {"model.input", "", "input group at t-1 as GROUP:SOURCE:MODES, SOURCE = predicted, owned or fixed",
        OptionDecl::kList},
-      {"model.output", "", "output group at t as GROUP:SOURCE[:NONLINEARITY] (identity, relu, tanh, sigmoid, "
-                           "softplus, exp, prelu)", OptionDecl::kList},
+      {"model.output", "",
+       "output group at t as GROUP:SOURCE[:NONLINEARITY] (identity, relu, tanh, sigmoid, "
+       "softplus, exp, prelu)",
+       OptionDecl::kList},
       {"model.mapping", "concat", "mapping m: identity, concat or linear:W1[,W2...] (per subject)"},
       {"model.shared-mapping", "", "a mapping shared by all subjects, applied after model.mapping"},
-      {"model.direct", "", "direct pair IN:OUT (groups of equal width): mn_out += c * x_in", OptionDecl::kList},
+      {"model.direct", "", "direct pair IN:OUT (groups of equal width): mn_out += c * x_in",
+       OptionDecl::kList},
       {"model.scales", "false", "learn a scale per output variable", OptionDecl::kFlag},
       {"model.offsets", "true", "learn an offset per output variable", OptionDecl::kFlag},
       {"model.predictor", "mlp", "mode predictor: mlp or hypercube"},
@@ -59,16 +64,19 @@ std::vector<OptionDecl> model_options() {
       {"model.init-std", "1.0", "std of the predictors' starting outputs"},
       {"model.per-subject-predictors", "false", "give every subject its own predictors (never all-reduced)",
        OptionDecl::kFlag},
-      {"model.p-mode-scaling", "mean", "mean: p = predictor(props) / N, so x.p is a mean over variables (well "
-                                        "conditioned at any N); none: p = predictor(props)"},
+      {"model.p-mode-scaling", "mean",
+       "mean: p = predictor(props) / N, so x.p is a mean over variables (well "
+       "conditioned at any N); none: p = predictor(props)"},
       {"model.psi-init", "1.0", "starting noise variance of every output variable"},
   };
 }
 
 std::vector<std::string> model_groups(const ModelSpec& spec) {
   std::set<std::string> g;
-  for (const auto& i : spec.inputs) g.insert(i.group);
-  for (const auto& h : spec.outputs) g.insert(h.group);
+  for (const auto& i : spec.inputs)
+    g.insert(i.group);
+  for (const auto& h : spec.outputs)
+    g.insert(h.group);
   return {g.begin(), g.end()};
 }
 
@@ -98,7 +106,8 @@ ModelSpec model_from_options(const Options& o) {
   }
 
   if (o.list("model.input").empty() || o.list("model.output").empty())
-    throw UsageError("mslr " + o.command() + ": no model: give --model.input and --model.output (or a --config with a "
+    throw UsageError("mslr " + o.command() +
+                     ": no model: give --model.input and --model.output (or a --config with a "
                      "[model] section), or fit a file written by mslr simulate");
   for (const auto& text : o.list("model.input")) {
     const auto f = split(text, ':');
@@ -144,7 +153,8 @@ ModelSpec model_from_options(const Options& o) {
       if (spec.inputs[i].group == f[0]) g = static_cast<int>(i);
     for (size_t i = 0; i < spec.outputs.size(); ++i)
       if (spec.outputs[i].group == f[1]) h = static_cast<int>(i);
-    if (g < 0 || h < 0) bad(o, "model.direct", text, "names a group that is not an input/output of the model");
+    if (g < 0 || h < 0)
+      bad(o, "model.direct", text, "names a group that is not an input/output of the model");
     spec.direct_pairs.emplace_back(g, h);
   }
   const std::string scaling = o.str("model.p-mode-scaling");

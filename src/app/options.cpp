@@ -36,13 +36,16 @@ po::options_description describe(const std::vector<OptionDecl>& decls, bool with
 
 Options::Options(std::string command, std::string summary, std::vector<OptionDecl> decls,
                  std::vector<std::string> positional)
-    : command_(std::move(command)), summary_(std::move(summary)), decls_(std::move(decls)),
+    : command_(std::move(command)),
+      summary_(std::move(summary)),
+      decls_(std::move(decls)),
       positional_(std::move(positional)) {}
 
 bool Options::parse(const std::vector<std::string>& args, const std::string& base_config) {
   const po::options_description desc = describe(decls_, true);
   po::positional_options_description pos;
-  for (const auto& p : positional_) pos.add(p.c_str(), 1);
+  for (const auto& p : positional_)
+    pos.add(p.c_str(), 1);
   po::variables_map vm;
   try {
     // No abbreviations: "--epoch" is an error, not "--epochs".
@@ -88,8 +91,10 @@ bool Options::parse(const std::vector<std::string>& args, const std::string& bas
 std::string Options::help() const {
   std::ostringstream os;
   os << "usage: mslr " << command_;
-  for (const auto& p : positional_) os << " " << p;
-  os << " [options]\n\n" << summary_ << "\n\noptions (name, default, meaning; also in a --config INI file):\n";
+  for (const auto& p : positional_)
+    os << " " << p;
+  os << " [options]\n\n"
+     << summary_ << "\n\noptions (name, default, meaning; also in a --config INI file):\n";
   for (const auto& o : decls_) {
     if (std::find(positional_.begin(), positional_.end(), o.name) != positional_.end()) continue;
     std::string left = "  --" + o.name + (o.kind == OptionDecl::kFlag ? "" : " ARG");
@@ -105,8 +110,12 @@ std::string Options::help() const {
   return os.str();
 }
 
-bool Options::given(const std::string& name) const { return given_.count(name) > 0; }
-bool Options::has(const std::string& name) const { return values_.count(name) > 0; }
+bool Options::given(const std::string& name) const {
+  return given_.count(name) > 0;
+}
+bool Options::has(const std::string& name) const {
+  return values_.count(name) > 0;
+}
 
 std::string Options::str(const std::string& name) const {
   auto it = values_.find(name);
@@ -168,7 +177,8 @@ std::string Options::resolved(const std::vector<std::string>& leave_out) const {
     const auto dot = o.name.find('.');
     const std::string section = dot == std::string::npos ? "" : o.name.substr(0, dot);
     const std::string key = dot == std::string::npos ? o.name : o.name.substr(dot + 1);
-    for (const auto& v : values_.at(o.name)) sections[section] += key + " = " + v + "\n";
+    for (const auto& v : values_.at(o.name))
+      sections[section] += key + " = " + v + "\n";
   }
   std::string out = sections[""];
   for (const auto& [section, body] : sections)

@@ -14,7 +14,8 @@ namespace {
 at::Tensor random_tensor(std::vector<int64_t> shape, Rng& rng, double lo = -1.0, double hi = 1.0) {
   at::Tensor t = at::empty(shape, at::kDouble);
   double* p = t.data_ptr<double>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = lo + (hi - lo) * rng.uniform();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    p[i] = lo + (hi - lo) * rng.uniform();
   return t;
 }
 

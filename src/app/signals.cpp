@@ -1,7 +1,7 @@
 #include "mslr/app/signals.h"
 
-#include <csignal>
 #include <unistd.h>
+#include <csignal>
 
 namespace mslr {
 namespace {
@@ -29,7 +29,11 @@ void install_stop_signals() {
   sigaction(SIGUSR1, &sa, nullptr);
 }
 
-bool stop_signalled() { return g_signal != 0; }
-int stop_signal_number() { return g_signal; }
+bool stop_signalled() {
+  return g_signal != 0;
+}
+int stop_signal_number() {
+  return g_signal;
+}
 
 }  // namespace mslr

@@ -27,7 +27,9 @@ double Communicator::max(double v) const {
   return t.item<double>();
 }
 
-bool Communicator::any(bool v) const { return sum(v ? 1 : 0) > 0; }
+bool Communicator::any(bool v) const {
+  return sum(v ? 1 : 0) > 0;
+}
 
 void run_collectively(const Communicator& comm, const std::function<void()>& work) {
   std::string message;
@@ -39,8 +41,8 @@ void run_collectively(const Communicator& comm, const std::function<void()>& wor
     message = e.what();
   }
   // The lowest failing rank (size() when none failed) speaks for all.
-  at::Tensor first = at::tensor({failed ? -static_cast<int64_t>(comm.rank()) : -static_cast<int64_t>(comm.size())},
-                                at::kLong);
+  at::Tensor first = at::tensor(
+      {failed ? -static_cast<int64_t>(comm.rank()) : -static_cast<int64_t>(comm.size())}, at::kLong);
   comm.all_reduce_max(first);
   const int speaker = static_cast<int>(-first.item<int64_t>());
   if (speaker == comm.size()) return;

@@ -8,16 +8,16 @@
 #include "mslr/core/error.h"
 #include "mslr/model/params.h"
 
-#define MSLR_MPI_CHECK(call)                                                                         \
-  do {                                                                                               \
-    const int mslr_rc_ = (call);                                                                     \
-    if (mslr_rc_ != MPI_SUCCESS) {                                                                   \
-      char mslr_msg_[MPI_MAX_ERROR_STRING];                                                          \
-      int mslr_len_ = 0;                                                                             \
-      MPI_Error_string(mslr_rc_, mslr_msg_, &mslr_len_);                                             \
+#define MSLR_MPI_CHECK(call)                                                                             \
+  do {                                                                                                   \
+    const int mslr_rc_ = (call);                                                                         \
+    if (mslr_rc_ != MPI_SUCCESS) {                                                                       \
+      char mslr_msg_[MPI_MAX_ERROR_STRING];                                                              \
+      int mslr_len_ = 0;                                                                                 \
+      MPI_Error_string(mslr_rc_, mslr_msg_, &mslr_len_);                                                 \
       ::mslr::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", std::string(mslr_msg_, mslr_len_), \
-                   " (is the job launched with mpirun/srun, and are all ranks alive?)");             \
-    }                                                                                                \
+                   " (is the job launched with mpirun/srun, and are all ranks alive?)");                 \
+    }                                                                                                    \
   } while (0)
 
 namespace mslr {
@@ -25,13 +25,20 @@ namespace {
 
 MPI_Datatype mpi_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return MPI_FLOAT;
-    case at::kDouble: return MPI_DOUBLE;
-    case at::kLong: return MPI_INT64_T;
-    case at::kInt: return MPI_INT32_T;
-    case at::kByte: return MPI_UINT8_T;
-    case at::kChar: return MPI_INT8_T;
-    default: fail("MPI communicator: unsupported element type ", t.scalar_type());
+    case at::kFloat:
+      return MPI_FLOAT;
+    case at::kDouble:
+      return MPI_DOUBLE;
+    case at::kLong:
+      return MPI_INT64_T;
+    case at::kInt:
+      return MPI_INT32_T;
+    case at::kByte:
+      return MPI_UINT8_T;
+    case at::kChar:
+      return MPI_INT8_T;
+    default:
+      fail("MPI communicator: unsupported element type ", t.scalar_type());
   }
 }
 
@@ -88,7 +95,9 @@ MpiCommunicator::~MpiCommunicator() {
   if (!finalised && impl_->world != MPI_COMM_NULL) MPI_Comm_free(&impl_->world);
 }
 
-const void* MpiCommunicator::mpi_handle() const { return &impl_->world; }
+const void* MpiCommunicator::mpi_handle() const {
+  return &impl_->world;
+}
 
 namespace {
 
@@ -104,9 +113,13 @@ void all_reduce(at::Tensor& t, MPI_Op op, MPI_Comm comm) {
 
 }  // namespace
 
-void MpiCommunicator::all_reduce_sum(at::Tensor& t) const { all_reduce(t, MPI_SUM, impl_->world); }
+void MpiCommunicator::all_reduce_sum(at::Tensor& t) const {
+  all_reduce(t, MPI_SUM, impl_->world);
+}
 
-void MpiCommunicator::all_reduce_max(at::Tensor& t) const { all_reduce(t, MPI_MAX, impl_->world); }
+void MpiCommunicator::all_reduce_max(at::Tensor& t) const {
+  all_reduce(t, MPI_MAX, impl_->world);
+}
 
 void MpiCommunicator::broadcast(at::Tensor& t, int root) const {
   check_host(t, "broadcast");
@@ -123,7 +136,8 @@ at::Tensor MpiCommunicator::gather(const at::Tensor& t_in, int root) const {
   check_host(t, "gather");
   // Row counts first, then the rows as bytes (Gatherv displacements are int: fine for logs and small tables).
   int64_t row_bytes = t.element_size();
-  for (int64_t d = 1; d < t.dim(); ++d) row_bytes *= t.size(d);
+  for (int64_t d = 1; d < t.dim(); ++d)
+    row_bytes *= t.size(d);
   const int64_t rows = t.dim() == 0 ? 1 : t.size(0);
   std::vector<int64_t> all_rows(size_);
   MSLR_MPI_CHECK(MPI_Gather(&rows, 1, MPI_INT64_T, all_rows.data(), 1, MPI_INT64_T, root, impl_->world));
@@ -145,11 +159,13 @@ at::Tensor MpiCommunicator::gather(const at::Tensor& t_in, int root) const {
     out = at::empty(shape, t.options());
   }
   MSLR_MPI_CHECK(MPI_Gatherv(t.data_ptr(), static_cast<int>(rows * row_bytes), MPI_BYTE,
-                             rank_ == root ? out.data_ptr() : nullptr, counts.data(), displs.data(), MPI_BYTE, root,
-                             impl_->world));
+                             rank_ == root ? out.data_ptr() : nullptr, counts.data(), displs.data(), MPI_BYTE,
+                             root, impl_->world));
   return out;
 }
 
-void MpiCommunicator::barrier() const { MSLR_MPI_CHECK(MPI_Barrier(impl_->world)); }
+void MpiCommunicator::barrier() const {
+  MSLR_MPI_CHECK(MPI_Barrier(impl_->world));
+}
 
 }  // namespace mslr

@@ -9,18 +9,18 @@
 #include <mpi.h>
 #include <nccl.h>
 
-#define MSLR_CUDA_CHECK(call)                                                                        \
-  do {                                                                                               \
-    const cudaError_t mslr_rc_ = (call);                                                             \
-    if (mslr_rc_ != cudaSuccess)                                                                     \
+#define MSLR_CUDA_CHECK(call)                                                                       \
+  do {                                                                                              \
+    const cudaError_t mslr_rc_ = (call);                                                            \
+    if (mslr_rc_ != cudaSuccess)                                                                    \
       ::mslr::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", cudaGetErrorString(mslr_rc_), \
-                   " (check CUDA_VISIBLE_DEVICES and --gpus-per-rank)");                             \
+                   " (check CUDA_VISIBLE_DEVICES and --gpus-per-rank)");                            \
   } while (0)
 
-#define MSLR_NCCL_CHECK(call)                                                                        \
-  do {                                                                                               \
-    const ncclResult_t mslr_rc_ = (call);                                                            \
-    if (mslr_rc_ != ncclSuccess)                                                                     \
+#define MSLR_NCCL_CHECK(call)                                                                       \
+  do {                                                                                              \
+    const ncclResult_t mslr_rc_ = (call);                                                           \
+    if (mslr_rc_ != ncclSuccess)                                                                    \
       ::mslr::fail(__FILE__, ":", __LINE__, ": ", #call, " failed: ", ncclGetErrorString(mslr_rc_), \
                    " (set NCCL_DEBUG=INFO for details)");                                           \
   } while (0)
@@ -34,13 +34,20 @@ namespace {
 
 ncclDataType_t nccl_type(const at::Tensor& t) {
   switch (t.scalar_type()) {
-    case at::kFloat: return ncclFloat32;
-    case at::kDouble: return ncclFloat64;
-    case at::kLong: return ncclInt64;
-    case at::kInt: return ncclInt32;
-    case at::kByte: return ncclUint8;
-    case at::kChar: return ncclInt8;
-    default: fail("NCCL communicator: unsupported element type ", t.scalar_type());
+    case at::kFloat:
+      return ncclFloat32;
+    case at::kDouble:
+      return ncclFloat64;
+    case at::kLong:
+      return ncclInt64;
+    case at::kInt:
+      return ncclInt32;
+    case at::kByte:
+      return ncclUint8;
+    case at::kChar:
+      return ncclInt8;
+    default:
+      fail("NCCL communicator: unsupported element type ", t.scalar_type());
   }
 }
 
@@ -75,8 +82,8 @@ class NcclCommunicator : public Communicator {
   void broadcast(at::Tensor& t, int root) const override {
     if (!t.is_cuda()) return mpi_.broadcast(t, root);
     check_device(t, "broadcast");
-    MSLR_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), root,
-                                  comm_, /*stream=*/nullptr));
+    MSLR_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
+                                  root, comm_, /*stream=*/nullptr));
   }
   at::Tensor gather(const at::Tensor& t, int root) const override {
     return mpi_.gather(t.is_cuda() ? t.cpu() : t, root);
@@ -93,8 +100,8 @@ class NcclCommunicator : public Communicator {
   void all_reduce(at::Tensor& t, ncclRedOp_t op) const {
     if (!t.is_cuda()) return op == ncclSum ? mpi_.all_reduce_sum(t) : mpi_.all_reduce_max(t);
     check_device(t, "all-reduce");
-    MSLR_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t), op,
-                                  comm_, /*stream=*/nullptr));
+    MSLR_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
+                                  op, comm_, /*stream=*/nullptr));
   }
 
   const MpiCommunicator& mpi_;
@@ -104,7 +111,9 @@ class NcclCommunicator : public Communicator {
 
 }  // namespace
 
-bool nccl_compiled() { return true; }
+bool nccl_compiled() {
+  return true;
+}
 
 namespace {
 
@@ -134,12 +143,20 @@ std::unique_ptr<Communicator> make_nccl_communicator(const MpiCommunicator& mpi,
 
 #else  // !MSLR_HAVE_NCCL
 
-bool nccl_compiled() { return false; }
-int64_t cuda_memory_used(int) { return -1; }
-int64_t cuda_memory_free(int) { return -1; }
+bool nccl_compiled() {
+  return false;
+}
+int64_t cuda_memory_used(int) {
+  return -1;
+}
+int64_t cuda_memory_free(int) {
+  return -1;
+}
 
 std::unique_ptr<Communicator> make_nccl_communicator(const MpiCommunicator&, int) {
-  fail("this mslr was built without NCCL (configure with -DMSLR_WITH_NCCL=ON on a machine with CUDA and NCCL)");
+  fail(
+      "this mslr was built without NCCL (configure with -DMSLR_WITH_NCCL=ON on a machine with CUDA and "
+      "NCCL)");
 }
 
 #endif

@@ -38,7 +38,8 @@ Placement place_subjects(const std::vector<double>& cost, int n_ranks, int devic
   for (int r = 0; r < n_ranks; ++r) {
     const std::vector<int> mine = p.subjects_of(r);
     const std::vector<int> dev = greedy(mine, cost, devices_per_rank, nullptr);
-    for (int s : mine) p.device[s] = dev[s];
+    for (int s : mine)
+      p.device[s] = dev[s];
   }
   return p;
 }
@@ -46,7 +47,8 @@ Placement place_subjects(const std::vector<double>& cost, int n_ranks, int devic
 double Placement::imbalance() const {
   const double total = std::accumulate(rank_load.begin(), rank_load.end(), 0.0);
   if (total <= 0.0) return 1.0;
-  return *std::max_element(rank_load.begin(), rank_load.end()) / (total / static_cast<double>(rank_load.size()));
+  return *std::max_element(rank_load.begin(), rank_load.end()) /
+         (total / static_cast<double>(rank_load.size()));
 }
 
 std::vector<int> Placement::subjects_of(int r) const {
@@ -60,7 +62,8 @@ std::string Placement::table(const std::vector<std::string>& names, const std::v
   std::string out = "placement: subject -> rank/device (cost = samples x variables)\n";
   char line[256];
   for (size_t i = 0; i < rank.size(); ++i) {
-    std::snprintf(line, sizeof line, "  %-24s -> %d/%d  %.3g\n", names[i].c_str(), rank[i], device[i], cost[i]);
+    std::snprintf(line, sizeof line, "  %-24s -> %d/%d  %.3g\n", names[i].c_str(), rank[i], device[i],
+                  cost[i]);
     out += line;
   }
   for (size_t r = 0; r < rank_load.size(); ++r) {

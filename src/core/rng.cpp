@@ -12,7 +12,9 @@ uint64_t splitmix64(uint64_t& x) {
   return z ^ (z >> 31);
 }
 
-uint64_t rotl(uint64_t x, int k) { return (x << k) | (x >> (64 - k)); }
+uint64_t rotl(uint64_t x, int k) {
+  return (x << k) | (x >> (64 - k));
+}
 
 }  // namespace
 
@@ -25,7 +27,8 @@ Rng::Rng(uint64_t seed, std::initializer_list<uint64_t> keys) {
     h = splitmix64(x);
   }
   x = h;
-  for (auto& s : s_) s = splitmix64(x);
+  for (auto& s : s_)
+    s = splitmix64(x);
 }
 
 uint64_t Rng::next_u64() {  // xoshiro256**
@@ -40,7 +43,9 @@ uint64_t Rng::next_u64() {  // xoshiro256**
   return result;
 }
 
-double Rng::uniform() { return static_cast<double>(next_u64() >> 11) * 0x1.0p-53; }
+double Rng::uniform() {
+  return static_cast<double>(next_u64() >> 11) * 0x1.0p-53;
+}
 
 double Rng::normal() {
   if (has_spare_) {
@@ -48,7 +53,8 @@ double Rng::normal() {
     return spare_;
   }
   double u1 = uniform();
-  while (u1 <= 0.0) u1 = uniform();
+  while (u1 <= 0.0)
+    u1 = uniform();
   const double u2 = uniform();
   const double r = std::sqrt(-2.0 * std::log(u1));
   const double a = 2.0 * M_PI * u2;
@@ -61,21 +67,25 @@ uint64_t Rng::below(uint64_t n) {
   // Rejection sampling removes the modulo bias.
   const uint64_t limit = UINT64_MAX - UINT64_MAX % n;
   uint64_t v;
-  do v = next_u64();
+  do
+    v = next_u64();
   while (v >= limit);
   return v % n;
 }
 
 std::vector<int64_t> Rng::permutation(int64_t n) {
   std::vector<int64_t> p(n);
-  for (int64_t i = 0; i < n; ++i) p[i] = i;
-  for (int64_t i = n - 1; i > 0; --i) std::swap(p[i], p[below(static_cast<uint64_t>(i) + 1)]);
+  for (int64_t i = 0; i < n; ++i)
+    p[i] = i;
+  for (int64_t i = n - 1; i > 0; --i)
+    std::swap(p[i], p[below(static_cast<uint64_t>(i) + 1)]);
   return p;
 }
 
 uint64_t hash_name(std::string_view name) {
   uint64_t h = 0xcbf29ce484222325ull;
-  for (unsigned char c : name) h = (h ^ c) * 0x100000001b3ull;
+  for (unsigned char c : name)
+    h = (h ^ c) * 0x100000001b3ull;
   return h;
 }
 

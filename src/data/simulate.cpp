@@ -28,7 +28,8 @@ struct BumpFunction {
     double v = 0;
     for (size_t b = 0; b < centre.size(); ++b) {
       double r2 = 0;
-      for (int d = 0; d < 3; ++d) r2 += (x[d] - centre[b][d]) * (x[d] - centre[b][d]);
+      for (int d = 0; d < 3; ++d)
+        r2 += (x[d] - centre[b][d]) * (x[d] - centre[b][d]);
       v += weight[b] * std::exp(-r2 * inv_two_var[b]);
     }
     return v;
@@ -42,13 +43,15 @@ at::Tensor evaluate(const std::vector<BumpFunction>& fns, const at::Tensor& pos)
   const double* p = pos.data_ptr<double>();
   double* o = out.data_ptr<double>();
   for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < k; ++j) o[i * k + j] = fns[j](p + 3 * i);
+    for (int64_t j = 0; j < k; ++j)
+      o[i * k + j] = fns[j](p + 3 * i);
   return out;
 }
 
 ModelSpec generating_spec(const SimulateOptions& o) {
   ModelSpec spec;
-  spec.inputs = {{"stim", o.stim_dims, ModeSource::kFixed, {}}, {"neurons", o.modes, ModeSource::kPredicted, {}}};
+  spec.inputs = {{"stim", o.stim_dims, ModeSource::kFixed, {}},
+                 {"neurons", o.modes, ModeSource::kPredicted, {}}};
   spec.outputs = {{"neurons", ModeSource::kPredicted, {}, Activation::kIdentity, false, true}};
   spec.mapping.kind = MappingSpec::kConcat;
   spec.psi_init = o.noise;
@@ -59,14 +62,15 @@ ModelSpec generating_spec(const SimulateOptions& o) {
 
 void SimulateOptions::validate() const {
   MSLR_CHECK(subjects >= 1, "subjects must be >= 1, got ", subjects);
-  MSLR_CHECK(neurons_min >= 1 && neurons_max >= neurons_min, "neurons-min/neurons-max must satisfy 1 <= min <= max, got ",
-             neurons_min, " and ", neurons_max);
+  MSLR_CHECK(neurons_min >= 1 && neurons_max >= neurons_min,
+             "neurons-min/neurons-max must satisfy 1 <= min <= max, got ", neurons_min, " and ", neurons_max);
   MSLR_CHECK(time_points >= 3, "time-points must be >= 3, got ", time_points);
   MSLR_CHECK(stim_dims >= 1, "stim-dims must be >= 1, got ", stim_dims);
   MSLR_CHECK(modes >= 1, "modes must be >= 1, got ", modes);
   MSLR_CHECK(noise > 0, "noise must be positive, got ", noise);
   MSLR_CHECK(stability > 0 && stability < 1, "stability must be in (0, 1), got ", stability);
-  MSLR_CHECK(stim_smoothness >= 0 && stim_smoothness < 1, "stim-smoothness must be in [0, 1), got ", stim_smoothness);
+  MSLR_CHECK(stim_smoothness >= 0 && stim_smoothness < 1, "stim-smoothness must be in [0, 1), got ",
+             stim_smoothness);
 }
 
 std::string simulated_model_config(const SimulateOptions& o) {
@@ -81,8 +85,10 @@ std::vector<SubjectData> simulate(const SimulateOptions& o) {
   // The functions every subject shares: K p-modes, D stimulus u-modes, K latent u-modes, a baseline.
   Rng fn_rng(o.seed, {kRngSimulate, 0});
   std::vector<BumpFunction> p_fns, u_fns, base_fn;
-  for (int64_t j = 0; j < k; ++j) p_fns.emplace_back(fn_rng, 3);
-  for (int64_t j = 0; j < d + k; ++j) u_fns.emplace_back(fn_rng, 3);
+  for (int64_t j = 0; j < k; ++j)
+    p_fns.emplace_back(fn_rng, 3);
+  for (int64_t j = 0; j < d + k; ++j)
+    u_fns.emplace_back(fn_rng, 3);
   base_fn.emplace_back(fn_rng, 2);
 
   struct Subject {
@@ -92,10 +98,13 @@ std::vector<SubjectData> simulate(const SimulateOptions& o) {
   double radius = 0.0;
   for (int s = 0; s < o.subjects; ++s) {
     Rng rng(o.seed, {kRngSimulate, 1, static_cast<uint64_t>(s)});
-    const int64_t n = o.neurons_min + static_cast<int64_t>(rng.below(static_cast<uint64_t>(o.neurons_max - o.neurons_min + 1)));
+    const int64_t n =
+        o.neurons_min +
+        static_cast<int64_t>(rng.below(static_cast<uint64_t>(o.neurons_max - o.neurons_min + 1)));
     Subject sub;
     sub.pos = at::empty({n, 3}, at::kDouble);
-    for (int64_t i = 0; i < sub.pos.numel(); ++i) sub.pos.data_ptr<double>()[i] = rng.uniform();
+    for (int64_t i = 0; i < sub.pos.numel(); ++i)
+      sub.pos.data_ptr<double>()[i] = rng.uniform();
     sub.p = evaluate(p_fns, sub.pos);
     sub.u = evaluate(u_fns, sub.pos);
     sub.offsets = 0.5 * evaluate(base_fn, sub.pos).select(1, 0);
@@ -122,17 +131,21 @@ std::vector<SubjectData> simulate(const SimulateOptions& o) {
     SubjectModel model(shared, {{{"stim", d}, {"neurons", n}}, {{"neurons", 3}}}, data.name);
     at::Tensor params = model.initial_values(o.seed, hash_name(data.name), at::kDouble);
     model.layout().view(params, model.layout().index_of("offset.neurons")).copy_(sub.offsets);
-    const ParamViews v{model.layout().views(params), shared.layout().views(shared.initial_values(0, at::kDouble))};
+    const ParamViews v{model.layout().views(params),
+                       shared.layout().views(shared.initial_values(0, at::kDouble))};
     ModeSet modes{{at::Tensor(), sub.p / static_cast<double>(n)}, {sub.u}};
     Rng rng(o.seed, {kRngSimulate, 2, static_cast<uint64_t>(s)});
     // A smooth stimulus: AR(1) with unit stationary variance.
     at::Tensor stim = at::empty({o.time_points, d}, at::kDouble);
     double* st = stim.data_ptr<double>();
     const double a = o.stim_smoothness, b = std::sqrt(1.0 - a * a);
-    for (int64_t j = 0; j < d; ++j) st[j] = rng.normal();
+    for (int64_t j = 0; j < d; ++j)
+      st[j] = rng.normal();
     for (int64_t t = 1; t < o.time_points; ++t)
-      for (int64_t j = 0; j < d; ++j) st[t * d + j] = a * st[(t - 1) * d + j] + b * rng.normal();
-    const auto g = model.generate(o.time_points, {{"stim", stim}}, {{"neurons", sub.offsets}}, modes, v, &rng);
+      for (int64_t j = 0; j < d; ++j)
+        st[t * d + j] = a * st[(t - 1) * d + j] + b * rng.normal();
+    const auto g =
+        model.generate(o.time_points, {{"stim", stim}}, {{"neurons", sub.offsets}}, modes, v, &rng);
     data.groups = {{"stim", stim.to(at::kFloat)}, {"neurons", g.values.at("neurons").to(at::kFloat)}};
     data.props = {{"neurons", sub.pos.to(at::kFloat)}};
     data.true_means = {{"neurons", g.means.at("neurons").to(at::kFloat)}};

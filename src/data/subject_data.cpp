@@ -6,7 +6,9 @@
 
 namespace mslr {
 
-int64_t SubjectData::n_time() const { return groups.empty() ? 0 : groups.begin()->second.size(0); }
+int64_t SubjectData::n_time() const {
+  return groups.empty() ? 0 : groups.begin()->second.size(0);
+}
 
 const at::Tensor& SubjectData::group(const std::string& g) const {
   auto it = groups.find(g);
@@ -18,33 +20,37 @@ void SubjectData::validate() const {
   MSLR_CHECK(!groups.empty(), "subject '", name, "' has no groups");
   const int64_t t = n_time();
   for (const auto& [g, x] : groups) {
-    MSLR_CHECK(x.dim() == 2, "subject '", name, "', group '", g, "' must be [T, d], has ", x.dim(), " dimensions");
-    MSLR_CHECK(x.size(0) == t, "subject '", name, "', group '", g, "' has ", x.size(0), " time points, group '",
-               groups.begin()->first, "' has ", t);
+    MSLR_CHECK(x.dim() == 2, "subject '", name, "', group '", g, "' must be [T, d], has ", x.dim(),
+               " dimensions");
+    MSLR_CHECK(x.size(0) == t, "subject '", name, "', group '", g, "' has ", x.size(0),
+               " time points, group '", groups.begin()->first, "' has ", t);
   }
   for (const auto& [g, p] : props) {
     auto it = groups.find(g);
-    MSLR_CHECK(it != groups.end(), "subject '", name, "' has properties for group '", g, "' but no such group");
-    MSLR_CHECK(p.dim() == 2 && p.size(0) == it->second.size(1), "subject '", name, "': properties of group '", g,
-               "' have ", p.dim() == 2 ? p.size(0) : -1, " rows, the group has ", it->second.size(1), " variables");
+    MSLR_CHECK(it != groups.end(), "subject '", name, "' has properties for group '", g,
+               "' but no such group");
+    MSLR_CHECK(p.dim() == 2 && p.size(0) == it->second.size(1), "subject '", name, "': properties of group '",
+               g, "' have ", p.dim() == 2 ? p.size(0) : -1, " rows, the group has ", it->second.size(1),
+               " variables");
   }
   if (segments.defined()) validate_segments(segments, t, name);
   for (const auto& [g, m] : true_means) {
     auto it = groups.find(g);
-    MSLR_CHECK(it != groups.end() && m.sizes() == it->second.sizes(), "subject '", name, "': true means of group '", g,
-               "' do not match the group's shape");
+    MSLR_CHECK(it != groups.end() && m.sizes() == it->second.sizes(), "subject '", name,
+               "': true means of group '", g, "' do not match the group's shape");
   }
 }
 
 void validate_segments(const at::Tensor& segments, int64_t n_time, const std::string& subject) {
-  MSLR_CHECK(segments.dim() == 2 && segments.size(1) == 2, "subject '", subject, "': segments must be [k, 2]");
+  MSLR_CHECK(segments.dim() == 2 && segments.size(1) == 2, "subject '", subject,
+             "': segments must be [k, 2]");
   const at::Tensor seg = segments.to(at::kLong).contiguous();
   auto s = seg.accessor<int64_t, 2>();
   int64_t prev_end = 0;
   for (int64_t i = 0; i < seg.size(0); ++i) {
-    MSLR_CHECK(s[i][0] >= prev_end && s[i][0] < s[i][1] && s[i][1] <= n_time, "subject '", subject, "': segment ", i,
-               " [", s[i][0], ", ", s[i][1], ") must be non-empty, after the previous one and within [0, ", n_time,
-               ")");
+    MSLR_CHECK(s[i][0] >= prev_end && s[i][0] < s[i][1] && s[i][1] <= n_time, "subject '", subject,
+               "': segment ", i, " [", s[i][0], ", ", s[i][1],
+               ") must be non-empty, after the previous one and within [0, ", n_time, ")");
     prev_end = s[i][1];
   }
 }
@@ -70,7 +76,8 @@ at::Tensor SubjectData::segments_or_whole() const {
 int64_t SubjectData::bytes() const {
   int64_t b = 0;
   for (const auto* m : {&groups, &props, &true_means})
-    for (const auto& [g, x] : *m) b += x.numel() * static_cast<int64_t>(x.element_size());
+    for (const auto& [g, x] : *m)
+      b += x.numel() * static_cast<int64_t>(x.element_size());
   return b;
 }
 
@@ -80,7 +87,8 @@ at::Tensor sample_times(const at::Tensor& segments, int64_t begin, int64_t end) 
   auto s = seg.accessor<int64_t, 2>();
   for (int64_t i = 0; i < seg.size(0); ++i) {
     const int64_t lo = std::max(s[i][0], begin), hi = std::min(s[i][1], end);
-    for (int64_t t = lo + 1; t < hi; ++t) times.push_back(t);
+    for (int64_t t = lo + 1; t < hi; ++t)
+      times.push_back(t);
   }
   return at::tensor(times, at::kLong);
 }
@@ -96,8 +104,8 @@ void Split::validate() const {
     return;
   }
   for (const auto* r : {&train_range, &test_range})
-    MSLR_CHECK(r->begin >= 0 && r->end > r->begin, "train-range/test-range must be START:END with 0 <= START < END, got ",
-               r->begin, ":", r->end);
+    MSLR_CHECK(r->begin >= 0 && r->end > r->begin,
+               "train-range/test-range must be START:END with 0 <= START < END, got ", r->begin, ":", r->end);
 }
 
 TimeRange Split::train(int64_t n_time) const {
@@ -112,7 +120,8 @@ TimeRange Split::test(int64_t n_time) const {
 
 std::string Split::describe() const {
   if (!explicit_ranges) return cat("train-fraction ", train_fraction);
-  return cat("train ", train_range.begin, ":", train_range.end, ", test ", test_range.begin, ":", test_range.end);
+  return cat("train ", train_range.begin, ":", train_range.end, ", test ", test_range.begin, ":",
+             test_range.end);
 }
 
 TimeRange Split::parse_range(const std::string& text, const char* option) {
@@ -137,8 +146,8 @@ at::Tensor SubjectInfo::segments_or_whole() const {
 }
 
 at::Tensor SubjectInfo::times_in(const TimeRange& range) const {
-  MSLR_CHECK(range.end <= n_time, "subject '", name, "' has ", n_time, " time points; the range ", range.begin, ":",
-             range.end, " goes beyond it");
+  MSLR_CHECK(range.end <= n_time, "subject '", name, "' has ", n_time, " time points; the range ",
+             range.begin, ":", range.end, " goes beyond it");
   return sample_times(segments_or_whole(), range.begin, range.end);
 }
 

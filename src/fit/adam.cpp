@@ -16,7 +16,8 @@ void AdamOptions::validate() const {
 }
 
 AdamState AdamState::zeros_like(const at::Tensor& like) {
-  return {at::zeros_like(like, at::MemoryFormat::Contiguous), at::zeros_like(like, at::MemoryFormat::Contiguous), 0};
+  return {at::zeros_like(like, at::MemoryFormat::Contiguous),
+          at::zeros_like(like, at::MemoryFormat::Contiguous), 0};
 }
 
 void AdamState::reset() {
@@ -25,7 +26,8 @@ void AdamState::reset() {
   step = 0;
 }
 
-void adam_step(at::Tensor& param, const at::Tensor& grad_in, AdamState& s, double lr, const AdamOptions& opt) {
+void adam_step(at::Tensor& param, const at::Tensor& grad_in, AdamState& s, double lr,
+               const AdamOptions& opt) {
   at::NoGradGuard no_grad;
   s.step += 1;
   const at::Tensor grad = opt.weight_decay != 0.0 ? grad_in.add(param, opt.weight_decay) : grad_in;

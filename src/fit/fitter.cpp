@@ -32,16 +32,16 @@ struct Fitter::Impl {
     int device = 0;
     bool fitted = false;
     std::unique_ptr<SubjectModel> model;
-    int64_t offset = 0;  // into the device's subject buffer (fitted subjects)
-    int slot = -1;       // position among the device's fitted subjects
-    SubjectState frozen;  // parameters of a subject that is held but not fitted
+    int64_t offset = 0;                        // into the device's subject buffer (fitted subjects)
+    int slot = -1;                             // position among the device's fitted subjects
+    SubjectState frozen;                       // parameters of a subject that is held but not fitted
     std::map<std::string, at::Tensor> groups;  // [T, d] on the data device (host or device)
     at::Tensor train_times;                    // [n] int64, host
     at::Tensor epoch_times;                    // [n] this epoch's order, on the data device
     int64_t batch_size = 0;
-    double weight = 0.0;  // n_s / batch_s
+    double weight = 0.0;                             // n_s / batch_s
     std::vector<at::Tensor> prepared_p, prepared_u;  // prepared properties of predicted groups, on the device
-    std::map<std::string, at::Tensor> props;  // [d, n_props] host
+    std::map<std::string, at::Tensor> props;         // [d, n_props] host
   };
   struct Device {
     at::Device device{at::kCPU};
@@ -49,9 +49,9 @@ struct Fitter::Impl {
     AdamState shared_adam;
     at::Tensor subject_flat;  // leaf [sum of fitted subjects' numel], or undefined
     AdamState subject_adam;
-    at::Tensor lower;  // lower bounds: min_var at psi entries, -inf elsewhere
+    at::Tensor lower;         // lower bounds: min_var at psi entries, -inf elsewhere
     std::vector<int> fitted;  // positions in `local`
-    at::Tensor nll_acc;  // [fitted.size()] double, sums over the epoch's minibatches
+    at::Tensor nll_acc;       // [fitted.size()] double, sums over the epoch's minibatches
   };
   struct Pending {  // an epoch whose figures are still on the devices
     int epoch;
@@ -63,20 +63,22 @@ struct Fitter::Impl {
   FitOptions opt;
   std::vector<Local> local;
   std::vector<Device> dev;
-  at::Tensor reduce_buf;  // [n_shared + 1] float64 on device 0: the shared gradient, then the stop flag
+  at::Tensor reduce_buf;   // [n_shared + 1] float64 on device 0: the shared gradient, then the stop flag
   std::vector<int> order;  // (device, position) pairs flattened: local fitted subjects in global index order
-  at::Tensor flag_prev;   // the previous step's reduced stop flag
+  at::Tensor flag_prev;    // the previous step's reduced stop flag
   std::set<int> fitted_set;
-  FitState st;            // epoch, batch, adam_lr, elapsed, log (parameters live in the buffers)
+  FitState st;  // epoch, batch, adam_lr, elapsed, log (parameters live in the buffers)
   std::vector<Pending> pending;
-  std::vector<double> partial;  // per global subject: sums over the current epoch's minibatches before restore
+  std::vector<double>
+      partial;  // per global subject: sums over the current epoch's minibatches before restore
   bool ready = false, data_loaded = false;
 
   Impl(const Communicator& c, FitOptions o) : comm(c), opt(std::move(o)) {}
 
   // The buffers of every device: the shared replica and the concatenation of its fitted subjects' parameters.
   // `params[i]` / `saved[i]` belong to local[i]; saved entries may be null (fresh start).
-  void build_subject_buffers(const std::vector<at::Tensor>& params, const std::vector<const SubjectState*>& saved);
+  void build_subject_buffers(const std::vector<at::Tensor>& params,
+                             const std::vector<const SubjectState*>& saved);
   void make_reduce_buffer();
   void start_epoch(int epoch);
   bool step(int b, double lr, bool stop_flag);
@@ -96,9 +98,13 @@ void FitOptions::validate() const {
   adam.validate();
 }
 
-at::Tensor training_times(const SubjectInfo& info, const Split& split) { return info.times_in(split.train(info.n_time)); }
+at::Tensor training_times(const SubjectInfo& info, const Split& split) {
+  return info.times_in(split.train(info.n_time));
+}
 
-SubjectShape shape_of(const SubjectInfo& info) { return {info.widths, info.n_props}; }
+SubjectShape shape_of(const SubjectInfo& info) {
+  return {info.widths, info.n_props};
+}
 
 std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank) {
   if (gpus_per_rank <= 0) return {at::Device(at::kCPU)};
@@ -112,21 +118,25 @@ std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank
              have == 0 ? " (is this LibTorch built with CUDA, and CUDA_VISIBLE_DEVICES set?)" : "");
   std::vector<at::Device> d;
   for (int i = 0; i < gpus_per_rank; ++i)
-    d.emplace_back(at::kCUDA, static_cast<at::DeviceIndex>((bound ? 0 : comm.local_rank() * gpus_per_rank) + i));
+    d.emplace_back(at::kCUDA,
+                   static_cast<at::DeviceIndex>((bound ? 0 : comm.local_rank() * gpus_per_rank) + i));
   return d;
 }
 
 double Fitter::cost(const ModelSpec& spec, const SubjectInfo& info, const Split& split) {
   std::set<std::string> groups;
-  for (const auto& g : spec.inputs) groups.insert(g.group);
-  for (const auto& h : spec.outputs) groups.insert(h.group);
+  for (const auto& g : spec.inputs)
+    groups.insert(g.group);
+  for (const auto& h : spec.outputs)
+    groups.insert(h.group);
   double vars = 0;
   for (const auto& g : groups)
     if (auto it = info.widths.find(g); it != info.widths.end()) vars += static_cast<double>(it->second);
   return static_cast<double>(training_times(info, split).numel()) * std::max(vars, 1.0);
 }
 
-Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std::vector<SubjectInfo> subjects)
+Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
+               std::vector<SubjectInfo> subjects)
     : impl_(std::make_unique<Impl>(comm, std::move(options))), infos_(std::move(subjects)) {
   Impl& m = *impl_;
   const FitOptions& opt = m.opt;
@@ -143,23 +153,26 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std
       return all;
     }() : opt.subjects;
     for (int s : fit) {
-      MSLR_CHECK(s >= 0 && s < static_cast<int>(infos_.size()), "subject index ", s, " is out of range: the data has ",
-                 infos_.size(), " subjects (0..", infos_.size() - 1, ")");
+      MSLR_CHECK(s >= 0 && s < static_cast<int>(infos_.size()), "subject index ", s,
+                 " is out of range: the data has ", infos_.size(), " subjects (0..", infos_.size() - 1, ")");
       MSLR_CHECK(m.fitted_set.insert(s).second, "subject index ", s, " is listed twice");
     }
     for (int s : fit) {
       const int64_t n = training_times(infos_[s], opt.split).numel();
-      MSLR_CHECK(n >= opt.batches, "subject '", infos_[s].name, "' has ", n, " training samples, fewer than the ",
-                 opt.batches, " minibatches asked for (lower --batches or give it more training data)");
+      MSLR_CHECK(n >= opt.batches, "subject '", infos_[s].name, "' has ", n,
+                 " training samples, fewer than the ", opt.batches,
+                 " minibatches asked for (lower --batches or give it more training data)");
     }
     // Properties per predicted group, from the first subject that has them; subject models check the rest.
     std::map<std::string, int64_t> n_props;
     for (const auto& info : infos_)
-      for (const auto& [g, n] : info.n_props) n_props.emplace(g, n);
+      for (const auto& [g, n] : info.n_props)
+        n_props.emplace(g, n);
     shared_ = std::make_unique<SharedModules>(spec, n_props);
     devices = rank_devices(comm, opt.gpus_per_rank);
     std::vector<double> cost;
-    for (const auto& info : infos_) cost.push_back(Fitter::cost(spec, info, opt.split));
+    for (const auto& info : infos_)
+      cost.push_back(Fitter::cost(spec, info, opt.split));
     placement_ = place_subjects(cost, comm.size(), static_cast<int>(devices.size()));
     for (int s : local_subjects()) {
       Impl::Local l;
@@ -182,11 +195,14 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options, std
 
 Fitter::~Fitter() = default;
 
-std::vector<int> Fitter::local_subjects() const { return placement_.subjects_of(impl_->comm.rank()); }
+std::vector<int> Fitter::local_subjects() const {
+  return placement_.subjects_of(impl_->comm.rank());
+}
 
 std::vector<at::Device> Fitter::devices() const {
   std::vector<at::Device> d;
-  for (const auto& ds : impl_->dev) d.push_back(ds.device);
+  for (const auto& ds : impl_->dev)
+    d.push_back(ds.device);
   return d;
 }
 
@@ -199,11 +215,14 @@ const SubjectModel& Fitter::model(int subject) const {
 std::string Fitter::describe() const {
   const auto& o = impl_->opt;
   std::string devs;
-  for (const auto& d : impl_->dev) devs += (devs.empty() ? "" : ",") + d.device.str();
+  for (const auto& d : impl_->dev)
+    devs += (devs.empty() ? "" : ",") + d.device.str();
   return cat("devices per rank: ", devs, "; data ",
-             o.gpus_per_rank == 0 ? "in host memory" : o.data_on_device ? "on the devices" : "in pinned host memory, copied per minibatch",
-             "; ", o.dtype == at::kDouble ? "float64" : "float32", "; ", impl_->fitted_set.size(), " of ", infos_.size(),
-             " subjects fitted");
+             o.gpus_per_rank == 0 ? "in host memory"
+             : o.data_on_device   ? "on the devices"
+                                  : "in pinned host memory, copied per minibatch",
+             "; ", o.dtype == at::kDouble ? "float64" : "float32", "; ", impl_->fitted_set.size(), " of ",
+             infos_.size(), " subjects fitted");
 }
 
 void Fitter::initialize() {
@@ -213,7 +232,8 @@ void Fitter::initialize() {
   std::vector<at::Tensor> params;
   for (auto& l : m.local) {
     at::Tensor p = l.model->initial_values(m.opt.seed, hash_name(l.model->name()), m.opt.dtype);
-    if (!l.fitted) l.frozen = {l.index, l.model->name(), false, p, at::zeros_like(p), at::zeros_like(p), 0, 0.0};
+    if (!l.fitted)
+      l.frozen = {l.index, l.model->name(), false, p, at::zeros_like(p), at::zeros_like(p), 0, 0.0};
     params.push_back(p);
   }
   for (auto& ds : m.dev) {
@@ -232,19 +252,23 @@ void Fitter::restore(const FitState& state) {
   MSLR_CHECK(!m.ready, "the fitter was already initialised");
   run_collectively(m.comm, [&] {
     MSLR_CHECK(state.shared_params.defined() && state.shared_params.numel() == shared_->layout().numel(),
-               "the saved shared parameters have ", state.shared_params.defined() ? state.shared_params.numel() : 0,
-               " values, this model has ", shared_->layout().numel());
-    MSLR_CHECK(state.log.fitted == m.st.log.fitted, "the saved fit fitted a different set of subjects than this one");
-    MSLR_CHECK(state.epoch <= m.opt.epochs, "the saved fit is at epoch ", state.epoch, ", beyond --epochs ", m.opt.epochs);
+               "the saved shared parameters have ",
+               state.shared_params.defined() ? state.shared_params.numel() : 0, " values, this model has ",
+               shared_->layout().numel());
+    MSLR_CHECK(state.log.fitted == m.st.log.fitted,
+               "the saved fit fitted a different set of subjects than this one");
+    MSLR_CHECK(state.epoch <= m.opt.epochs, "the saved fit is at epoch ", state.epoch, ", beyond --epochs ",
+               m.opt.epochs);
     for (auto& l : m.local) {
       const SubjectState* s = state.find(l.index);
       MSLR_CHECK(s != nullptr, "the saved state has no parameters for subject '", l.model->name(), "'");
       MSLR_CHECK(s->name == l.model->name(), "saved subject ", l.index, " is '", s->name, "', the data has '",
                  l.model->name(), "'");
-      MSLR_CHECK(s->params.numel() == l.model->layout().numel(), "subject '", s->name, "': the saved parameters have ",
-                 s->params.numel(), " values, this model has ", l.model->layout().numel());
-      MSLR_CHECK(!l.fitted || s->adam_step == state.shared_step, "subject '", s->name, "' has taken ", s->adam_step,
-                 " Adam steps, the shared parameters ", state.shared_step);
+      MSLR_CHECK(s->params.numel() == l.model->layout().numel(), "subject '", s->name,
+                 "': the saved parameters have ", s->params.numel(), " values, this model has ",
+                 l.model->layout().numel());
+      MSLR_CHECK(!l.fitted || s->adam_step == state.shared_step, "subject '", s->name, "' has taken ",
+                 s->adam_step, " Adam steps, the shared parameters ", state.shared_step);
     }
   });
   std::vector<at::Tensor> params;
@@ -265,7 +289,8 @@ void Fitter::restore(const FitState& state) {
     ds.shared_adam.step = state.shared_step;
   }
   m.build_subject_buffers(params, states);
-  for (auto& ds : m.dev) ds.subject_adam.step = state.shared_step;
+  for (auto& ds : m.dev)
+    ds.subject_adam.step = state.shared_step;
   m.st.epoch = state.epoch;
   m.st.batch = state.batch;
   m.st.adam_lr = state.adam_lr;
@@ -286,11 +311,14 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
       const at::Device device = m.dev[l.device].device;
       const bool on_device = device.is_cpu() || m.opt.data_on_device;
       std::set<std::string> used;
-      for (const auto& g : l.model->spec().inputs) used.insert(g.group);
-      for (const auto& h : l.model->spec().outputs) used.insert(h.group);
+      for (const auto& g : l.model->spec().inputs)
+        used.insert(g.group);
+      for (const auto& h : l.model->spec().outputs)
+        used.insert(h.group);
       if (m.opt.data_on_device && device.is_cuda()) {
         int64_t bytes = 0;
-        for (const auto& g : used) bytes += data.group(g).numel() * static_cast<int64_t>(c10::elementSize(m.opt.dtype));
+        for (const auto& g : used)
+          bytes += data.group(g).numel() * static_cast<int64_t>(c10::elementSize(m.opt.dtype));
         const int64_t free_b = cuda_memory_free(device.index());
         MSLR_CHECK(free_b < 0 || bytes < free_b, "subject '", info.name, "': its data (", bytes >> 20,
                    " MiB) does not fit on ", device.str(), " (", free_b >> 20,
@@ -298,8 +326,8 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
       }
       for (const auto& g : used) {
         at::Tensor x = data.group(g).to(m.opt.dtype).contiguous();
-        MSLR_CHECK(x.size(1) == info.widths.at(g), "subject '", info.name, "', group '", g, "' has ", x.size(1),
-                   " variables, its description said ", info.widths.at(g));
+        MSLR_CHECK(x.size(1) == info.widths.at(g), "subject '", info.name, "', group '", g, "' has ",
+                   x.size(1), " variables, its description said ", info.widths.at(g));
         if (on_device)
           x = x.to(device);
         else if (torch::cuda::is_available())
@@ -333,14 +361,15 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
   m.data_loaded = true;
 }
 
-
 namespace {
 
 // Rows of `series` at `times + shift`, on `device`. Host data is gathered into pinned memory and copied
 // without blocking, so that the copy overlaps the device's work on the previous step.
-at::Tensor gather_to(const at::Tensor& series, const at::Tensor& times, int64_t shift, const at::Device& device) {
+at::Tensor gather_to(const at::Tensor& series, const at::Tensor& times, int64_t shift,
+                     const at::Device& device) {
   if (series.device() == device) return gather_rows(series, times, shift);
-  at::Tensor out = at::empty({times.size(0), series.size(1)}, series.options().pinned_memory(series.is_pinned()));
+  at::Tensor out =
+      at::empty({times.size(0), series.size(1)}, series.options().pinned_memory(series.is_pinned()));
   at::index_select_out(out, series, 0, shift == 0 ? times : times + shift);
   return out.to(device, /*non_blocking=*/true);
 }
@@ -364,7 +393,8 @@ void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
       offset += layout.numel();
       parts.push_back(params[i]);
       at::Tensor lb = at::full({layout.numel()}, -std::numeric_limits<double>::infinity(), at::kDouble);
-      for (int h = 0; h < l.model->n_outputs(); ++h) layout.view(lb, l.model->psi_index(h)).fill_(opt.min_var);
+      for (int h = 0; h < l.model->n_outputs(); ++h)
+        layout.view(lb, l.model->psi_index(h)).fill_(opt.min_var);
       lower.push_back(lb);
       if (saved[i]) {
         ms.push_back(saved[i]->adam_m);
@@ -391,9 +421,11 @@ void Fitter::Impl::make_reduce_buffer() {
   // not depend on where subjects live, so a fit gives the same parameters for any number of ranks or devices
   // (to float64 rounding, which the conversion back to float32 almost always removes). The stop flag rides in
   // the last element, so a step needs exactly one collective.
-  reduce_buf = at::zeros({dev[0].shared_flat.numel() + 1}, at::TensorOptions().dtype(at::kDouble).device(dev[0].device));
+  reduce_buf = at::zeros({dev[0].shared_flat.numel() + 1},
+                         at::TensorOptions().dtype(at::kDouble).device(dev[0].device));
   std::vector<int> fitted;
-  for (const auto& ds : dev) fitted.insert(fitted.end(), ds.fitted.begin(), ds.fitted.end());
+  for (const auto& ds : dev)
+    fitted.insert(fitted.end(), ds.fitted.begin(), ds.fitted.end());
   std::sort(fitted.begin(), fitted.end(), [&](int a, int b) { return local[a].index < local[b].index; });
   order = fitted;
 }
@@ -406,13 +438,14 @@ void Fitter::Impl::reset_adam() {
 }
 
 void Fitter::Impl::start_epoch(int epoch) {
-  // The minibatch order of subject s in epoch e depends on (seed, s, e) alone: the same on any number of ranks,
-  // and the same in a resumed fit.
+  // The minibatch order of subject s in epoch e depends on (seed, s, e) alone: the same on any number of
+  // ranks, and the same in a resumed fit.
   for (auto& ds : dev)
     for (int i : ds.fitted) {
       auto& l = local[i];
-      const auto perm = Rng(opt.seed, {kRngMinibatch, hash_name(l.model->name()), static_cast<uint64_t>(epoch)})
-                            .permutation(l.train_times.numel());
+      const auto perm =
+          Rng(opt.seed, {kRngMinibatch, hash_name(l.model->name()), static_cast<uint64_t>(epoch)})
+              .permutation(l.train_times.numel());
       const at::Tensor t = l.train_times.index_select(0, at::tensor(perm, at::kLong));
       l.epoch_times = t.to(l.groups.begin()->second.device());
     }
@@ -424,7 +457,8 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
     at::NoGradGuard no_grad;
     reduce_buf.zero_();
     for (auto& ds : dev)
-      if (ds.subject_flat.defined() && ds.subject_flat.grad().defined()) ds.subject_flat.mutable_grad().zero_();
+      if (ds.subject_flat.defined() && ds.subject_flat.grad().defined())
+        ds.subject_flat.mutable_grad().zero_();
     if (stop_flag) reduce_buf.narrow(0, n_shared, 1).fill_(1.0);
   }
   // Every subject reads the shared parameters through a leaf of its own (an alias of the replica, no copy),
@@ -446,15 +480,19 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
       for (int g = 0; g < model.n_inputs(); ++g)
         if (l.prepared_p[g].defined())
           modes.p[g] = model.p_from_prediction(
-              g, model.p_predictor(g)->forward_prepared(l.prepared_p[g], model.p_predictor_own(g) ? v.subject : v.shared));
+              g, model.p_predictor(g)->forward_prepared(l.prepared_p[g],
+                                                        model.p_predictor_own(g) ? v.subject : v.shared));
       for (int h = 0; h < model.n_outputs(); ++h)
         if (l.prepared_u[h].defined())
           modes.u[h] = model.u_from_prediction(
-              h, model.u_predictor(h)->forward_prepared(l.prepared_u[h], model.u_predictor_own(h) ? v.subject : v.shared));
+              h, model.u_predictor(h)->forward_prepared(l.prepared_u[h],
+                                                        model.u_predictor_own(h) ? v.subject : v.shared));
       const at::Tensor times = l.epoch_times.narrow(0, static_cast<int64_t>(b) * l.batch_size, l.batch_size);
       std::vector<at::Tensor> x, y;  // x[g]: [b_s, d_in_g] at t-1; y[h]: [b_s, d_out_h] at t
-      for (const auto& g : model.spec().inputs) x.push_back(gather_to(l.groups.at(g.group), times, -1, ds.device));
-      for (const auto& h : model.spec().outputs) y.push_back(gather_to(l.groups.at(h.group), times, 0, ds.device));
+      for (const auto& g : model.spec().inputs)
+        x.push_back(gather_to(l.groups.at(g.group), times, -1, ds.device));
+      for (const auto& h : model.spec().outputs)
+        y.push_back(gather_to(l.groups.at(h.group), times, 0, ds.device));
       weighted.push_back(model.nll(y, model.forward(x, modes, v), v) * l.weight);
     }
     const at::Tensor all = at::stack(weighted);  // [fitted on device]
@@ -470,8 +508,8 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
     if (shared_leaf[i].grad().defined()) sum.add_(shared_leaf[i].grad().to(sum.options()));
   // The one collective of the step: the shared gradients, summed (never averaged), and the stop flag.
   comm.all_reduce_sum(reduce_buf);
-  // The flag is read one step late: on a GPU the value of the previous step is ready by now, so reading it does
-  // not stall the queue; every rank reads the same value at the same step.
+  // The flag is read one step late: on a GPU the value of the previous step is ready by now, so reading it
+  // does not stall the queue; every rank reads the same value at the same step.
   const bool stop = flag_prev.defined() && flag_prev.item<double>() > 0.0;
   flag_prev = reduce_buf.narrow(0, n_shared, 1).clone();
 
@@ -489,17 +527,21 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
 
 std::vector<long long> Fitter::Impl::memory_in_use() const {
   std::vector<long long> mem;
-  for (const auto& ds : dev) mem.push_back(ds.device.is_cuda() ? cuda_memory_used(ds.device.index()) : resident_bytes());
+  for (const auto& ds : dev)
+    mem.push_back(ds.device.is_cuda() ? cuda_memory_used(ds.device.index()) : resident_bytes());
   at::Tensor t = at::tensor(std::vector<int64_t>(mem.begin(), mem.end()), at::kLong);
   comm.all_reduce_max(t);
-  for (size_t i = 0; i < mem.size(); ++i) mem[i] = t[i].item<int64_t>();
+  for (size_t i = 0; i < mem.size(); ++i)
+    mem[i] = t[i].item<int64_t>();
   return mem;
 }
 
 void Fitter::Impl::flush(size_t n_subjects, FitReport* report) {
   if (pending.empty()) return;
-  // One host tensor [epochs, subjects] with this rank's values and zeros elsewhere; the sum over ranks fills it.
-  at::Tensor table = at::zeros({static_cast<int64_t>(pending.size()), static_cast<int64_t>(n_subjects)}, at::kDouble);
+  // One host tensor [epochs, subjects] with this rank's values and zeros elsewhere; the sum over ranks fills
+  // it.
+  at::Tensor table =
+      at::zeros({static_cast<int64_t>(pending.size()), static_cast<int64_t>(n_subjects)}, at::kDouble);
   for (size_t e = 0; e < pending.size(); ++e)
     for (size_t d = 0; d < dev.size(); ++d) {
       const at::Tensor acc = pending[e].acc[d].cpu();
@@ -545,7 +587,8 @@ bool Fitter::run(const FitHooks& hooks) {
   };
   // Partial sums of an epoch interrupted by a stop go back on the devices' accumulators.
   for (auto& ds : m.dev)
-    for (size_t k = 0; k < ds.fitted.size(); ++k) ds.nll_acc[k].fill_(m.partial[m.local[ds.fitted[k]].index]);
+    for (size_t k = 0; k < ds.fitted.size(); ++k)
+      ds.nll_acc[k].fill_(m.partial[m.local[ds.fitted[k]].index]);
 
   bool stopped = false;
   int since_report = 0;
@@ -578,7 +621,8 @@ bool Fitter::run(const FitHooks& hooks) {
       ++since_report;
     }
     const bool last = m.st.epoch == m.opt.epochs;
-    const bool checkpoint = stopped || (m.st.batch == 0 && hooks.checkpoint_after && hooks.checkpoint_after(m.st.epoch));
+    const bool checkpoint =
+        stopped || (m.st.batch == 0 && hooks.checkpoint_after && hooks.checkpoint_after(m.st.epoch));
     if (last || stopped || checkpoint || since_report >= std::max(1, hooks.report_every)) {
       report();
       since_report = 0;
@@ -627,7 +671,9 @@ FitState Fitter::state() const {
   return s;
 }
 
-const FitLog& Fitter::log() const { return impl_->st.log; }
+const FitLog& Fitter::log() const {
+  return impl_->st.log;
+}
 
 std::map<std::string, at::Tensor> Fitter::predicted_modes(int subject) const {
   const Impl& m = *impl_;
@@ -636,11 +682,13 @@ std::map<std::string, at::Tensor> Fitter::predicted_modes(int subject) const {
     const auto& ds = m.dev[l.device];
     const SubjectModel& model = *l.model;
     at::NoGradGuard no_grad;
-    const ParamViews v{model.layout().views(ds.subject_flat.detach().narrow(0, l.offset, model.layout().numel())),
-                       shared_->layout().views(ds.shared_flat.detach())};
+    const ParamViews v{
+        model.layout().views(ds.subject_flat.detach().narrow(0, l.offset, model.layout().numel())),
+        shared_->layout().views(ds.shared_flat.detach())};
     const auto opts = at::TensorOptions().dtype(m.opt.dtype).device(ds.device);
     std::map<std::string, at::Tensor> props;
-    for (const auto& [g, p] : l.props) props[g] = p.to(opts);
+    for (const auto& [g, p] : l.props)
+      props[g] = p.to(opts);
     const ModeSet modes = model.predict_modes(props, v);
     std::map<std::string, at::Tensor> out;
     for (int g = 0; g < model.n_inputs(); ++g)
@@ -657,7 +705,8 @@ SubjectData Fitter::held_data(int subject) const {
     if (l.index != subject || !l.fitted) continue;
     SubjectData d;
     d.name = l.model->name();
-    for (const auto& [g, x] : l.groups) d.groups[g] = x.cpu();
+    for (const auto& [g, x] : l.groups)
+      d.groups[g] = x.cpu();
     d.props = l.props;
     d.segments = infos_[subject].segments;
     return d;

@@ -47,7 +47,8 @@ double LrSchedule::at(int epoch) const {
 std::string LrSchedule::to_string() const {
   std::ostringstream os;
   os.precision(17);
-  for (size_t i = 0; i < points_.size(); ++i) os << (i ? "," : "") << points_[i].first << ":" << points_[i].second;
+  for (size_t i = 0; i < points_.size(); ++i)
+    os << (i ? "," : "") << points_[i].first << ":" << points_[i].second;
   return os.str();
 }
 

@@ -48,7 +48,8 @@ void write_layout(const h5::Location& g, const ParamLayout& layout) {
   std::vector<int64_t> offsets;
   for (const auto& e : layout.entries()) {
     names += e.name + "\n";
-    for (size_t i = 0; i < e.shape.size(); ++i) shapes += (i ? "," : "") + std::to_string(e.shape[i]);
+    for (size_t i = 0; i < e.shape.size(); ++i)
+      shapes += (i ? "," : "") + std::to_string(e.shape[i]);
     shapes += ";";
     offsets.push_back(e.offset);
   }
@@ -65,7 +66,8 @@ ParamLayout read_layout(const h5::Location& g) {
     std::vector<int64_t> dims;
     std::stringstream ss(shape);
     std::string d;
-    while (std::getline(ss, d, ',')) dims.push_back(std::stoll(d));
+    while (std::getline(ss, d, ','))
+      dims.push_back(std::stoll(d));
     layout.add(name, dims, Init::constant(0.0));
   }
   return layout;
@@ -78,7 +80,8 @@ const std::vector<const char*> kBuffers = {"params", "adam_m", "adam_v"};
 void point_link(const std::string& link, const std::string& target) {
   const std::string tmp = link + ".new";
   ::unlink(tmp.c_str());
-  MSLR_CHECK(::symlink(target.c_str(), tmp.c_str()) == 0, tmp, ": cannot create link: ", std::strerror(errno));
+  MSLR_CHECK(::symlink(target.c_str(), tmp.c_str()) == 0, tmp,
+             ": cannot create link: ", std::strerror(errno));
   MSLR_CHECK(::rename(tmp.c_str(), link.c_str()) == 0, link, ": cannot update link: ", std::strerror(errno));
   fsync_path(dir_of(link), true);
 }
@@ -89,7 +92,8 @@ void prune_checkpoints(const std::string& dir, int keep) {
   if (DIR* d = ::opendir(dir.c_str())) {
     while (dirent* e = ::readdir(d)) {
       const std::string n = e->d_name;
-      if (n.rfind("epoch-", 0) == 0 && n.size() > 3 && n.compare(n.size() - 3, 3, ".h5") == 0) files.push_back(n);
+      if (n.rfind("epoch-", 0) == 0 && n.size() > 3 && n.compare(n.size() - 3, 3, ".h5") == 0)
+        files.push_back(n);
     }
     ::closedir(d);
   }
@@ -111,7 +115,8 @@ std::string resolve_checkpoint(const std::string& path) {
       return n > 0 ? dir_of(link) + "/" + std::string(target, static_cast<size_t>(n)) : link;
     }
   }
-  fail(path, ": no complete checkpoint here (looked for ", path, "/checkpoints/latest and ", path, "/latest)");
+  fail(path, ": no complete checkpoint here (looked for ", path, "/checkpoints/latest and ", path,
+       "/latest)");
 }
 
 std::string resolve_checkpoint_or_file(const std::string& path) {
@@ -137,26 +142,31 @@ void write_checkpoint(const std::string& path, const Communicator& comm, const C
       f->set_attr("config", header.config);
       f->set_attr("model", header.model);
       const h5::Location shared = f->create_group("shared");
-      for (const char* b : kBuffers) shared.create(b, {header.shared_layout.numel()}, dtype);
+      for (const char* b : kBuffers)
+        shared.create(b, {header.shared_layout.numel()}, dtype);
       shared.set_attr("adam_step", state.shared_step);
       write_layout(shared, header.shared_layout);
       const int64_t entries = static_cast<int64_t>(state.log.size());
       const int64_t fitted = static_cast<int64_t>(state.log.fitted.size());
       const h5::Location log = f->create_group("log");
-      for (const char* name : {"elapsed", "objective", "lr"}) log.create(name, {entries}, at::kDouble);
+      for (const char* name : {"elapsed", "objective", "lr"})
+        log.create(name, {entries}, at::kDouble);
       log.create("epoch", {entries}, at::kLong);
       log.create("fitted", {fitted}, at::kLong);
       log.create("subject_nll", {entries, fitted}, at::kDouble);
       for (size_t i = 0; i < header.subjects.size(); ++i) {
         const h5::Location s = f->create_group("subjects/" + header.subjects[i].name);
-        const bool is_fitted = std::count(state.log.fitted.begin(), state.log.fitted.end(), static_cast<int>(i)) > 0;
+        const bool is_fitted =
+            std::count(state.log.fitted.begin(), state.log.fitted.end(), static_cast<int>(i)) > 0;
         s.set_attr("index", static_cast<int64_t>(i));
         s.set_attr("fitted", static_cast<int64_t>(is_fitted));
         write_layout(s, header.subject_layouts[i]);
-        for (const char* b : kBuffers) s.create(b, {header.subject_layouts[i].numel()}, dtype);
+        for (const char* b : kBuffers)
+          s.create(b, {header.subject_layouts[i].numel()}, dtype);
         s.create("adam_step", {}, at::kLong);
         s.create("partial_nll", {}, at::kDouble);
-        for (const auto& x : header.extras[i]) s.create(x.path, x.shape, x.dtype);
+        for (const auto& x : header.extras[i])
+          s.create(x.path, x.shape, x.dtype);
       }
     });
     // Data: rank 0 the shared parameters and the log; every rank its own subjects.
@@ -166,15 +176,19 @@ void write_checkpoint(const std::string& path, const Communicator& comm, const C
         f->write("shared/adam_m", state.shared_m);
         f->write("shared/adam_v", state.shared_v);
         const auto& log = state.log;
-        f->write("log/epoch", at::tensor(std::vector<int64_t>(log.epoch.begin(), log.epoch.end()), at::kLong));
+        f->write("log/epoch",
+                 at::tensor(std::vector<int64_t>(log.epoch.begin(), log.epoch.end()), at::kLong));
         f->write("log/elapsed", at::tensor(log.elapsed, at::kDouble));
         f->write("log/objective", at::tensor(log.objective, at::kDouble));
         f->write("log/lr", at::tensor(log.lr, at::kDouble));
-        f->write("log/fitted", at::tensor(std::vector<int64_t>(log.fitted.begin(), log.fitted.end()), at::kLong));
+        f->write("log/fitted",
+                 at::tensor(std::vector<int64_t>(log.fitted.begin(), log.fitted.end()), at::kLong));
         std::vector<double> nll;
-        for (const auto& row : log.subject_nll) nll.insert(nll.end(), row.begin(), row.end());
+        for (const auto& row : log.subject_nll)
+          nll.insert(nll.end(), row.begin(), row.end());
         if (!nll.empty())
-          f->write("log/subject_nll", at::tensor(nll, at::kDouble).view({static_cast<int64_t>(log.size()), -1}));
+          f->write("log/subject_nll",
+                   at::tensor(nll, at::kDouble).view({static_cast<int64_t>(log.size()), -1}));
       }
       for (const auto& s : state.subjects) {
         const std::string base = "subjects/" + header.subjects.at(s.index).name + "/";
@@ -184,7 +198,8 @@ void write_checkpoint(const std::string& path, const Communicator& comm, const C
         f->write(base + "adam_step", at::scalar_tensor(s.adam_step, at::kLong));
         f->write(base + "partial_nll", at::scalar_tensor(s.partial_nll, at::kDouble));
         if (auto it = extras.find(s.index); it != extras.end())
-          for (const auto& [p, t] : it->second) f->write(base + p, t);  // HDF5 converts to the file's type
+          for (const auto& [p, t] : it->second)
+            f->write(base + p, t);  // HDF5 converts to the file's type
       }
     });
     // Commit: the completion mark last, then close; only then the rename makes it visible.
@@ -195,8 +210,8 @@ void write_checkpoint(const std::string& path, const Communicator& comm, const C
     run_collectively(comm, [&] {
       if (!comm.is_root()) return;
       fsync_path(tmp, false);
-      MSLR_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot rename the finished checkpoint into place: ",
-                 std::strerror(errno));
+      MSLR_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path,
+                 ": cannot rename the finished checkpoint into place: ", std::strerror(errno));
       fsync_path(dir_of(path), true);
     });
   } catch (...) {
@@ -210,16 +225,18 @@ struct CheckpointFile::Impl {
   std::unique_ptr<h5::File> file;
 };
 
-CheckpointFile::CheckpointFile(const std::string& path, const Communicator& comm) : impl_(std::make_unique<Impl>()) {
+CheckpointFile::CheckpointFile(const std::string& path, const Communicator& comm)
+    : impl_(std::make_unique<Impl>()) {
   run_collectively(comm, [&] {
     path_ = resolve_checkpoint(path);
     impl_->file = std::make_unique<h5::File>(path_, h5::File::kRead, &comm);
     const h5::File& f = *impl_->file;
-    MSLR_CHECK(f.has_attr("format") && f.attr_string("format") == kFormat, path_, ": not an mslr checkpoint (format '",
-               f.has_attr("format") ? f.attr_string("format") : "", "')");
+    MSLR_CHECK(f.has_attr("format") && f.attr_string("format") == kFormat, path_,
+               ": not an mslr checkpoint (format '", f.has_attr("format") ? f.attr_string("format") : "",
+               "')");
     const int64_t version = f.attr_int("version");
-    MSLR_CHECK(version == kVersion, path_, ": checkpoint version ", version, " is not supported (this mslr reads ",
-               kVersion, ")");
+    MSLR_CHECK(version == kVersion, path_, ": checkpoint version ", version,
+               " is not supported (this mslr reads ", kVersion, ")");
     MSLR_CHECK(f.has_attr("complete") && f.attr_int("complete") == 1, path_, ": checkpoint is incomplete");
     config_ = f.attr_string("config");
     model_ = f.attr_string("model");
@@ -228,7 +245,8 @@ CheckpointFile::CheckpointFile(const std::string& path, const Communicator& comm
     shared_layout_ = read_layout(f.group("shared"));
     const h5::Location subjects = f.group("subjects");
     std::vector<std::pair<int64_t, std::string>> order;
-    for (const std::string& n : subjects.children()) order.emplace_back(subjects.group(n).attr_int("index"), n);
+    for (const std::string& n : subjects.children())
+      order.emplace_back(subjects.group(n).attr_int("index"), n);
     std::sort(order.begin(), order.end());
     for (const auto& [i, n] : order) {
       names_.push_back(n);
@@ -246,8 +264,9 @@ int CheckpointFile::index_of(const std::string& subject) const {
   return -1;
 }
 
-void CheckpointFile::check_model(const std::string& model, const ParamLayout& shared,
-                                 const std::vector<std::pair<std::string, const ParamLayout*>>& subjects) const {
+void CheckpointFile::check_model(
+    const std::string& model, const ParamLayout& shared,
+    const std::vector<std::pair<std::string, const ParamLayout*>>& subjects) const {
   if (model != model_) {
     std::istringstream a(model_), b(model);
     std::string la, lb;
@@ -256,8 +275,8 @@ void CheckpointFile::check_model(const std::string& model, const ParamLayout& sh
       if (!ga && !gb) break;
       if (!ga) la = "(nothing)";
       if (!gb) lb = "(nothing)";
-      MSLR_CHECK(la == lb, path_, ": the checkpoint was written for a different model: '", la, "' there, '", lb,
-                 "' here");
+      MSLR_CHECK(la == lb, path_, ": the checkpoint was written for a different model: '", la, "' there, '",
+                 lb, "' here");
     }
   }
   const std::string d = shared_layout_.difference(shared);
@@ -283,7 +302,8 @@ FitState CheckpointFile::read_state(const std::vector<int>& mine) const {
   s.shared_v = f.read("shared/adam_v", at::kDouble);
   s.shared_step = f.group("shared").attr_int("adam_step");
   const auto fitted = f.read("log/fitted", at::kLong);
-  for (int64_t i = 0; i < fitted.numel(); ++i) s.log.fitted.push_back(static_cast<int>(fitted[i].item<int64_t>()));
+  for (int64_t i = 0; i < fitted.numel(); ++i)
+    s.log.fitted.push_back(static_cast<int>(fitted[i].item<int64_t>()));
   const auto epoch = f.read("log/epoch", at::kLong);
   const auto elapsed = f.read("log/elapsed", at::kDouble), objective = f.read("log/objective", at::kDouble),
              lr = f.read("log/lr", at::kDouble), nll = f.read("log/subject_nll", at::kDouble);
@@ -293,7 +313,8 @@ FitState CheckpointFile::read_state(const std::vector<int>& mine) const {
     s.log.objective.push_back(objective[e].item<double>());
     s.log.lr.push_back(lr[e].item<double>());
     std::vector<double> row(static_cast<size_t>(nll.size(1)));
-    for (int64_t k = 0; k < nll.size(1); ++k) row[k] = nll[e][k].item<double>();
+    for (int64_t k = 0; k < nll.size(1); ++k)
+      row[k] = nll[e][k].item<double>();
     s.log.subject_nll.push_back(row);
   }
   for (int i : mine) {
@@ -317,7 +338,9 @@ at::Tensor CheckpointFile::read_subject_params(int i) const {
   return impl_->file->read("subjects/" + names_.at(i) + "/params", at::kDouble);
 }
 
-at::Tensor CheckpointFile::read_shared_params() const { return impl_->file->read("shared/params", at::kDouble); }
+at::Tensor CheckpointFile::read_shared_params() const {
+  return impl_->file->read("shared/params", at::kDouble);
+}
 
 bool CheckpointFile::has_extra(int i, const std::string& path) const {
   return impl_->file->exists("subjects/" + names_.at(i) + "/" + path);

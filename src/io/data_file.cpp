@@ -36,8 +36,8 @@ SubjectInfo describe_subject(const h5::Location& subjects, const std::string& na
       MSLR_CHECK(info.widths.count(g), file, ": subject '", name, "' has properties for group '", g,
                  "' but no such group");
       MSLR_CHECK(shape.size() == 2 && shape[0] == info.widths[g], file, ": subject '", name,
-                 "': properties of group '", g, "' have ", shape.empty() ? 0 : shape[0], " rows, the group has ",
-                 info.widths[g], " variables");
+                 "': properties of group '", g, "' have ", shape.empty() ? 0 : shape[0],
+                 " rows, the group has ", info.widths[g], " variables");
       info.n_props[g] = shape[1];
     }
   }
@@ -61,12 +61,15 @@ std::string serialise(const std::vector<SubjectInfo>& infos) {
   os << infos.size() << '\n';
   for (const auto& i : infos) {
     os << std::quoted(i.name) << ' ' << i.n_time << ' ' << i.has_true_means << ' ' << i.widths.size();
-    for (const auto& [g, d] : i.widths) os << ' ' << std::quoted(g) << ' ' << d;
+    for (const auto& [g, d] : i.widths)
+      os << ' ' << std::quoted(g) << ' ' << d;
     os << ' ' << i.n_props.size();
-    for (const auto& [g, n] : i.n_props) os << ' ' << std::quoted(g) << ' ' << n;
+    for (const auto& [g, n] : i.n_props)
+      os << ' ' << std::quoted(g) << ' ' << n;
     const int64_t k = i.segments.defined() ? i.segments.size(0) : -1;
     os << ' ' << k;
-    for (int64_t r = 0; r < k; ++r) os << ' ' << i.segments[r][0].item<int64_t>() << ' ' << i.segments[r][1].item<int64_t>();
+    for (int64_t r = 0; r < k; ++r)
+      os << ' ' << i.segments[r][0].item<int64_t>() << ' ' << i.segments[r][1].item<int64_t>();
     os << '\n';
   }
   return os.str();
@@ -97,7 +100,8 @@ std::vector<SubjectInfo> deserialise(const std::string& text) {
     is >> k;
     if (k >= 0) {
       std::vector<int64_t> v(static_cast<size_t>(2 * k));
-      for (auto& x : v) is >> x;
+      for (auto& x : v)
+        is >> x;
       i.segments = at::tensor(v, at::kLong).view({k, 2});
     }
   }
@@ -118,13 +122,18 @@ void first_non_finite(const T* p, int64_t n, int64_t* where) {
 void check_finite(const at::Tensor& x, const std::string& where, const char* row_name, const char* col_name) {
   int64_t bad = -1;
   const at::Tensor c = x.contiguous();
-  if (c.scalar_type() == at::kFloat) first_non_finite(c.data_ptr<float>(), c.numel(), &bad);
-  else if (c.scalar_type() == at::kDouble) first_non_finite(c.data_ptr<double>(), c.numel(), &bad);
+  if (c.scalar_type() == at::kFloat)
+    first_non_finite(c.data_ptr<float>(), c.numel(), &bad);
+  else if (c.scalar_type() == at::kDouble)
+    first_non_finite(c.data_ptr<double>(), c.numel(), &bad);
   if (bad < 0) return;
   const int64_t cols = c.dim() == 2 ? c.size(1) : 1;
   const double v = c.view({-1})[bad].item<double>();
-  fail(where, " has a non-finite value (", std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf", ") at ", row_name, " ",
-       bad / cols, ", ", col_name, " ", bad % cols);
+  fail(where, " has a non-finite value (",
+       std::isnan(v) ? "nan"
+       : v > 0       ? "inf"
+                     : "-inf",
+       ") at ", row_name, " ", bad / cols, ", ", col_name, " ", bad % cols);
 }
 
 DataFile::DataFile(const std::string& path, const Communicator& comm) : path_(path) {
@@ -132,17 +141,19 @@ DataFile::DataFile(const std::string& path, const Communicator& comm) : path_(pa
   run_collectively(comm, [&] { file_ = std::make_unique<h5::File>(path, h5::File::kRead, &comm); });
   run_collectively(comm, [&] {
     if (!comm.is_root()) return;
-    MSLR_CHECK(file_->has_attr("format"), path, ": has no 'format' attribute; not an mslr-data file (write one with "
-                                                "tools/mslr_data.py)");
+    MSLR_CHECK(file_->has_attr("format"), path,
+               ": has no 'format' attribute; not an mslr-data file (write one with "
+               "tools/mslr_data.py)");
     const std::string format = file_->attr_string("format");
     MSLR_CHECK(format == kFormat, path, ": format is '", format, "', expected '", kFormat, "'");
     const int64_t version = file_->has_attr("version") ? file_->attr_int("version") : -1;
-    MSLR_CHECK(version == kVersion, path, ": mslr-data version ", version, " is not supported (this mslr reads version ",
-               kVersion, ")");
+    MSLR_CHECK(version == kVersion, path, ": mslr-data version ", version,
+               " is not supported (this mslr reads version ", kVersion, ")");
     MSLR_CHECK(file_->exists("subjects"), path, ": has no '/subjects' group");
     const h5::Location subjects = file_->group("subjects");
     std::vector<SubjectInfo> infos;
-    for (const std::string& name : subjects.children()) infos.push_back(describe_subject(subjects, name, path));
+    for (const std::string& name : subjects.children())
+      infos.push_back(describe_subject(subjects, name, path));
     MSLR_CHECK(!infos.empty(), path, ": '/subjects' is empty");
     described = serialise(infos);
     if (file_->has_attr("model")) model_config_ = file_->attr_string("model");
@@ -184,7 +195,8 @@ SubjectData DataFile::read(int subject, const DataReadOptions& opt) const {
     }
   if (opt.true_means && info.has_true_means)
     for (const auto& [g, width] : d.groups)
-      if (s.exists("truth/means/" + g)) d.true_means[g] = s.read_rows("truth/means/" + g, 0, rows, at::kFloat);
+      if (s.exists("truth/means/" + g))
+        d.true_means[g] = s.read_rows("truth/means/" + g, 0, rows, at::kFloat);
   return d;
 }
 
@@ -193,15 +205,20 @@ void write_data_file(const std::string& path, const std::vector<SubjectData>& su
   h5::File f(path, h5::File::kCreate);
   f.set_attr("format", std::string(kFormat));
   f.set_attr("version", kVersion);
-  for (const auto& [k, v] : attributes) f.set_attr(k, v);
+  for (const auto& [k, v] : attributes)
+    f.set_attr(k, v);
   for (const auto& d : subjects) {
     d.validate();
     const std::string base = "subjects/" + d.name + "/";
-    for (const auto& [g, x] : d.groups) f.put(base + "groups/" + g, x.to(at::kFloat));
-    for (const auto& [g, p] : d.props) f.put(base + "props/" + g, p.to(at::kFloat));
+    for (const auto& [g, x] : d.groups)
+      f.put(base + "groups/" + g, x.to(at::kFloat));
+    for (const auto& [g, p] : d.props)
+      f.put(base + "props/" + g, p.to(at::kFloat));
     if (d.segments.defined()) f.put(base + "segments", d.segments.to(at::kLong));
-    for (const auto& [g, m] : d.true_means) f.put(base + "truth/means/" + g, m.to(at::kFloat));
-    for (const auto& [name, t] : d.truth) f.put(base + "truth/" + name, t.is_floating_point() ? t.to(at::kFloat) : t);
+    for (const auto& [g, m] : d.true_means)
+      f.put(base + "truth/means/" + g, m.to(at::kFloat));
+    for (const auto& [name, t] : d.truth)
+      f.put(base + "truth/" + name, t.is_floating_point() ? t.to(at::kFloat) : t);
   }
   f.close();
 }

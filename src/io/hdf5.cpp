@@ -24,29 +24,49 @@ std::string hdf5_reason() {
   return s.empty() ? "HDF5 error" : s;
 }
 
-#define MSLR_H5(expr, ...)                                                                 \
-  [&] {                                                                                    \
-    const auto mslr_rv_ = (expr);                                                          \
-    if (mslr_rv_ < 0) ::mslr::fail(file_, ": ", __VA_ARGS__, " (", hdf5_reason(), ")");   \
-    return mslr_rv_;                                                                       \
+#define MSLR_H5(expr, ...)                                                              \
+  [&] {                                                                                 \
+    const auto mslr_rv_ = (expr);                                                       \
+    if (mslr_rv_ < 0) ::mslr::fail(file_, ": ", __VA_ARGS__, " (", hdf5_reason(), ")"); \
+    return mslr_rv_;                                                                    \
   }()
 
-int close_file(int64_t id) { return H5Fclose(id); }
-int close_group(int64_t id) { return H5Gclose(id); }
-int close_dataset(int64_t id) { return H5Dclose(id); }
-int close_space(int64_t id) { return H5Sclose(id); }
-int close_plist(int64_t id) { return H5Pclose(id); }
-int close_attr(int64_t id) { return H5Aclose(id); }
-int close_type(int64_t id) { return H5Tclose(id); }
+int close_file(int64_t id) {
+  return H5Fclose(id);
+}
+int close_group(int64_t id) {
+  return H5Gclose(id);
+}
+int close_dataset(int64_t id) {
+  return H5Dclose(id);
+}
+int close_space(int64_t id) {
+  return H5Sclose(id);
+}
+int close_plist(int64_t id) {
+  return H5Pclose(id);
+}
+int close_attr(int64_t id) {
+  return H5Aclose(id);
+}
+int close_type(int64_t id) {
+  return H5Tclose(id);
+}
 
 hid_t native(at::ScalarType t) {
   switch (t) {
-    case at::kFloat: return H5T_NATIVE_FLOAT;
-    case at::kDouble: return H5T_NATIVE_DOUBLE;
-    case at::kLong: return H5T_NATIVE_INT64;
-    case at::kInt: return H5T_NATIVE_INT32;
-    case at::kByte: return H5T_NATIVE_UINT8;
-    default: fail("HDF5: unsupported element type ", t);
+    case at::kFloat:
+      return H5T_NATIVE_FLOAT;
+    case at::kDouble:
+      return H5T_NATIVE_DOUBLE;
+    case at::kLong:
+      return H5T_NATIVE_INT64;
+    case at::kInt:
+      return H5T_NATIVE_INT32;
+    case at::kByte:
+      return H5T_NATIVE_UINT8;
+    default:
+      fail("HDF5: unsupported element type ", t);
   }
 }
 
@@ -59,10 +79,14 @@ Handle string_type() {
 
 }  // namespace
 
-void quiet_errors() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+void quiet_errors() {
+  H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+}
 
 Handle::Handle(int64_t id, int (*close)(int64_t)) : id_(id), close_(close) {}
-Handle::Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+Handle::Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) {
+  o.id_ = -1;
+}
 Handle& Handle::operator=(Handle&& o) noexcept {
   if (this != &o) {
     close();
@@ -72,7 +96,9 @@ Handle& Handle::operator=(Handle&& o) noexcept {
   }
   return *this;
 }
-Handle::~Handle() { close(); }
+Handle::~Handle() {
+  close();
+}
 void Handle::close() {
   if (id_ >= 0 && close_) close_(id_);
   id_ = -1;
@@ -94,12 +120,13 @@ bool Location::exists(const std::string& path) const {
 
 std::vector<std::string> Location::children() const {
   std::vector<std::string> names;
-  H5Literate(h_.id(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
-             [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
-               static_cast<std::vector<std::string>*>(out)->push_back(name);
-               return 0;
-             },
-             &names);
+  H5Literate(
+      h_.id(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* name, const H5L_info_t*, void* out) -> herr_t {
+        static_cast<std::vector<std::string>*>(out)->push_back(name);
+        return 0;
+      },
+      &names);
   return names;
 }
 
@@ -111,9 +138,10 @@ std::string Location::name() const {
 
 Location Location::group(const std::string& path) const {
   MSLR_CHECK(exists(path), file_, ": no group '", path, "' in ", name());
-  return Location(Handle(MSLR_H5(H5Gopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open group '", path, "'"),
-                         close_group),
-                  file_);
+  return Location(
+      Handle(MSLR_H5(H5Gopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open group '", path, "'"),
+             close_group),
+      file_);
 }
 
 Location Location::create_group(const std::string& path) const {
@@ -125,13 +153,16 @@ Location Location::create_group(const std::string& path) const {
                   file_);
 }
 
-bool Location::has_attr(const std::string& n) const { return H5Aexists(h_.id(), n.c_str()) > 0; }
+bool Location::has_attr(const std::string& n) const {
+  return H5Aexists(h_.id(), n.c_str()) > 0;
+}
 
 std::string Location::attr_string(const std::string& n) const {
   MSLR_CHECK(has_attr(n), file_, ": ", name(), " has no attribute '", n, "'");
   Handle a(MSLR_H5(H5Aopen(h_.id(), n.c_str(), H5P_DEFAULT), "cannot open attribute '", n, "'"), close_attr);
   Handle ft(H5Aget_type(a.id()), close_type);
-  MSLR_CHECK(H5Tget_class(ft.id()) == H5T_STRING, file_, ": attribute '", n, "' of ", name(), " is not a string");
+  MSLR_CHECK(H5Tget_class(ft.id()) == H5T_STRING, file_, ": attribute '", n, "' of ", name(),
+             " is not a string");
   if (H5Tis_variable_str(ft.id()) > 0) {
     Handle mt = string_type();
     char* value = nullptr;
@@ -154,7 +185,8 @@ std::vector<int64_t> Location::attr_ints(const std::string& n) const {
   Handle space(H5Aget_space(a.id()), close_space);
   const hssize_t count = H5Sget_simple_extent_npoints(space.id());
   std::vector<int64_t> v(static_cast<size_t>(std::max<hssize_t>(count, 0)));
-  if (!v.empty()) MSLR_H5(H5Aread(a.id(), H5T_NATIVE_INT64, v.data()), "cannot read attribute '", n, "' as integers");
+  if (!v.empty())
+    MSLR_H5(H5Aread(a.id(), H5T_NATIVE_INT64, v.data()), "cannot read attribute '", n, "' as integers");
   return v;
 }
 
@@ -174,8 +206,8 @@ double Location::attr_double(const std::string& n) const {
 
 namespace {
 
-void write_attr(const Location& loc, const std::string& file_, const std::string& n, hid_t mem_type, hid_t file_type,
-                const std::vector<hsize_t>& dims, const void* data) {
+void write_attr(const Location& loc, const std::string& file_, const std::string& n, hid_t mem_type,
+                hid_t file_type, const std::vector<hsize_t>& dims, const void* data) {
   if (H5Aexists(loc.id(), n.c_str()) > 0) H5Adelete(loc.id(), n.c_str());
   Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(1, dims.data(), nullptr), close_space);
   Handle a(MSLR_H5(H5Acreate2(loc.id(), n.c_str(), file_type, space.id(), H5P_DEFAULT, H5P_DEFAULT),
@@ -201,12 +233,14 @@ void Location::set_attr(const std::string& n, double value) const {
 }
 
 void Location::set_attr(const std::string& n, const std::vector<int64_t>& value) const {
-  write_attr(*this, file_, n, H5T_NATIVE_INT64, H5T_STD_I64LE, {static_cast<hsize_t>(value.size())}, value.data());
+  write_attr(*this, file_, n, H5T_NATIVE_INT64, H5T_STD_I64LE, {static_cast<hsize_t>(value.size())},
+             value.data());
 }
 
 std::vector<int64_t> Location::shape(const std::string& path) const {
   MSLR_CHECK(exists(path), file_, ": no dataset '", path, "' in ", name());
-  Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"), close_dataset);
+  Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"),
+           close_dataset);
   Handle space(H5Dget_space(d.id()), close_space);
   const int rank = H5Sget_simple_extent_ndims(space.id());
   std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
@@ -219,12 +253,15 @@ at::Tensor Location::read(const std::string& path, at::ScalarType dtype) const {
   return read_rows(path, 0, dims.empty() ? 1 : dims[0], dtype);
 }
 
-at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t rows, at::ScalarType dtype) const {
+at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t rows,
+                               at::ScalarType dtype) const {
   const auto dims = shape(path);
-  Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"), close_dataset);
+  Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"),
+           close_dataset);
   if (dims.empty()) {  // scalar
     at::Tensor out = at::empty({}, dtype);
-    MSLR_H5(H5Dread(d.id(), native(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()), "cannot read '", path, "'");
+    MSLR_H5(H5Dread(d.id(), native(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, out.data_ptr()), "cannot read '",
+            path, "'");
     return out;
   }
   MSLR_CHECK(row0 >= 0 && rows >= 0 && row0 + rows <= dims[0], file_, ": rows [", row0, ", ", row0 + rows,
@@ -244,9 +281,11 @@ at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t ro
   return out;
 }
 
-void Location::create(const std::string& path, const std::vector<int64_t>& shape, at::ScalarType dtype) const {
+void Location::create(const std::string& path, const std::vector<int64_t>& shape,
+                      at::ScalarType dtype) const {
   std::vector<hsize_t> dims(shape.begin(), shape.end());
-  Handle space(dims.empty() ? H5Screate(H5S_SCALAR) : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+  Handle space(dims.empty() ? H5Screate(H5S_SCALAR)
+                            : H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                close_space);
   Handle lcpl(H5Pcreate(H5P_LINK_CREATE), close_plist);
   H5Pset_create_intermediate_group(lcpl.id(), 1);
@@ -255,15 +294,17 @@ void Location::create(const std::string& path, const std::vector<int64_t>& shape
                           : dtype == at::kLong   ? H5T_STD_I64LE
                           : dtype == at::kInt    ? H5T_STD_I32LE
                                                  : H5T_STD_U8LE;
-  Handle d(MSLR_H5(H5Dcreate2(h_.id(), path.c_str(), file_type, space.id(), lcpl.id(), H5P_DEFAULT, H5P_DEFAULT),
-                   "cannot create dataset '", path, "'"),
-           close_dataset);
+  Handle d(
+      MSLR_H5(H5Dcreate2(h_.id(), path.c_str(), file_type, space.id(), lcpl.id(), H5P_DEFAULT, H5P_DEFAULT),
+              "cannot create dataset '", path, "'"),
+      close_dataset);
 }
 
 void Location::write(const std::string& path, const at::Tensor& data_in) const {
   const at::Tensor data = data_in.detach().cpu().contiguous();
   if (data.numel() == 0) return;
-  Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"), close_dataset);
+  Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"),
+           close_dataset);
   MSLR_H5(H5Dwrite(d.id(), native(data.scalar_type()), H5S_ALL, H5S_ALL, H5P_DEFAULT, data.data_ptr()),
           "cannot write dataset '", path, "'");
 }
@@ -279,7 +320,8 @@ File::File(const std::string& path, Mode mode, const Communicator* comm) : Locat
   if (comm && comm->mpi_handle())
     H5Pset_fapl_mpio(fapl.id(), *static_cast<const MPI_Comm*>(comm->mpi_handle()), MPI_INFO_NULL);
   else
-    MSLR_CHECK(!comm || comm->size() == 1, path, ": a world of several ranks without MPI cannot share a file");
+    MSLR_CHECK(!comm || comm->size() == 1, path,
+               ": a world of several ranks without MPI cannot share a file");
   if (mode == kRead) {
     struct stat st;
     MSLR_CHECK(::stat(path.c_str(), &st) == 0, path, ": no such file");
@@ -295,6 +337,8 @@ File::File(const std::string& path, Mode mode, const Communicator* comm) : Locat
   }
 }
 
-void File::close() { h_.close(); }
+void File::close() {
+  h_.close();
+}
 
 }  // namespace mslr::h5

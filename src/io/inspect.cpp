@@ -10,7 +10,8 @@ namespace {
 
 std::string shape_text(const std::vector<int64_t>& s) {
   std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
+  for (size_t i = 0; i < s.size(); ++i)
+    out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
 }
 
@@ -22,9 +23,11 @@ std::string describe_data(const h5::File& f) {
   for (const auto& n : names) {
     const h5::Location s = subjects.group(n);
     out += "  " + n + ":";
-    for (const auto& g : s.group("groups").children()) out += " " + g + " " + shape_text(s.group("groups").shape(g));
+    for (const auto& g : s.group("groups").children())
+      out += " " + g + " " + shape_text(s.group("groups").shape(g));
     if (s.exists("props"))
-      for (const auto& g : s.group("props").children()) out += ", props/" + g + " " + shape_text(s.group("props").shape(g));
+      for (const auto& g : s.group("props").children())
+        out += ", props/" + g + " " + shape_text(s.group("props").shape(g));
     if (s.exists("segments")) out += ", " + std::to_string(s.shape("segments")[0]) + " segments";
     if (s.exists("truth")) out += ", truth";
     out += "\n";
@@ -35,9 +38,10 @@ std::string describe_data(const h5::File& f) {
 
 std::string describe_checkpoint(const h5::File& f) {
   char line[256];
-  std::snprintf(line, sizeof line, "mslr-checkpoint v%lld: epoch %lld, minibatch %lld, written by %lld rank(s), %s\n",
-                (long long)f.attr_int("version"), (long long)f.attr_int("epoch"), (long long)f.attr_int("batch"),
-                (long long)f.attr_int("world_size"),
+  std::snprintf(line, sizeof line,
+                "mslr-checkpoint v%lld: epoch %lld, minibatch %lld, written by %lld rank(s), %s\n",
+                (long long)f.attr_int("version"), (long long)f.attr_int("epoch"),
+                (long long)f.attr_int("batch"), (long long)f.attr_int("world_size"),
                 f.has_attr("complete") && f.attr_int("complete") == 1 ? "complete" : "INCOMPLETE");
   std::string out = line;
   out += "shared parameters: " + std::to_string(f.shape("shared/params")[0]) + "\n";
@@ -49,7 +53,8 @@ std::string describe_checkpoint(const h5::File& f) {
     out += "  " + n + ": " + std::to_string(s.shape("params")[0]) + " parameters" +
            (s.attr_int("fitted") ? "" : " (not fitted)");
     if (s.exists("modes"))
-      for (const auto& m : s.group("modes").children()) out += ", modes/" + m + " " + shape_text(s.group("modes").shape(m));
+      for (const auto& m : s.group("modes").children())
+        out += ", modes/" + m + " " + shape_text(s.group("modes").shape(m));
     out += "\n";
   }
   const auto entries = f.shape("log/objective")[0];
@@ -64,12 +69,13 @@ std::string describe_checkpoint(const h5::File& f) {
 }
 
 std::string describe_predictions(const h5::File& f) {
-  std::string out = "mslr-predictions from " + f.attr_string("checkpoint") + " on " + f.attr_string("data") + ", " +
-                    f.attr_string("split") + "\n";
+  std::string out = "mslr-predictions from " + f.attr_string("checkpoint") + " on " + f.attr_string("data") +
+                    ", " + f.attr_string("split") + "\n";
   const h5::Location subjects = f.group("subjects");
   for (const auto& n : subjects.children()) {
     const h5::Location s = subjects.group(n);
-    out += "  " + n + ": " + std::to_string(s.attr_int("samples")) + " samples" + (s.attr_int("in_fit") ? "" : " (not in the fit)");
+    out += "  " + n + ": " + std::to_string(s.attr_int("samples")) + " samples" +
+           (s.attr_int("in_fit") ? "" : " (not in the fit)");
     for (const auto& g : s.children())
       if (g != "times" && g != "nll") out += ", " + g + " " + shape_text(s.shape(g));
     out += "\n";

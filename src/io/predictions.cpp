@@ -28,7 +28,8 @@ void write_predictions(const std::string& path, const Communicator& comm, const 
       for (const auto& s : header.subjects) {
         const h5::Location g = f->create_group("subjects/" + s.name);
         g.create("times", {s.samples}, at::kLong);
-        for (const auto& [group, width] : s.outputs) g.create(group, {s.samples, width}, at::kFloat);
+        for (const auto& [group, width] : s.outputs)
+          g.create(group, {s.samples, width}, at::kFloat);
         g.create("nll", {}, at::kDouble);
         g.set_attr("samples", s.samples);
         g.set_attr("in_fit", static_cast<int64_t>(s.in_fit));
@@ -38,14 +39,16 @@ void write_predictions(const std::string& path, const Communicator& comm, const 
       for (const auto& [i, p] : mine) {
         const std::string base = "subjects/" + header.subjects.at(i).name + "/";
         f->write(base + "times", p.times);
-        for (const auto& [group, m] : p.means) f->write(base + group, m.to(at::kFloat));
+        for (const auto& [group, m] : p.means)
+          f->write(base + group, m.to(at::kFloat));
         f->write(base + "nll", at::scalar_tensor(p.nll, at::kDouble));
       }
     });
     run_collectively(comm, [&] { f->close(); });
     run_collectively(comm, [&] {
       if (comm.is_root())
-        MSLR_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path, ": cannot rename into place: ", std::strerror(errno));
+        MSLR_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path,
+                   ": cannot rename into place: ", std::strerror(errno));
     });
   } catch (...) {
     f.reset();
@@ -56,7 +59,8 @@ void write_predictions(const std::string& path, const Communicator& comm, const 
 
 Predictions read_predictions(const std::string& path) {
   h5::File f(path, h5::File::kRead);
-  MSLR_CHECK(f.has_attr("format") && f.attr_string("format") == kFormat, path, ": not an mslr predictions file");
+  MSLR_CHECK(f.has_attr("format") && f.attr_string("format") == kFormat, path,
+             ": not an mslr predictions file");
   Predictions p;
   p.header.checkpoint = f.attr_string("checkpoint");
   p.header.data = f.attr_string("data");

@@ -17,25 +17,38 @@ Activation parse_activation(const std::string& name) {
 
 std::string to_string(Activation a) {
   switch (a) {
-    case Activation::kIdentity: return "identity";
-    case Activation::kRelu: return "relu";
-    case Activation::kTanh: return "tanh";
-    case Activation::kSigmoid: return "sigmoid";
-    case Activation::kSoftplus: return "softplus";
-    case Activation::kExp: return "exp";
-    case Activation::kPrelu: return "prelu";
+    case Activation::kIdentity:
+      return "identity";
+    case Activation::kRelu:
+      return "relu";
+    case Activation::kTanh:
+      return "tanh";
+    case Activation::kSigmoid:
+      return "sigmoid";
+    case Activation::kSoftplus:
+      return "softplus";
+    case Activation::kExp:
+      return "exp";
+    case Activation::kPrelu:
+      return "prelu";
   }
   return "?";
 }
 
 at::Tensor apply_activation(Activation a, const at::Tensor& z, const at::Tensor& slope) {
   switch (a) {
-    case Activation::kIdentity: return z;
-    case Activation::kRelu: return at::relu(z);
-    case Activation::kTanh: return at::tanh(z);
-    case Activation::kSigmoid: return at::sigmoid(z);
-    case Activation::kSoftplus: return at::softplus(z);
-    case Activation::kExp: return at::exp(z);
+    case Activation::kIdentity:
+      return z;
+    case Activation::kRelu:
+      return at::relu(z);
+    case Activation::kTanh:
+      return at::tanh(z);
+    case Activation::kSigmoid:
+      return at::sigmoid(z);
+    case Activation::kSoftplus:
+      return at::softplus(z);
+    case Activation::kExp:
+      return at::exp(z);
     case Activation::kPrelu:
       MSLR_CHECK(slope.defined(), "prelu needs its slope parameter");
       return at::relu(z) - slope * at::relu(-z);

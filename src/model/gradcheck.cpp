@@ -8,9 +8,10 @@
 
 namespace mslr {
 
-GradCheck check_gradient(const std::function<at::Tensor()>& loss, at::Tensor& flat, int64_t begin, int64_t count,
-                         double h, int64_t max_coords) {
-  MSLR_CHECK(flat.scalar_type() == at::kDouble && flat.requires_grad(), "gradient check needs a float64 leaf");
+GradCheck check_gradient(const std::function<at::Tensor()>& loss, at::Tensor& flat, int64_t begin,
+                         int64_t count, double h, int64_t max_coords) {
+  MSLR_CHECK(flat.scalar_type() == at::kDouble && flat.requires_grad(),
+             "gradient check needs a float64 leaf");
   if (flat.grad().defined()) flat.mutable_grad().zero_();
   loss().backward();
   const at::Tensor analytic = flat.grad().clone();

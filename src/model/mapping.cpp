@@ -10,11 +10,14 @@ namespace mslr {
 
 std::string MappingSpec::describe() const {
   switch (kind) {
-    case kIdentity: return "identity";
-    case kConcat: return "concat";
+    case kIdentity:
+      return "identity";
+    case kConcat:
+      return "concat";
     case kLinear: {
       std::string s = "linear:";
-      for (size_t i = 0; i < out_dims.size(); ++i) s += (i ? "," : "") + std::to_string(out_dims[i]);
+      for (size_t i = 0; i < out_dims.size(); ++i)
+        s += (i ? "," : "") + std::to_string(out_dims[i]);
       return s;
     }
   }
@@ -50,8 +53,12 @@ Mapping::Mapping(const MappingSpec& spec, std::vector<int64_t> in_dims, ParamLay
     : kind_(spec.kind), in_dims_(std::move(in_dims)) {
   const int64_t total = std::accumulate(in_dims_.begin(), in_dims_.end(), int64_t{0});
   switch (kind_) {
-    case MappingSpec::kIdentity: out_dims_ = in_dims_; break;
-    case MappingSpec::kConcat: out_dims_ = {total}; break;
+    case MappingSpec::kIdentity:
+      out_dims_ = in_dims_;
+      break;
+    case MappingSpec::kConcat:
+      out_dims_ = {total};
+      break;
     case MappingSpec::kLinear:
       out_dims_ = spec.out_dims;
       for (size_t h = 0; h < out_dims_.size(); ++h)
@@ -71,7 +78,8 @@ std::vector<at::Tensor> Mapping::forward(const std::vector<at::Tensor>& in,
   const at::Tensor all = in.size() == 1 ? in[0] : at::cat(in, 1);  // [n, sum d_proj]
   if (kind_ == MappingSpec::kConcat) return {all};
   std::vector<at::Tensor> out;
-  for (int w : weights_) out.push_back(all.mm(params[w]));
+  for (int w : weights_)
+    out.push_back(all.mm(params[w]));
   return out;
 }
 

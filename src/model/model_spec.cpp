@@ -10,8 +10,10 @@ namespace {
 
 std::vector<int64_t> mapped_dims(const MappingSpec& m, const std::vector<int64_t>& in, const char* which) {
   switch (m.kind) {
-    case MappingSpec::kIdentity: return in;
-    case MappingSpec::kConcat: return {std::accumulate(in.begin(), in.end(), int64_t{0})};
+    case MappingSpec::kIdentity:
+      return in;
+    case MappingSpec::kConcat:
+      return {std::accumulate(in.begin(), in.end(), int64_t{0})};
     case MappingSpec::kLinear:
       MSLR_CHECK(!m.out_dims.empty(), "the ", which, " linear mapping has no output widths");
       return m.out_dims;
@@ -30,16 +32,20 @@ ModeSource parse_mode_source(const std::string& text) {
 
 std::string to_string(ModeSource s) {
   switch (s) {
-    case ModeSource::kPredicted: return "predicted";
-    case ModeSource::kOwned: return "owned";
-    case ModeSource::kFixed: return "fixed";
+    case ModeSource::kPredicted:
+      return "predicted";
+    case ModeSource::kOwned:
+      return "owned";
+    case ModeSource::kFixed:
+      return "fixed";
   }
   return "?";
 }
 
 std::vector<int64_t> ModelSpec::specific_out_dims() const {
   std::vector<int64_t> in;
-  for (const auto& g : inputs) in.push_back(g.n_modes);
+  for (const auto& g : inputs)
+    in.push_back(g.n_modes);
   return mapped_dims(mapping, in, "subject");
 }
 
@@ -55,7 +61,8 @@ void ModelSpec::validate() const {
   for (const auto& g : inputs) {
     MSLR_CHECK(!g.group.empty(), "an input group has no name");
     MSLR_CHECK(seen_in.insert(g.group).second, "input group '", g.group, "' is listed twice");
-    MSLR_CHECK(g.n_modes > 0, "input group '", g.group, "' needs a positive number of modes, got ", g.n_modes);
+    MSLR_CHECK(g.n_modes > 0, "input group '", g.group, "' needs a positive number of modes, got ",
+               g.n_modes);
   }
   for (const auto& h : outputs) {
     MSLR_CHECK(!h.group.empty(), "an output group has no name");
@@ -66,9 +73,10 @@ void ModelSpec::validate() const {
              shared_mapping ? " then shared " + shared_mapping->describe() : std::string(), ") gives ",
              trans.size(), " transformed latents, the model has ", outputs.size(), " output groups");
   for (const auto& [g, h] : direct_pairs) {
-    MSLR_CHECK(g >= 0 && g < static_cast<int>(inputs.size()) && h >= 0 && h < static_cast<int>(outputs.size()),
-               "direct pair (", g, ", ", h, ") is out of range for ", inputs.size(), " inputs and ", outputs.size(),
-               " outputs");
+    MSLR_CHECK(
+        g >= 0 && g < static_cast<int>(inputs.size()) && h >= 0 && h < static_cast<int>(outputs.size()),
+        "direct pair (", g, ", ", h, ") is out of range for ", inputs.size(), " inputs and ", outputs.size(),
+        " outputs");
   }
   MSLR_CHECK(psi_init > 0.0, "psi-init must be positive, got ", psi_init);
 }

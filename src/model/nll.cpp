@@ -20,8 +20,8 @@ constexpr int64_t kRowsPerBlock = 128;
 void check_shapes(const at::Tensor& y, const at::Tensor& mn, const at::Tensor& psi) {
   MSLR_CHECK(y.dim() == 2 && y.sizes() == mn.sizes(), "NLL: data ", shape_str(y.sizes()), " and mean ",
              shape_str(mn.sizes()), " differ in shape");
-  MSLR_CHECK(psi.dim() == 1 && psi.size(0) == y.size(1), "NLL: psi ", shape_str(psi.sizes()), " does not match ",
-             y.size(1), " variables");
+  MSLR_CHECK(psi.dim() == 1 && psi.size(0) == y.size(1), "NLL: psi ", shape_str(psi.sizes()),
+             " does not match ", y.size(1), " variables");
 }
 
 // Column sums of (y - mn)² in double, [d].
@@ -45,7 +45,8 @@ std::vector<double> squared_residual_sums(const T* y, const T* mn, int64_t n, in
   });
   std::vector<double> sums(static_cast<size_t>(d), 0.0);
   for (int64_t b = 0; b < n_blocks; ++b)
-    for (int64_t j = 0; j < d; ++j) sums[j] += partial[b * d + j];
+    for (int64_t j = 0; j < d; ++j)
+      sums[j] += partial[b * d + j];
   return sums;
 }
 
@@ -53,21 +54,23 @@ std::vector<double> squared_residual_sums(const T* y, const T* mn, int64_t n, in
 template <class T>
 void residual_gradient(const T* y, const T* mn, const T* psi, double g, T* out, int64_t n, int64_t d) {
   std::vector<T> scale(static_cast<size_t>(d));
-  for (int64_t j = 0; j < d; ++j) scale[j] = static_cast<T>(g / static_cast<double>(psi[j]));
+  for (int64_t j = 0; j < d; ++j)
+    scale[j] = static_cast<T>(g / static_cast<double>(psi[j]));
   at::parallel_for(0, n, kRowsPerBlock, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const T* yi = y + i * d;
       const T* mi = mn + i * d;
       T* oi = out + i * d;
-      for (int64_t j = 0; j < d; ++j) oi[j] = (mi[j] - yi[j]) * scale[j];
+      for (int64_t j = 0; j < d; ++j)
+        oi[j] = (mi[j] - yi[j]) * scale[j];
     }
   });
 }
 
 class FusedGaussianNll : public torch::autograd::Function<FusedGaussianNll> {
  public:
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& y_in, const at::Tensor& mn_in,
-                            const at::Tensor& psi_in) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& y_in,
+                            const at::Tensor& mn_in, const at::Tensor& psi_in) {
     const at::Tensor y = y_in.contiguous(), mn = mn_in.contiguous(), psi = psi_in.contiguous();
     const int64_t n = y.size(0), d = y.size(1);
     at::Tensor sums = at::empty({d}, at::kDouble);
@@ -91,12 +94,12 @@ class FusedGaussianNll : public torch::autograd::Function<FusedGaussianNll> {
     const int64_t n = y.size(0), d = y.size(1);
     at::Tensor grad_mn = at::empty_like(mn);
     AT_DISPATCH_FLOATING_TYPES(y.scalar_type(), "gaussian_nll_backward", [&] {
-      residual_gradient<scalar_t>(y.data_ptr<scalar_t>(), mn.data_ptr<scalar_t>(), psi.data_ptr<scalar_t>(), g,
-                                  grad_mn.data_ptr<scalar_t>(), n, d);
+      residual_gradient<scalar_t>(y.data_ptr<scalar_t>(), mn.data_ptr<scalar_t>(), psi.data_ptr<scalar_t>(),
+                                  g, grad_mn.data_ptr<scalar_t>(), n, d);
     });
     const at::Tensor psi_d = psi.to(at::kDouble);
-    const at::Tensor grad_psi = (g * (0.5 * static_cast<double>(n) / psi_d - 0.5 * sums / psi_d.square()))
-                                    .to(psi.scalar_type());
+    const at::Tensor grad_psi =
+        (g * (0.5 * static_cast<double>(n) / psi_d - 0.5 * sums / psi_d.square())).to(psi.scalar_type());
     const at::Tensor grad_y = y.requires_grad() ? -grad_mn : at::Tensor();
     return {grad_y, grad_mn, grad_psi};
   }

@@ -7,7 +7,8 @@ namespace mslr {
 
 std::string shape_str(at::IntArrayRef shape) {
   std::string s = "[";
-  for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+  for (size_t i = 0; i < shape.size(); ++i)
+    s += (i ? ", " : "") + std::to_string(shape[i]);
   return s + "]";
 }
 
@@ -43,11 +44,12 @@ at::Tensor ParamLayout::view(const at::Tensor& flat, int i) const {
 }
 
 std::vector<at::Tensor> ParamLayout::views(const at::Tensor& flat) const {
-  MSLR_CHECK(flat.dim() == 1 && flat.size(0) == numel_, "parameter buffer has shape ", shape_str(flat.sizes()),
-             ", its layout needs [", numel_, "]");
+  MSLR_CHECK(flat.dim() == 1 && flat.size(0) == numel_, "parameter buffer has shape ",
+             shape_str(flat.sizes()), ", its layout needs [", numel_, "]");
   std::vector<at::Tensor> v;
   v.reserve(entries_.size());
-  for (int i = 0; i < size(); ++i) v.push_back(view(flat, i));
+  for (int i = 0; i < size(); ++i)
+    v.push_back(view(flat, i));
   return v;
 }
 
@@ -59,17 +61,22 @@ at::Tensor ParamLayout::initial_values(uint64_t seed, uint64_t owner_key, at::Sc
     Rng rng(seed, {kRngInit, owner_key, hash_name(e.name)});
     switch (e.init.kind) {
       case Init::kConstant:
-        for (int64_t i = 0; i < e.numel; ++i) q[i] = e.init.a;
+        for (int64_t i = 0; i < e.numel; ++i)
+          q[i] = e.init.a;
         break;
       case Init::kNormal:
-        for (int64_t i = 0; i < e.numel; ++i) q[i] = e.init.a * rng.normal();
+        for (int64_t i = 0; i < e.numel; ++i)
+          q[i] = e.init.a * rng.normal();
         break;
       case Init::kUniform:
-        for (int64_t i = 0; i < e.numel; ++i) q[i] = e.init.a + (e.init.b - e.init.a) * rng.uniform();
+        for (int64_t i = 0; i < e.numel; ++i)
+          q[i] = e.init.a + (e.init.b - e.init.a) * rng.uniform();
         break;
       case Init::kIdentity:
-        for (int64_t i = 0; i < e.numel; ++i) q[i] = 0.0;
-        for (int64_t i = 0; i < std::min(e.shape[0], e.shape[1]); ++i) q[i * e.shape[1] + i] = 1.0;
+        for (int64_t i = 0; i < e.numel; ++i)
+          q[i] = 0.0;
+        for (int64_t i = 0; i < std::min(e.shape[0], e.shape[1]); ++i)
+          q[i * e.shape[1] + i] = 1.0;
         break;
     }
   }
@@ -89,6 +96,8 @@ std::string ParamLayout::difference(const ParamLayout& other) const {
   return "";
 }
 
-bool ParamLayout::same_as(const ParamLayout& other) const { return difference(other).empty(); }
+bool ParamLayout::same_as(const ParamLayout& other) const {
+  return difference(other).empty();
+}
 
 }  // namespace mslr

@@ -19,7 +19,8 @@ std::vector<T> per_property(const std::vector<T>& v, int64_t n_props, const char
 template <class T>
 std::string join(const std::vector<T>& v) {
   std::string s;
-  for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + cat(v[i]);
+  for (size_t i = 0; i < v.size(); ++i)
+    s += (i ? "," : "") + cat(v[i]);
   return s;
 }
 
@@ -54,13 +55,14 @@ class MlpPredictor : public ModePredictor {
   }
 
   at::Tensor prepare(const at::Tensor& props) const override {
-    MSLR_CHECK(props.dim() == 2 && props.size(1) == n_props_, "MLP predictor expects properties [N, ", n_props_,
-               "], got ", shape_str(props.sizes()));
+    MSLR_CHECK(props.dim() == 2 && props.size(1) == n_props_, "MLP predictor expects properties [N, ",
+               n_props_, "], got ", shape_str(props.sizes()));
     const auto opts = props.options();
     return (props - at::tensor(center_, at::kDouble).to(opts)) * at::tensor(inv_half_, at::kDouble).to(opts);
   }
 
-  at::Tensor forward_prepared(const at::Tensor& scaled, const std::vector<at::Tensor>& params) const override {
+  at::Tensor forward_prepared(const at::Tensor& scaled,
+                              const std::vector<at::Tensor>& params) const override {
     at::Tensor h = scaled;  // [N, n_props] in [-1, 1]
     for (size_t l = 0; l < weights_.size(); ++l) {
       h = at::addmm(params[biases_[l]], h, params[weights_[l]]);
@@ -108,7 +110,8 @@ HypercubePredictor::HypercubePredictor(const PredictorSpec& spec, int64_t n_prop
   for (int64_t d = 0; d < n_props; ++d) {
     std::vector<int64_t> next;
     for (int64_t base : offsets)
-      for (int64_t o = 0; o < side_[d]; ++o) next.push_back(base + o * stride_[d]);
+      for (int64_t o = 0; o < side_[d]; ++o)
+        next.push_back(base + o * stride_[d]);
     offsets.swap(next);
   }
   offsets_ = at::tensor(offsets, at::kLong);
@@ -130,7 +133,8 @@ at::Tensor HypercubePredictor::cube_indices(const at::Tensor& props) const {
     for (int64_t d = 0; d < n_props_; ++d) {
       int64_t cell = static_cast<int64_t>(std::floor((pp[i * n_props_ + d] - lo_[d]) / step_[d]));
       cell = std::min(std::max(cell, int64_t{0}), div_[d] - 1);
-      // The lowest cube containing `cell` starts at cell - (side - 1), i.e. has index `cell` in this property.
+      // The lowest cube containing `cell` starts at cell - (side - 1), i.e. has index `cell` in this
+      // property.
       idx += cell * stride_[d];
     }
     fp[i] = idx;
@@ -138,7 +142,8 @@ at::Tensor HypercubePredictor::cube_indices(const at::Tensor& props) const {
   return (first.unsqueeze(1) + offsets_.unsqueeze(0)).to(props.device());  // [N, K]
 }
 
-at::Tensor HypercubePredictor::forward_prepared(const at::Tensor& idx, const std::vector<at::Tensor>& params) const {
+at::Tensor HypercubePredictor::forward_prepared(const at::Tensor& idx,
+                                                const std::vector<at::Tensor>& params) const {
   const at::Tensor& values = params[values_];  // [n_cubes, n_out]
   const int64_t n = idx.size(0);
   return values.index_select(0, idx.view({-1})).view({n, per_point_, n_out_}).sum(1);  // [N, n_out]

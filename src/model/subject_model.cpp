@@ -17,7 +17,8 @@ int64_t width_of(const SubjectShape& shape, const std::string& group, const std:
   return it->second;
 }
 
-int64_t props_of(const std::map<std::string, int64_t>& n_props, const std::string& group, const std::string& who) {
+int64_t props_of(const std::map<std::string, int64_t>& n_props, const std::string& group,
+                 const std::string& who) {
   auto it = n_props.find(group);
   MSLR_CHECK(it != n_props.end(), who, " has no properties for group '", group,
              "', whose modes are predicted from them");
@@ -33,18 +34,21 @@ SharedModules::SharedModules(ModelSpec spec, const std::map<std::string, int64_t
   for (const auto& g : spec_.inputs) {
     std::unique_ptr<ModePredictor> p;
     if (g.modes == ModeSource::kPredicted && !g.predictor.per_subject)
-      p = make_predictor(g.predictor, props_of(n_props, g.group, "the data"), g.n_modes, layout_, "pred.p." + g.group);
+      p = make_predictor(g.predictor, props_of(n_props, g.group, "the data"), g.n_modes, layout_,
+                         "pred.p." + g.group);
     p_pred_.push_back(std::move(p));
   }
   for (size_t h = 0; h < spec_.outputs.size(); ++h) {
     const auto& o = spec_.outputs[h];
     std::unique_ptr<ModePredictor> p;
     if (o.modes == ModeSource::kPredicted && !o.predictor.per_subject)
-      p = make_predictor(o.predictor, props_of(n_props, o.group, "the data"), trans[h], layout_, "pred.u." + o.group);
+      p = make_predictor(o.predictor, props_of(n_props, o.group, "the data"), trans[h], layout_,
+                         "pred.u." + o.group);
     u_pred_.push_back(std::move(p));
   }
   if (spec_.shared_mapping)
-    mapping_ = std::make_unique<Mapping>(*spec_.shared_mapping, spec_.specific_out_dims(), layout_, "shared_map");
+    mapping_ =
+        std::make_unique<Mapping>(*spec_.shared_mapping, spec_.specific_out_dims(), layout_, "shared_map");
 }
 
 at::Tensor SharedModules::initial_values(uint64_t seed, at::ScalarType dtype) const {
@@ -67,19 +71,22 @@ SubjectModel::SubjectModel(const SharedModules& shared, const SubjectShape& shap
     switch (in.modes) {
       case ModeSource::kPredicted:
         if (in.predictor.per_subject)
-          own = make_predictor(in.predictor, props_of(shape.n_props, in.group, "subject '" + name_ + "'"), in.n_modes,
-                               layout_, "pred.p." + in.group);
+          own = make_predictor(in.predictor, props_of(shape.n_props, in.group, "subject '" + name_ + "'"),
+                               in.n_modes, layout_, "pred.p." + in.group);
         else
-          MSLR_CHECK(props_of(shape.n_props, in.group, "subject '" + name_ + "'") == shared.p_predictor(g)->n_props(),
-                     "subject '", name_, "' has ", shape.n_props.at(in.group), " properties for group '", in.group,
-                     "', the shared predictor takes ", shared.p_predictor(g)->n_props());
+          MSLR_CHECK(props_of(shape.n_props, in.group, "subject '" + name_ + "'") ==
+                         shared.p_predictor(g)->n_props(),
+                     "subject '", name_, "' has ", shape.n_props.at(in.group), " properties for group '",
+                     in.group, "', the shared predictor takes ", shared.p_predictor(g)->n_props());
         break;
       case ModeSource::kOwned:
-        owned = layout_.add("p." + in.group, {d, in.n_modes}, Init::normal(1.0 / std::sqrt(static_cast<double>(d))));
+        owned = layout_.add("p." + in.group, {d, in.n_modes},
+                            Init::normal(1.0 / std::sqrt(static_cast<double>(d))));
         break;
       case ModeSource::kFixed:
-        MSLR_CHECK(d == in.n_modes, "subject '", name_, "', input group '", in.group, "': fixed identity modes need ",
-                   in.n_modes, " variables (the number of modes), the group has ", d);
+        MSLR_CHECK(d == in.n_modes, "subject '", name_, "', input group '", in.group,
+                   "': fixed identity modes need ", in.n_modes,
+                   " variables (the number of modes), the group has ", d);
         fixed = at::eye(d, at::kDouble);
         identity = true;
         break;
@@ -105,9 +112,10 @@ SubjectModel::SubjectModel(const SharedModules& shared, const SubjectShape& shap
           own = make_predictor(out.predictor, props_of(shape.n_props, out.group, "subject '" + name_ + "'"),
                                d_trans_[h], layout_, "pred.u." + out.group);
         else
-          MSLR_CHECK(props_of(shape.n_props, out.group, "subject '" + name_ + "'") == shared.u_predictor(h)->n_props(),
-                     "subject '", name_, "' has ", shape.n_props.at(out.group), " properties for group '", out.group,
-                     "', the shared predictor takes ", shared.u_predictor(h)->n_props());
+          MSLR_CHECK(props_of(shape.n_props, out.group, "subject '" + name_ + "'") ==
+                         shared.u_predictor(h)->n_props(),
+                     "subject '", name_, "' has ", shape.n_props.at(out.group), " properties for group '",
+                     out.group, "', the shared predictor takes ", shared.u_predictor(h)->n_props());
         break;
       case ModeSource::kOwned:
         owned = layout_.add("u." + out.group, {d, d_trans_[h]},
@@ -115,7 +123,8 @@ SubjectModel::SubjectModel(const SharedModules& shared, const SubjectShape& shap
         break;
       case ModeSource::kFixed:
         MSLR_CHECK(d == d_trans_[h], "subject '", name_, "', output group '", out.group,
-                   "': fixed identity modes need ", d_trans_[h], " variables (the latent width), the group has ", d);
+                   "': fixed identity modes need ", d_trans_[h],
+                   " variables (the latent width), the group has ", d);
         fixed = at::eye(d, at::kDouble);
         break;
     }
@@ -125,8 +134,9 @@ SubjectModel::SubjectModel(const SharedModules& shared, const SubjectShape& shap
     psi_.push_back(layout_.add("psi." + out.group, {d}, Init::constant(spec.psi_init)));
     scale_.push_back(out.scales ? layout_.add("scale." + out.group, {d}, Init::constant(1.0)) : -1);
     offset_.push_back(out.offsets ? layout_.add("offset." + out.group, {d}, Init::constant(0.0)) : -1);
-    slope_.push_back(out.nonlinearity == Activation::kPrelu ? layout_.add("slope." + out.group, {d}, Init::constant(0.25))
-                                                           : -1);
+    slope_.push_back(out.nonlinearity == Activation::kPrelu
+                         ? layout_.add("slope." + out.group, {d}, Init::constant(0.25))
+                         : -1);
   }
   for (const auto& [g, h] : spec.direct_pairs) {
     const auto& gin = spec.inputs[g].group;
@@ -145,8 +155,8 @@ void SubjectModel::set_fixed_p(int g, const at::Tensor& modes) {
   const auto& in = spec().inputs[g];
   MSLR_CHECK(in.modes == ModeSource::kFixed, "input group '", in.group, "' does not have fixed modes");
   MSLR_CHECK(modes.dim() == 2 && modes.size(0) == d_in_[g] && modes.size(1) == in.n_modes, "subject '", name_,
-             "': fixed modes of input group '", in.group, "' have shape ", shape_str(modes.sizes()), ", expected [",
-             d_in_[g], ", ", in.n_modes, "]");
+             "': fixed modes of input group '", in.group, "' have shape ", shape_str(modes.sizes()),
+             ", expected [", d_in_[g], ", ", in.n_modes, "]");
   p_fixed_[g] = modes;
   p_identity_[g] = false;
 }
@@ -154,8 +164,8 @@ void SubjectModel::set_fixed_p(int g, const at::Tensor& modes) {
 void SubjectModel::set_fixed_u(int h, const at::Tensor& modes) {
   const auto& out = spec().outputs[h];
   MSLR_CHECK(out.modes == ModeSource::kFixed, "output group '", out.group, "' does not have fixed modes");
-  MSLR_CHECK(modes.dim() == 2 && modes.size(0) == d_out_[h] && modes.size(1) == d_trans_[h], "subject '", name_,
-             "': fixed modes of output group '", out.group, "' have shape ", shape_str(modes.sizes()),
+  MSLR_CHECK(modes.dim() == 2 && modes.size(0) == d_out_[h] && modes.size(1) == d_trans_[h], "subject '",
+             name_, "': fixed modes of output group '", out.group, "' have shape ", shape_str(modes.sizes()),
              ", expected [", d_out_[h], ", ", d_trans_[h], "]");
   u_fixed_[h] = modes;
 }
@@ -207,19 +217,20 @@ void SubjectModel::check_props(const std::map<std::string, at::Tensor>& props) c
     if (u_predictor(h)) check(spec().outputs[h].group, d_out_[h], u_predictor(h));
 }
 
-ModeSet SubjectModel::predict_modes(const std::map<std::string, at::Tensor>& props, const ParamViews& params) const {
+ModeSet SubjectModel::predict_modes(const std::map<std::string, at::Tensor>& props,
+                                    const ParamViews& params) const {
   check_props(props);
   ModeSet m;
   m.p.resize(n_inputs());
   m.u.resize(n_outputs());
   for (int g = 0; g < n_inputs(); ++g)
     if (const ModePredictor* pred = p_predictor(g))
-      m.p[g] = p_from_prediction(
-          g, pred->forward(props.at(spec().inputs[g].group), p_predictor_own(g) ? params.subject : params.shared));
+      m.p[g] = p_from_prediction(g, pred->forward(props.at(spec().inputs[g].group),
+                                                  p_predictor_own(g) ? params.subject : params.shared));
   for (int h = 0; h < n_outputs(); ++h)
     if (const ModePredictor* pred = u_predictor(h))
-      m.u[h] = u_from_prediction(
-          h, pred->forward(props.at(spec().outputs[h].group), u_predictor_own(h) ? params.subject : params.shared));
+      m.u[h] = u_from_prediction(h, pred->forward(props.at(spec().outputs[h].group),
+                                                  u_predictor_own(h) ? params.subject : params.shared));
   return m;
 }
 
@@ -229,9 +240,9 @@ at::Tensor SubjectModel::p_mode(int g, const ModeSet& modes, const ParamViews& p
   MSLR_CHECK(g < static_cast<int>(modes.p.size()) && modes.p[g].defined(), "subject '", name_,
              "': no modes supplied for input group '", spec().inputs[g].group, "'");
   const at::Tensor& p = modes.p[g];
-  MSLR_CHECK(p.dim() == 2 && p.size(0) == d_in_[g] && p.size(1) == spec().inputs[g].n_modes, "subject '", name_,
-             "': modes of input group '", spec().inputs[g].group, "' have shape ", shape_str(p.sizes()),
-             ", expected [", d_in_[g], ", ", spec().inputs[g].n_modes, "]");
+  MSLR_CHECK(p.dim() == 2 && p.size(0) == d_in_[g] && p.size(1) == spec().inputs[g].n_modes, "subject '",
+             name_, "': modes of input group '", spec().inputs[g].group, "' have shape ",
+             shape_str(p.sizes()), ", expected [", d_in_[g], ", ", spec().inputs[g].n_modes, "]");
   return p;
 }
 
@@ -255,8 +266,8 @@ std::vector<at::Tensor> SubjectModel::forward(const std::vector<at::Tensor>& x, 
   std::vector<at::Tensor> proj;  // proj[g]: [n, d_proj_g]
   for (int g = 0; g < n_inputs(); ++g) {
     MSLR_CHECK(x[g].dim() == 2 && x[g].size(1) == d_in_[g], "subject '", name_, "': input group '",
-               spec.inputs[g].group, "' has ", x[g].dim() == 2 ? x[g].size(1) : -1, " columns, the model expects ",
-               d_in_[g]);
+               spec.inputs[g].group, "' has ", x[g].dim() == 2 ? x[g].size(1) : -1,
+               " columns, the model expects ", d_in_[g]);
     proj.push_back(p_identity_[g] ? x[g] : x[g].mm(p_mode(g, modes, params)));
   }
   std::vector<at::Tensor> tran = mapping_->forward(proj, params.subject);
@@ -285,8 +296,8 @@ at::Tensor SubjectModel::nll(const std::vector<at::Tensor>& y, const std::vector
   at::Tensor total;
   for (int h = 0; h < n_outputs(); ++h) {
     MSLR_CHECK(y[h].dim() == 2 && y[h].size(1) == d_out_[h], "subject '", name_, "': output group '",
-               spec().outputs[h].group, "' has ", y[h].dim() == 2 ? y[h].size(1) : -1, " columns, the model expects ",
-               d_out_[h]);
+               spec().outputs[h].group, "' has ", y[h].dim() == 2 ? y[h].size(1) : -1,
+               " columns, the model expects ", d_out_[h]);
     at::Tensor v = gaussian_nll(y[h], mn[h], params.subject[psi_[h]]);
     total = total.defined() ? total + v : v;
   }
@@ -306,13 +317,15 @@ at::Tensor SubjectModel::nll_reference(const std::vector<at::Tensor>& y, const s
 at::Tensor SubjectModel::sample(int h, const at::Tensor& mn, const ParamViews& params, Rng& rng) const {
   at::Tensor noise = at::empty(mn.sizes(), at::kDouble);
   double* q = noise.data_ptr<double>();
-  for (int64_t i = 0; i < noise.numel(); ++i) q[i] = rng.normal();
+  for (int64_t i = 0; i < noise.numel(); ++i)
+    q[i] = rng.normal();
   return mn + noise.to(mn.options()) * params.subject[psi_[h]].sqrt();
 }
 
 SubjectModel::Generated SubjectModel::generate(int64_t n_time, const std::map<std::string, at::Tensor>& given,
                                                const std::map<std::string, at::Tensor>& initial,
-                                               const ModeSet& modes, const ParamViews& params, Rng* noise) const {
+                                               const ModeSet& modes, const ParamViews& params,
+                                               Rng* noise) const {
   at::NoGradGuard no_grad;
   const ModelSpec& spec = this->spec();
   const auto opts = params.subject.empty() ? at::TensorOptions(at::kDouble) : params.subject[0].options();
@@ -334,8 +347,8 @@ SubjectModel::Generated SubjectModel::generate(int64_t n_time, const std::map<st
     const std::string& group = spec.inputs[g].group;
     if (auto it = given.find(group); it != given.end()) {
       MSLR_CHECK(it->second.dim() == 2 && it->second.size(0) >= n_time && it->second.size(1) == d_in_[g],
-                 "generate: given group '", group, "' has shape ", shape_str(it->second.sizes()), ", expected [",
-                 n_time, ", ", d_in_[g], "]");
+                 "generate: given group '", group, "' has shape ", shape_str(it->second.sizes()),
+                 ", expected [", n_time, ", ", d_in_[g], "]");
       source.push_back(it->second.to(opts));
     } else {
       MSLR_CHECK(out.values.count(group), "generate: input group '", group,
@@ -347,7 +360,8 @@ SubjectModel::Generated SubjectModel::generate(int64_t n_time, const std::map<st
   }
   for (int64_t t = 1; t < n_time; ++t) {
     std::vector<at::Tensor> x;
-    for (int g = 0; g < n_inputs(); ++g) x.push_back(source[g].narrow(0, t - 1, 1));  // [1, d_in_g]
+    for (int g = 0; g < n_inputs(); ++g)
+      x.push_back(source[g].narrow(0, t - 1, 1));  // [1, d_in_g]
     const auto mn = forward(x, modes, params);
     for (int h = 0; h < n_outputs(); ++h) {
       const std::string& group = spec.outputs[h].group;

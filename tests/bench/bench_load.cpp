@@ -21,7 +21,8 @@ int main(int argc, char** argv) {
   std::vector<double> cost;
   for (const auto& s : data.subjects()) {
     double vars = 0;
-    for (const auto& [g, w] : s.widths) vars += static_cast<double>(w);
+    for (const auto& [g, w] : s.widths)
+      vars += static_cast<double>(w);
     cost.push_back(vars * static_cast<double>(s.n_time));
   }
   const mslr::Placement placement = mslr::place_subjects(cost, world.size(), 1);
@@ -34,16 +35,19 @@ int main(int argc, char** argv) {
     bytes += mine.back().bytes();
   }
   const long long growth = mslr::peak_resident_bytes() - before;
-  at::Tensor row = at::tensor(std::vector<int64_t>{world.rank(), static_cast<int64_t>(mine.size()), bytes, growth},
-                              at::kLong).view({1, 4});
+  at::Tensor row =
+      at::tensor(std::vector<int64_t>{world.rank(), static_cast<int64_t>(mine.size()), bytes, growth},
+                 at::kLong)
+          .view({1, 4});
   const at::Tensor all = world.gather(row, 0);
   if (world.is_root()) {
-    std::printf("%-5s %-9s %-16s %-22s %s\n", "rank", "subjects", "own data (MiB)", "peak growth (MiB)", "ratio");
+    std::printf("%-5s %-9s %-16s %-22s %s\n", "rank", "subjects", "own data (MiB)", "peak growth (MiB)",
+                "ratio");
     for (int64_t r = 0; r < all.size(0); ++r) {
       const double own = static_cast<double>(all[r][2].item<int64_t>()) / (1 << 20);
       const double grew = static_cast<double>(all[r][3].item<int64_t>()) / (1 << 20);
-      std::printf("%-5lld %-9lld %-16.1f %-22.1f %.2f\n", (long long)r, (long long)all[r][1].item<int64_t>(), own, grew,
-                  own > 0 ? grew / own : 0.0);
+      std::printf("%-5lld %-9lld %-16.1f %-22.1f %.2f\n", (long long)r, (long long)all[r][1].item<int64_t>(),
+                  own, grew, own > 0 ? grew / own : 0.0);
     }
   }
   return 0;

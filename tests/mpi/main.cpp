@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   }
   const int failed = RUN_ALL_TESTS() != 0 ? 1 : 0;
   const int64_t failed_anywhere = comm.sum(failed);
-  if (failed_anywhere && comm.rank() == 0) std::fprintf(stderr, "tests failed on %lld rank(s)\n", (long long)failed_anywhere);
+  if (failed_anywhere && comm.rank() == 0)
+    std::fprintf(stderr, "tests failed on %lld rank(s)\n", (long long)failed_anywhere);
   return failed_anywhere ? 1 : 0;
 }

@@ -90,9 +90,11 @@ double difference_from_one_rank(const Communicator& comm, const Problem& p) {
     LocalCommunicator one;
     const Result ref = fit(one, p, options());
     double w = rel(dist.shared, ref.shared);
-    for (size_t s = 0; s < ref.subjects.size(); ++s) w = std::max(w, rel(dist.subjects[s], ref.subjects[s]));
+    for (size_t s = 0; s < ref.subjects.size(); ++s)
+      w = std::max(w, rel(dist.subjects[s], ref.subjects[s]));
     // The logged figures agree as well.
-    for (size_t e = 0; e < ref.log.size(); ++e) w = std::max(w, std::abs(dist.log.objective[e] / ref.log.objective[e] - 1));
+    for (size_t e = 0; e < ref.log.size(); ++e)
+      w = std::max(w, std::abs(dist.log.objective[e] / ref.log.objective[e] - 1));
     worst.fill_(w);
   }
   world().broadcast(worst, 0);
@@ -102,7 +104,8 @@ double difference_from_one_rank(const Communicator& comm, const Problem& p) {
 TEST(FitMpi, SameParametersForAnyNumberOfRanks) {
   const Problem p = make_problem(small());
   const double d = difference_from_one_rank(world(), p);
-  if (world().rank() == 0) std::printf("  %d rank(s): largest relative difference from 1 rank %.3g\n", world().size(), d);
+  if (world().rank() == 0)
+    std::printf("  %d rank(s): largest relative difference from 1 rank %.3g\n", world().size(), d);
   EXPECT_LT(d, 1e-5);
 }
 
@@ -159,17 +162,20 @@ TEST(FitMpi, BadInputFailsOnEveryRankWithOneMessage) {
   FitOptions o = options();
   o.batches = 1000;
   EXPECT_EQ(same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); }),
-            "subject 'subject0' has 127 training samples, fewer than the 1000 minibatches asked for (lower --batches "
+            "subject 'subject0' has 127 training samples, fewer than the 1000 minibatches asked for (lower "
+            "--batches "
             "or give it more training data)");
   o = options();
   o.subjects = {1, 9};
   EXPECT_EQ(same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); }),
             "subject index 9 is out of range: the data has 5 subjects (0..4)");
-  EXPECT_EQ(same_error_on_every_rank([&] { Fitter(world(), p.spec, options(), {}); }), "there are no subjects to fit");
+  EXPECT_EQ(same_error_on_every_rank([&] { Fitter(world(), p.spec, options(), {}); }),
+            "there are no subjects to fit");
   o = options();
   o.gpus_per_rank = 1;
-  EXPECT_NE(same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); }).find("--gpus-per-rank 1 with "),
-            std::string::npos);
+  EXPECT_NE(
+      same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); }).find("--gpus-per-rank 1 with "),
+      std::string::npos);
 }
 
 TEST(FitMpi, AnErrorOnOneRankReachesAll) {
@@ -184,7 +190,8 @@ TEST(FitMpi, AnErrorOnOneRankReachesAll) {
     });
   });
   // The owner says what went wrong; every other rank says where.
-  EXPECT_EQ(msg, world().rank() == owner ? "cannot read subject2" : cat("rank ", owner, ": cannot read subject2"));
+  EXPECT_EQ(msg,
+            world().rank() == owner ? "cannot read subject2" : cat("rank ", owner, ": cannot read subject2"));
 }
 
 }  // namespace

@@ -81,9 +81,11 @@ TEST(IoMpi, DataFileRoundTrip) {
     r.true_means = true;
     const SubjectData d = data.read(static_cast<int>(s), r);
     EXPECT_EQ(d.name, subjects[s].name);
-    for (const auto& [g, x] : subjects[s].groups) EXPECT_TRUE(at::equal(d.groups.at(g), x)) << g;
+    for (const auto& [g, x] : subjects[s].groups)
+      EXPECT_TRUE(at::equal(d.groups.at(g), x)) << g;
     EXPECT_TRUE(at::equal(d.props.at("neurons"), subjects[s].props.at("neurons")));
-    EXPECT_TRUE(at::equal(d.true_means.at("neurons").nan_to_num(), subjects[s].true_means.at("neurons").nan_to_num()));
+    EXPECT_TRUE(at::equal(d.true_means.at("neurons").nan_to_num(),
+                          subjects[s].true_means.at("neurons").nan_to_num()));
     r.rows = 40;
     r.groups = {"stim"};
     const SubjectData head = data.read(static_cast<int>(s), r);
@@ -139,7 +141,9 @@ TEST(IoMpi, CheckpointReadsBackEveryParameterAndMoment) {
   } catch (const Error& e) {
     msg = e.what();
   }
-  EXPECT_NE(msg.find("written for a different model: 'test model' there, 'other model' here"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("written for a different model: 'test model' there, 'other model' here"),
+            std::string::npos)
+      << msg;
   world().barrier();
   if (world().is_root()) std::system(("rm -rf " + dir).c_str());
 }
@@ -156,8 +160,10 @@ Final final_of(const Communicator& comm, const Fitter& f, const Problem& p) {
 }
 
 bool same(const Final& a, const Final& b) {
-  bool ok = at::equal(a.shared, b.shared) && a.objective == b.objective && a.subjects.size() == b.subjects.size();
-  for (size_t s = 0; ok && s < a.subjects.size(); ++s) ok = at::equal(a.subjects[s], b.subjects[s]);
+  bool ok =
+      at::equal(a.shared, b.shared) && a.objective == b.objective && a.subjects.size() == b.subjects.size();
+  for (size_t s = 0; ok && s < a.subjects.size(); ++s)
+    ok = at::equal(a.subjects[s], b.subjects[s]);
   return ok;
 }
 
@@ -172,8 +178,8 @@ TEST(IoMpi, ResumeEndsExactlyWhereAnUnbrokenFitEnds) {
   const Final unbroken = final_of(world(), *a, p);
 
   // A fit that checkpoints after epoch 1, and one that is asked to stop by rank (size-1) alone at its 4th
-  // minibatch (the first of epoch 1): the stop is agreed on every rank through the step's all-reduce, read one
-  // step later, so every rank stops after the second minibatch of epoch 1.
+  // minibatch (the first of epoch 1): the stop is agreed on every rank through the step's all-reduce, read
+  // one step later, so every rank stops after the second minibatch of epoch 1.
   for (const bool mid_epoch : {false, true}) {
     const std::string path = dir + (mid_epoch ? "/stop.h5" : "/epoch1.h5");
     auto b = make(world(), p, options());
@@ -215,7 +221,8 @@ TEST(IoMpi, ResumeEndsExactlyWhereAnUnbrokenFitEnds) {
       d->run({});
       ok = same(final_of(one, *d, p), unbroken) ? 1 : 0;
     }
-    EXPECT_EQ(world().sum(ok), world().size()) << "resumed on 1 rank differs (" << (mid_epoch ? "mid-epoch" : "boundary") << ")";
+    EXPECT_EQ(world().sum(ok), world().size())
+        << "resumed on 1 rank differs (" << (mid_epoch ? "mid-epoch" : "boundary") << ")";
   }
   world().barrier();
   if (world().is_root()) std::system(("rm -rf " + dir).c_str());

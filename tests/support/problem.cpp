@@ -32,7 +32,8 @@ Problem make_problem(const ProblemConfig& c) {
     Rng rng(c.seed, {kRngSimulate, static_cast<uint64_t>(s)});
     const int64_t n = c.neurons_min + static_cast<int64_t>(rng.below(c.neurons_max - c.neurons_min + 1));
     at::Tensor pos = at::empty({n, 3}, at::kDouble);
-    for (int64_t i = 0; i < pos.numel(); ++i) pos.data_ptr<double>()[i] = rng.uniform();
+    for (int64_t i = 0; i < pos.numel(); ++i)
+      pos.data_ptr<double>()[i] = rng.uniform();
     positions.push_back(pos);
   }
   // Stable dynamics: the latent recurrence A = pᵀ·u_neurons of every subject must have spectral radius below
@@ -41,7 +42,8 @@ Problem make_problem(const ProblemConfig& c) {
   for (const auto& pos : positions) {
     const int64_t n = pos.size(0);
     SubjectModel model(shared, {{{"stim", c.stim_dims}, {"neurons", n}}, {{"neurons", 3}}});
-    const ParamViews v{model.layout().views(model.initial_values(0, 0, at::kDouble)), shared.layout().views(p.true_shared)};
+    const ParamViews v{model.layout().views(model.initial_values(0, 0, at::kDouble)),
+                       shared.layout().views(p.true_shared)};
     const ModeSet modes = model.predict_modes({{"neurons", pos}}, v);
     const at::Tensor a = modes.p[1].t().mm(modes.u[0].narrow(1, c.stim_dims, c.modes));  // [K, K]
     radius = std::max(radius, at::linalg_eigvals(a).abs().max().item<double>());
@@ -58,7 +60,8 @@ Problem make_problem(const ProblemConfig& c) {
     SubjectData d;
     d.name = "subject" + std::to_string(s);
     at::Tensor stim = at::empty({c.time_points, c.stim_dims}, at::kDouble);
-    for (int64_t i = 0; i < stim.numel(); ++i) stim.data_ptr<double>()[i] = rng.normal();
+    for (int64_t i = 0; i < stim.numel(); ++i)
+      stim.data_ptr<double>()[i] = rng.normal();
     SubjectModel model(shared, {{{"stim", c.stim_dims}, {"neurons", n}}, {{"neurons", 3}}}, d.name);
     at::Tensor params = model.initial_values(c.seed + 1000, hash_name(d.name), at::kDouble);
     model.layout().view(params, model.psi_index(0)).fill_(c.noise);
@@ -94,7 +97,8 @@ std::vector<at::Tensor> all_subject_params(const Communicator& comm, const Fitte
     total += m.layout().numel();
   }
   at::Tensor all = at::zeros({total}, at::kDouble);
-  for (const auto& ss : st.subjects) all.narrow(0, offset[ss.index], ss.params.numel()).copy_(ss.params);
+  for (const auto& ss : st.subjects)
+    all.narrow(0, offset[ss.index], ss.params.numel()).copy_(ss.params);
   comm.all_reduce_sum(all);
   std::vector<at::Tensor> out;
   for (size_t s = 0; s < p.infos.size(); ++s) {

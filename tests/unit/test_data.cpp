@@ -11,7 +11,8 @@ TEST(SampleTimes, NoPairCrossesASegmentOrTheSplit) {
     const at::Tensor t = sample_times(seg, begin, end);
     int64_t expected = 0;
     for (int64_t s = 0; s < 3; ++s) {
-      const int64_t lo = std::max(seg[s][0].item<int64_t>(), begin), hi = std::min(seg[s][1].item<int64_t>(), end);
+      const int64_t lo = std::max(seg[s][0].item<int64_t>(), begin),
+                    hi = std::min(seg[s][1].item<int64_t>(), end);
       expected += std::max<int64_t>(0, hi - lo - 1);
     }
     ASSERT_EQ(t.numel(), expected) << begin << ".." << end;
@@ -27,7 +28,8 @@ TEST(SampleTimes, NoPairCrossesASegmentOrTheSplit) {
   }
   // Segment [10, 11) has one point: no pair. The pairs (9, 10) and (10, 11), (14, 15) are absent.
   const at::Tensor all = sample_times(seg, 0, 30);
-  for (int64_t bad : {10, 11, 15}) EXPECT_FALSE(all.eq(bad).any().item<bool>()) << bad;
+  for (int64_t bad : {10, 11, 15})
+    EXPECT_FALSE(all.eq(bad).any().item<bool>()) << bad;
 }
 
 TEST(Gather, InputsAreTheRowsBeforeTheOutputs) {
@@ -62,18 +64,22 @@ TEST(Split, FirstRoundedFractionIsTrainingOrExplicitRanges) {
   s.train_fraction = 0.5;
   EXPECT_EQ(s.train(7).end, 4);  // round half away from zero
   s.train_fraction = 0.0;
-  EXPECT_NE(test::error_of([&] { s.validate(); }).find("train-fraction must be in (0, 1]"), std::string::npos);
+  EXPECT_NE(test::error_of([&] { s.validate(); }).find("train-fraction must be in (0, 1]"),
+            std::string::npos);
   Split r;
   r.explicit_ranges = true;
   r.train_range = Split::parse_range("100:900", "--train-range");
   r.test_range = Split::parse_range("0:100", "--test-range");
   EXPECT_EQ(r.train(1000).begin, 100);
   EXPECT_EQ(r.test(1000).end, 100);
-  EXPECT_EQ(test::error_of([] { Split::parse_range("5-9", "--test-range"); }), "--test-range: '5-9' is not START:END");
+  EXPECT_EQ(test::error_of([] { Split::parse_range("5-9", "--test-range"); }),
+            "--test-range: '5-9' is not START:END");
   SubjectInfo info;
   info.name = "f";
   info.n_time = 50;
-  EXPECT_EQ(test::error_of([&] { info.times_in({0, 60}); }),
+  EXPECT_EQ(test::error_of([&] {
+              info.times_in({0, 60});
+            }),
             "subject 'f' has 50 time points; the range 0:60 goes beyond it");
   EXPECT_EQ(info.times_in({10, 20}).numel(), 9);
 }

@@ -1,6 +1,6 @@
 // The fitter against a plain reference loop written here (separate parameter tensors, unbatched predictors,
-// torch::optim::Adam, the NLL in plain ops), Adam's reset on a rate change, recovery of a known model, and the
-// per-rank thread limit.
+// torch::optim::Adam, the NLL in plain ops), Adam's reset on a rate change, recovery of a known model, and
+// the per-rank thread limit.
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
 #include <torch/optim/adam.h>
@@ -31,23 +31,27 @@ struct Reference {
     // One leaf tensor per parameter, cut from the same starting values the fitter draws.
     auto leaves = [](const ParamLayout& l, const at::Tensor& flat) {
       std::vector<at::Tensor> out;
-      for (const auto& v : l.views(flat)) out.push_back(v.clone().requires_grad_());
+      for (const auto& v : l.views(flat))
+        out.push_back(v.clone().requires_grad_());
       return out;
     };
     shared_leaves = leaves(shared.layout(), shared.initial_values(o.seed, at::kDouble));
     for (const auto& info : p.infos) {
       models.push_back(std::make_unique<SubjectModel>(shared, shape_of(info), info.name));
-      subject_leaves.push_back(leaves(models.back()->layout(),
-                                      models.back()->initial_values(o.seed, hash_name(info.name), at::kDouble)));
+      subject_leaves.push_back(leaves(
+          models.back()->layout(), models.back()->initial_values(o.seed, hash_name(info.name), at::kDouble)));
     }
     new_adam(o.lr.at(0));
   }
 
   void new_adam(double lr) {
     std::vector<at::Tensor> all = shared_leaves;
-    for (const auto& s : subject_leaves) all.insert(all.end(), s.begin(), s.end());
-    adam = std::make_unique<torch::optim::Adam>(
-        all, torch::optim::AdamOptions(lr).betas({o.adam.beta1, o.adam.beta2}).eps(o.adam.eps).weight_decay(o.adam.weight_decay));
+    for (const auto& s : subject_leaves)
+      all.insert(all.end(), s.begin(), s.end());
+    adam = std::make_unique<torch::optim::Adam>(all, torch::optim::AdamOptions(lr)
+                                                         .betas({o.adam.beta1, o.adam.beta2})
+                                                         .eps(o.adam.eps)
+                                                         .weight_decay(o.adam.weight_decay));
   }
 
   void set_lr_keeping_state(double lr) {
@@ -58,7 +62,8 @@ struct Reference {
     std::vector<at::Tensor> order;
     for (const auto& info : p.infos) {
       const at::Tensor t = training_times(info, o.split);
-      const auto perm = Rng(o.seed, {kRngMinibatch, hash_name(info.name), static_cast<uint64_t>(e)}).permutation(t.numel());
+      const auto perm =
+          Rng(o.seed, {kRngMinibatch, hash_name(info.name), static_cast<uint64_t>(e)}).permutation(t.numel());
       order.push_back(t.index_select(0, at::tensor(perm, at::kLong)));
     }
     for (int b = 0; b < o.batches; ++b) {
@@ -71,25 +76,30 @@ struct Reference {
         const ParamViews v{subject_leaves[s], shared_leaves};
         const auto& d = p.data[s];
         const ModeSet modes = m.predict_modes({{"neurons", d.props.at("neurons").to(at::kDouble)}}, v);
-        const at::Tensor stim = d.groups.at("stim").to(at::kDouble), x = d.groups.at("neurons").to(at::kDouble);
+        const at::Tensor stim = d.groups.at("stim").to(at::kDouble),
+                         x = d.groups.at("neurons").to(at::kDouble);
         const auto mn = m.forward({stim.index_select(0, t - 1), x.index_select(0, t - 1)}, modes, v);
-        objective = objective + (static_cast<double>(n) / bs) * m.nll_reference({x.index_select(0, t)}, mn, v);
+        objective =
+            objective + (static_cast<double>(n) / bs) * m.nll_reference({x.index_select(0, t)}, mn, v);
       }
       objective.backward();
       adam->step();
       at::NoGradGuard no_grad;
-      for (size_t s = 0; s < models.size(); ++s) subject_leaves[s][models[s]->psi_index(0)].clamp_min_(o.min_var);
+      for (size_t s = 0; s < models.size(); ++s)
+        subject_leaves[s][models[s]->psi_index(0)].clamp_min_(o.min_var);
     }
   }
 
   at::Tensor shared_flat() const {
     std::vector<at::Tensor> f;
-    for (const auto& l : shared_leaves) f.push_back(l.detach().reshape({-1}));
+    for (const auto& l : shared_leaves)
+      f.push_back(l.detach().reshape({-1}));
     return at::cat(f);
   }
   at::Tensor subject_flat(size_t s) const {
     std::vector<at::Tensor> f;
-    for (const auto& l : subject_leaves[s]) f.push_back(l.detach().reshape({-1}));
+    for (const auto& l : subject_leaves[s])
+      f.push_back(l.detach().reshape({-1}));
     return at::cat(f);
   }
 };
@@ -132,7 +142,8 @@ TEST(Fitter, MatchesThePlainReferenceLoopAfterThreeSteps) {
   ref.epoch(0);
   const FitState st = f->state();
   EXPECT_LT(test::rel_diff(st.shared_params, ref.shared_flat()), 1e-6);
-  for (size_t s = 0; s < 2; ++s) EXPECT_LT(test::rel_diff(st.subjects[s].params, ref.subject_flat(s)), 1e-6) << s;
+  for (size_t s = 0; s < 2; ++s)
+    EXPECT_LT(test::rel_diff(st.subjects[s].params, ref.subject_flat(s)), 1e-6) << s;
   // The clamp held psi at min_var somewhere, and the parameters moved.
   const auto& m = f->model(0);
   EXPECT_DOUBLE_EQ(m.layout().view(st.subjects[0].params, m.psi_index(0)).min().item<double>(), o.min_var);
@@ -170,7 +181,9 @@ TEST(Fitter, LogHoldsEpochMeansThatSumToTheObjective) {
   f->load_data([&](int s) { return p.data[s]; });
   FitHooks hooks;
   hooks.report_every = 2;
-  hooks.on_report = [&](const FitLog& log, const FitReport& r) { reported.push_back(log.size() - r.first_new); };
+  hooks.on_report = [&](const FitLog& log, const FitReport& r) {
+    reported.push_back(log.size() - r.first_new);
+  };
   f->run(hooks);
   const FitLog& log = f->log();
   ASSERT_EQ(log.size(), 3u);
@@ -203,12 +216,17 @@ TEST(Fitter, RecoversAKnownModel) {
   for (int s = 0; s < c.subjects; ++s) {
     const auto& m = f->model(s);
     const at::Tensor test_times = p.infos[s].times_in(o.split.test(c.time_points));
-    fitted_nll += predict_subject(m, {m.layout().views(st.subjects[s].params), f->shared().layout().views(st.shared_params)},
-                                  p.data[s], test_times, 64).nll;
-    const ParamViews truth{m.layout().views(p.true_subject[s].to(at::kFloat)), f->shared().layout().views(p.true_shared.to(at::kFloat))};
+    fitted_nll +=
+        predict_subject(
+            m, {m.layout().views(st.subjects[s].params), f->shared().layout().views(st.shared_params)},
+            p.data[s], test_times, 64)
+            .nll;
+    const ParamViews truth{m.layout().views(p.true_subject[s].to(at::kFloat)),
+                           f->shared().layout().views(p.true_shared.to(at::kFloat))};
     true_nll += predict_subject(m, truth, p.data[s], test_times, 64).nll;
   }
-  std::printf("  held-out NLL: fitted %.2f, true model %.2f (%.2f%%)\n", fitted_nll, true_nll, 100 * (fitted_nll / true_nll - 1));
+  std::printf("  held-out NLL: fitted %.2f, true model %.2f (%.2f%%)\n", fitted_nll, true_nll,
+              100 * (fitted_nll / true_nll - 1));
   EXPECT_LT(std::abs(fitted_nll - true_nll), 0.02 * std::abs(true_nll));
 }
 
@@ -226,7 +244,8 @@ TEST(Threads, LimitAppliesToLibTorchAndOpenBlas) {
   rusage r0, r1;
   getrusage(RUSAGE_SELF, &r0);
   const auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < 4; ++i) (void)a.mm(a).sum().item<float>();
+  for (int i = 0; i < 4; ++i)
+    (void)a.mm(a).sum().item<float>();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   getrusage(RUSAGE_SELF, &r1);
   auto sec = [](const timeval& t) { return t.tv_sec + 1e-6 * t.tv_usec; };

@@ -17,7 +17,8 @@ Matrix to_matrix(const at::Tensor& t) {
   const at::Tensor c = t.to(at::kDouble).contiguous();
   Matrix m(c.size(0), std::vector<double>(c.size(1)));
   for (int64_t i = 0; i < c.size(0); ++i)
-    for (int64_t j = 0; j < c.size(1); ++j) m[i][j] = c[i][j].item<double>();
+    for (int64_t j = 0; j < c.size(1); ++j)
+      m[i][j] = c[i][j].item<double>();
   return m;
 }
 
@@ -25,21 +26,24 @@ Matrix matmul(const Matrix& a, const Matrix& b) {  // a [n, k] · b [k, m]
   Matrix c(a.size(), std::vector<double>(b[0].size(), 0.0));
   for (size_t i = 0; i < a.size(); ++i)
     for (size_t k = 0; k < b.size(); ++k)
-      for (size_t j = 0; j < b[0].size(); ++j) c[i][j] += a[i][k] * b[k][j];
+      for (size_t j = 0; j < b[0].size(); ++j)
+        c[i][j] += a[i][k] * b[k][j];
   return c;
 }
 
 Matrix transpose(const Matrix& a) {
   Matrix t(a[0].size(), std::vector<double>(a.size()));
   for (size_t i = 0; i < a.size(); ++i)
-    for (size_t j = 0; j < a[0].size(); ++j) t[j][i] = a[i][j];
+    for (size_t j = 0; j < a[0].size(); ++j)
+      t[j][i] = a[i][j];
   return t;
 }
 
 Matrix hcat(const std::vector<Matrix>& parts) {
   Matrix out(parts[0].size());
   for (const auto& p : parts)
-    for (size_t i = 0; i < p.size(); ++i) out[i].insert(out[i].end(), p[i].begin(), p[i].end());
+    for (size_t i = 0; i < p.size(); ++i)
+      out[i].insert(out[i].end(), p[i].begin(), p[i].end());
   return out;
 }
 
@@ -64,19 +68,22 @@ struct Fixture {
     shared_flat = test::uniform({shared->layout().numel()}, 1);
     subject_flat = test::uniform({model->layout().numel()}, 2, 0.2, 1.5);  // psi, scales > 0
   }
-  ParamViews views() const { return {model->layout().views(subject_flat), shared->layout().views(shared_flat)}; }
+  ParamViews views() const {
+    return {model->layout().views(subject_flat), shared->layout().views(shared_flat)};
+  }
   Matrix param(const std::string& name) const {
-    at::Tensor v = model->layout().contains(name) ? model->layout().view(subject_flat, model->layout().index_of(name))
-                                                  : shared->layout().view(shared_flat, shared->layout().index_of(name));
+    at::Tensor v = model->layout().contains(name)
+                       ? model->layout().view(subject_flat, model->layout().index_of(name))
+                       : shared->layout().view(shared_flat, shared->layout().index_of(name));
     return v.dim() == 1 ? Matrix{std::vector<double>(v.data_ptr<double>(), v.data_ptr<double>() + v.numel())}
                         : to_matrix(v);
   }
 };
 
 TEST(Forward, ConcatWithOwnedFixedScalesOffsetsAndDirectPairByHand) {
-  // Everything written out: x_a = [1, 1], p_a = [[1], [2]] -> proj_a = 3; x_b = [2], fixed identity -> proj_b = 2;
-  // tran = [3, 2]; u = [[1, 0], [0.5, -1]] -> z = [3, -0.5]; scale [2, 3], offset [0.1, -0.2] -> [6.1, -1.7];
-  // direct pair a -> o with c = [0.5, -1] adds [0.5, -1] -> mn = [6.6, -2.7].
+  // Everything written out: x_a = [1, 1], p_a = [[1], [2]] -> proj_a = 3; x_b = [2], fixed identity -> proj_b
+  // = 2; tran = [3, 2]; u = [[1, 0], [0.5, -1]] -> z = [3, -0.5]; scale [2, 3], offset [0.1, -0.2] -> [6.1,
+  // -1.7]; direct pair a -> o with c = [0.5, -1] adds [0.5, -1] -> mn = [6.6, -2.7].
   ModelSpec spec;
   spec.inputs = {{"a", 1, ModeSource::kOwned, {}}, {"b", 1, ModeSource::kFixed, {}}};
   spec.outputs = {{"o", ModeSource::kOwned, {}, Activation::kIdentity, true, true}};
@@ -92,8 +99,8 @@ TEST(Forward, ConcatWithOwnedFixedScalesOffsetsAndDirectPairByHand) {
   l.view(flat, l.index_of("direct.a.o")).copy_(at::tensor({0.5, -1.0}, at::kDouble));
   l.view(flat, l.index_of("psi.o")).copy_(at::tensor({0.5, 2.0}, at::kDouble));
   const ParamViews v{l.views(flat), {}};
-  const auto mn = m.forward({at::tensor({1.0, 1.0}, at::kDouble).view({1, 2}), at::tensor({2.0}, at::kDouble).view({1, 1})},
-                            {}, v);
+  const auto mn = m.forward(
+      {at::tensor({1.0, 1.0}, at::kDouble).view({1, 2}), at::tensor({2.0}, at::kDouble).view({1, 1})}, {}, v);
   expect_matrix_near(mn[0], {{6.6, -2.7}});
   // NLL closed form: log(2π) + 0.5(log 0.5 + log 2) + 0.5(0.4²/0.5 + 0.3²/2) with y = [7, -3].
   const at::Tensor y = at::tensor({7.0, -3.0}, at::kDouble).view({1, 2});
@@ -126,15 +133,17 @@ TEST(Forward, IdentityMappingByHand) {
 }
 
 TEST(Forward, LinearMappingByHand) {
-  Fixture f(two_inputs(parse_mapping("linear:2,3"), {owned_output("o1"), owned_output("o2", Activation::kTanh)}),
-            {{{"a", 3}, {"b", 2}, {"o1", 4}, {"o2", 3}}, {}});
+  Fixture f(
+      two_inputs(parse_mapping("linear:2,3"), {owned_output("o1"), owned_output("o2", Activation::kTanh)}),
+      {{{"a", 3}, {"b", 2}, {"o1", 4}, {"o2", 3}}, {}});
   const at::Tensor xa = test::uniform({4, 3}, 10), xb = test::uniform({4, 2}, 11);
   const auto mn = f.model->forward({xa, xb}, {}, f.views());
   const Matrix all = hcat({matmul(to_matrix(xa), f.param("p.a")), matmul(to_matrix(xb), f.param("p.b"))});
   expect_matrix_near(mn[0], matmul(matmul(all, f.param("map.w0")), transpose(f.param("u.o1"))));
   Matrix z2 = matmul(matmul(all, f.param("map.w1")), transpose(f.param("u.o2")));
   for (auto& row : z2)
-    for (auto& v : row) v = std::tanh(v);
+    for (auto& v : row)
+      v = std::tanh(v);
   expect_matrix_near(mn[1], z2);
 }
 
@@ -147,8 +156,8 @@ TEST(Forward, SharedAfterSpecificMappingByHand) {
   const at::Tensor xa = test::uniform({4, 3}, 10), xb = test::uniform({4, 2}, 11);
   const auto mn = f.model->forward({xa, xb}, {}, f.views());
   const Matrix all = hcat({matmul(to_matrix(xa), f.param("p.a")), matmul(to_matrix(xb), f.param("p.b"))});
-  expect_matrix_near(mn[0],
-                     matmul(matmul(matmul(all, f.param("map.w0")), f.param("shared_map.w0")), transpose(f.param("u.o1"))));
+  expect_matrix_near(mn[0], matmul(matmul(matmul(all, f.param("map.w0")), f.param("shared_map.w0")),
+                                   transpose(f.param("u.o1"))));
 }
 
 TEST(Forward, NonlinearitiesScalesAndOffsetsByHand) {
@@ -167,13 +176,26 @@ TEST(Forward, NonlinearitiesScalesAndOffsetsByHand) {
       for (size_t j = 0; j < row.size(); ++j) {
         double v = row[j];
         switch (a) {
-          case Activation::kRelu: v = v > 0 ? v : 0; break;
-          case Activation::kTanh: v = std::tanh(v); break;
-          case Activation::kSigmoid: v = 1 / (1 + std::exp(-v)); break;
-          case Activation::kSoftplus: v = std::log1p(std::exp(v)); break;
-          case Activation::kExp: v = std::exp(v); break;
-          case Activation::kPrelu: v = v > 0 ? v : f.param("slope.o")[0][j] * v; break;
-          default: break;
+          case Activation::kRelu:
+            v = v > 0 ? v : 0;
+            break;
+          case Activation::kTanh:
+            v = std::tanh(v);
+            break;
+          case Activation::kSigmoid:
+            v = 1 / (1 + std::exp(-v));
+            break;
+          case Activation::kSoftplus:
+            v = std::log1p(std::exp(v));
+            break;
+          case Activation::kExp:
+            v = std::exp(v);
+            break;
+          case Activation::kPrelu:
+            v = v > 0 ? v : f.param("slope.o")[0][j] * v;
+            break;
+          default:
+            break;
         }
         row[j] = scale[j] * v + offset[j];
       }

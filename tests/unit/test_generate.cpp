@@ -25,10 +25,13 @@ TEST(Generate, FeedsOutputsBackAsInputsAndRecordsTheMeans) {
   }
   // With noise, the residuals about the recorded means have variance psi.
   Rng rng(5, {kRngSample});
-  const auto noisy = m.generate(4000, {{"stim", test::uniform({4000, 2}, 3)}}, {{"neurons", x0}}, {}, v, &rng);
+  const auto noisy =
+      m.generate(4000, {{"stim", test::uniform({4000, 2}, 3)}}, {{"neurons", x0}}, {}, v, &rng);
   const at::Tensor r = (noisy.values.at("neurons") - noisy.means.at("neurons")).narrow(0, 1, 3999);
   EXPECT_NEAR(r.var(0).mean().item<double>(), spec.psi_init, 0.05);
-  EXPECT_EQ(test::error_of([&] { m.generate(10, {{"stim", stim}}, {}, {}, v, nullptr); }),
+  EXPECT_EQ(test::error_of([&] {
+              m.generate(10, {{"stim", stim}}, {}, {}, v, nullptr);
+            }),
             "generate: fed-back group 'neurons' needs an initial value");
 }
 

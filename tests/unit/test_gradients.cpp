@@ -1,4 +1,5 @@
-// The gradient of the NLL with respect to every kind of parameter against central finite differences (float64).
+// The gradient of the NLL with respect to every kind of parameter against central finite differences
+// (float64).
 #include <set>
 
 #include "mslr/model/gradcheck.h"
@@ -40,13 +41,16 @@ struct Problem {
 
   explicit Problem(bool per_subject) {
     const int64_t n_neurons = 6, n_aux = 4, n = 9;
-    shared = std::make_unique<SharedModules>(full_spec(per_subject), std::map<std::string, int64_t>{{"neurons", 3}});
+    shared = std::make_unique<SharedModules>(full_spec(per_subject),
+                                             std::map<std::string, int64_t>{{"neurons", 3}});
     model = std::make_unique<SubjectModel>(
         *shared, SubjectShape{{{"stim", 3}, {"neurons", n_neurons}, {"aux", n_aux}}, {{"neurons", 3}}}, "s");
-    shared_flat = (shared->initial_values(0, at::kDouble) + 0.3 * test::uniform({shared->layout().numel()}, 1))
-                      .requires_grad_();
-    subject_flat = (model->initial_values(0, 1, at::kDouble) + 0.3 * test::uniform({model->layout().numel()}, 2))
-                       .requires_grad_();
+    shared_flat =
+        (shared->initial_values(0, at::kDouble) + 0.3 * test::uniform({shared->layout().numel()}, 1))
+            .requires_grad_();
+    subject_flat =
+        (model->initial_values(0, 1, at::kDouble) + 0.3 * test::uniform({model->layout().numel()}, 2))
+            .requires_grad_();
     props = {{"neurons", test::uniform({n_neurons, 3}, 3, 0, 1)}};
     x = {test::uniform({n, 3}, 4), test::uniform({n, n_neurons}, 5), test::uniform({n, n_aux}, 6)};
     y = {test::uniform({n, n_neurons}, 7), test::uniform({n, n_aux}, 8)};
@@ -74,10 +78,10 @@ TEST(Gradients, EveryParameterKindMatchesFiniteDifferences) {
   std::set<std::string> kinds;
   p.check_each(p.model->layout(), p.subject_flat, &kinds);
   p.check_each(p.shared->layout(), p.shared_flat, &kinds);
-  // Modes (owned p and u), predictor weights (p: MLP, u: hypercube), psi, scales, offsets, direct pairs, PReLU
-  // slopes, the specific and the shared mapping.
-  EXPECT_EQ(kinds, (std::set<std::string>{"direct", "map", "offset", "p", "pred.p.", "pred.u.", "psi", "scale",
-                                          "shared_map", "slope", "u"}));
+  // Modes (owned p and u), predictor weights (p: MLP, u: hypercube), psi, scales, offsets, direct pairs,
+  // PReLU slopes, the specific and the shared mapping.
+  EXPECT_EQ(kinds, (std::set<std::string>{"direct", "map", "offset", "p", "pred.p.", "pred.u.", "psi",
+                                          "scale", "shared_map", "slope", "u"}));
 }
 
 TEST(Gradients, PerSubjectPredictorsLiveInTheSubjectBuffer) {

@@ -21,7 +21,8 @@ TEST(Hypercube, MatchesDirectSlowEvaluation) {
   props.select(1, 1).mul_(2.0).sub_(1.0);
   props.select(1, 2).mul_(2.5).add_(2.0);
   // Edges are exactly representable here, so both evaluations put them in the same cell.
-  const at::Tensor edges = at::tensor({0.0, -1.0, 2.0, 0.25, 0.0, 3.5, 1.0, 1.0, 4.5, -0.5, 3.0, 1.0}, at::kDouble);
+  const at::Tensor edges =
+      at::tensor({0.0, -1.0, 2.0, 0.25, 0.0, 3.5, 1.0, 1.0, 4.5, -0.5, 3.0, 1.0}, at::kDouble);
   props = at::cat({props, edges.view({4, 3})});
   const auto v = layout.views(flat);
   EXPECT_LT(test::rel_diff(pred.forward(props, v), pred.forward_reference(props, v)), 1e-14);
@@ -49,7 +50,8 @@ TEST(Mlp, ScalesPropertiesOntoTheUnitRangeAndStartsAtTheRequestedSpread) {
   auto pred = make_predictor(spec, 3, 4, layout, "m");
   EXPECT_TRUE(at::allclose(pred->prepare(at::tensor({0.0, 50.0, 100.0}, at::kDouble).view({1, 3})),
                            at::tensor({-1.0, 0.0, 1.0}, at::kDouble).view({1, 3})));
-  const at::Tensor out = pred->forward(test::uniform({5000, 3}, 4, 0, 100), layout.views(layout.initial_values(0, 0, at::kDouble)));
+  const at::Tensor out = pred->forward(test::uniform({5000, 3}, 4, 0, 100),
+                                       layout.views(layout.initial_values(0, 0, at::kDouble)));
   EXPECT_EQ(out.sizes(), (std::vector<int64_t>{5000, 4}));
   // Outputs O(1) whatever the units of the properties.
   const double s = out.std().item<double>();

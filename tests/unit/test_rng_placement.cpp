@@ -16,7 +16,8 @@ TEST(Rng, StreamsAreKeyedAndReproducible) {
   auto p = Rng(5, {kRngMinibatch, 0, 7}).permutation(100);
   auto q = p;
   std::sort(q.begin(), q.end());
-  for (int i = 0; i < 100; ++i) EXPECT_EQ(q[i], i);
+  for (int i = 0; i < 100; ++i)
+    EXPECT_EQ(q[i], i);
   EXPECT_EQ(p, Rng(5, {kRngMinibatch, 0, 7}).permutation(100));
   EXPECT_NE(p, Rng(5, {kRngMinibatch, 0, 8}).permutation(100));
 }
@@ -46,7 +47,8 @@ TEST(Placement, LongestFirstOnTheLeastLoadedRank) {
   // Devices within a rank follow the same rule.
   const Placement q = place_subjects(cost, 1, 2);
   EXPECT_EQ(q.device, (std::vector<int>{0, 0, 0, 1, 0, 1}));
-  EXPECT_NE(p.table({"a", "b", "c", "d", "e", "f"}, cost).find("imbalance (max/mean load) 1.030"), std::string::npos);
+  EXPECT_NE(p.table({"a", "b", "c", "d", "e", "f"}, cost).find("imbalance (max/mean load) 1.030"),
+            std::string::npos);
 }
 
 TEST(Placement, BeatsRoundRobinOnSkewedCosts) {

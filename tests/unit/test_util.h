@@ -17,7 +17,8 @@ inline at::Tensor uniform(std::vector<int64_t> shape, uint64_t key, double lo = 
   Rng rng(1234, {key});
   at::Tensor t = at::empty(shape, at::kDouble);
   double* p = t.data_ptr<double>();
-  for (int64_t i = 0; i < t.numel(); ++i) p[i] = lo + (hi - lo) * rng.uniform();
+  for (int64_t i = 0; i < t.numel(); ++i)
+    p[i] = lo + (hi - lo) * rng.uniform();
   return t;
 }
 

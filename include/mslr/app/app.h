@@ -6,9 +6,9 @@ namespace mslr {
 // Exit codes of the mslr executable.
 enum ExitCode : int {
   kExitOk = 0,
-  kExitError = 1,        // bad input, or a failure that was reported
-  kExitUsage = 2,        // bad command line or config
-  kExitCheckpointed = 3, // stopped by a signal after writing a checkpoint: resume with --resume
+  kExitError = 1,         // bad input, or a failure that was reported
+  kExitUsage = 2,         // bad command line or config
+  kExitCheckpointed = 3,  // stopped by a signal after writing a checkpoint: resume with --resume
 };
 
 int run_main(int argc, char** argv);

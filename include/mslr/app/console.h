@@ -22,8 +22,10 @@ class Console {
 };
 
 // One compact progress line for the newest epoch of the log:
-// "epoch 12/100  objective 1.234e+04  lr 0.01  nll 3.1e3..4.2e3 (8 subjects)  0.52 s/epoch  ETA 46 s  mem 1.2 GiB"
-std::string progress_line(const FitLog& log, const FitReport& report, int epochs, const std::vector<std::string>& names);
+// "epoch 12/100  objective 1.234e+04  lr 0.01  nll 3.1e3..4.2e3 (8 subjects)  0.52 s/epoch  ETA 46 s  mem 1.2
+// GiB"
+std::string progress_line(const FitLog& log, const FitReport& report, int epochs,
+                          const std::vector<std::string>& names);
 
 // The metrics file (JSON lines). Rank 0 only; other ranks pass active = false.
 class MetricsFile {

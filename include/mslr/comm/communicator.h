@@ -1,6 +1,6 @@
-// The one communication interface of mslr (DESIGN §4). Math and I/O code takes a `const Communicator&`; a world
-// of size 1 is an ordinary world whose collectives return at once. Collectives take tensors and derive count
-// and element type from them.
+// The one communication interface of mslr (DESIGN §4). Math and I/O code takes a `const Communicator&`; a
+// world of size 1 is an ordinary world whose collectives return at once. Collectives take tensors and derive
+// count and element type from them.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -21,14 +21,15 @@ class Communicator {
   virtual int local_size() const = 0;
   virtual std::string backend() const = 0;
 
-  // In place: every rank ends with the element-wise sum (max) over ranks. `t` must be contiguous; host tensors
-  // always work, device tensors with the NCCL implementation. The result is the same on every rank, bit for bit.
+  // In place: every rank ends with the element-wise sum (max) over ranks. `t` must be contiguous; host
+  // tensors always work, device tensors with the NCCL implementation. The result is the same on every rank,
+  // bit for bit.
   virtual void all_reduce_sum(at::Tensor& t) const = 0;
   virtual void all_reduce_max(at::Tensor& t) const = 0;
   // In place: every rank ends with root's values; shapes must already agree.
   virtual void broadcast(at::Tensor& t, int root) const = 0;
-  // Concatenation along dim 0 of every rank's host tensor (the row counts may differ; the other dimensions and
-  // dtype must agree). Returned on `root`; an undefined tensor elsewhere.
+  // Concatenation along dim 0 of every rank's host tensor (the row counts may differ; the other dimensions
+  // and dtype must agree). Returned on `root`; an undefined tensor elsewhere.
   virtual at::Tensor gather(const at::Tensor& t, int root) const = 0;
   virtual void barrier() const = 0;
 
@@ -58,9 +59,9 @@ class LocalCommunicator : public Communicator {
   void barrier() const override {}
 };
 
-// Fail together (STYLE 4): runs `work` on every rank; if it throws (an std::exception) on any rank, every rank
-// throws, so that no rank is left waiting in a later collective. A rank that failed throws its own message; the
-// others throw "rank R: <message>" with the message of the lowest failing rank R.
+// Fail together (STYLE 4): runs `work` on every rank; if it throws (an std::exception) on any rank, every
+// rank throws, so that no rank is left waiting in a later collective. A rank that failed throws its own
+// message; the others throw "rank R: <message>" with the message of the lowest failing rank R.
 void run_collectively(const Communicator& comm, const std::function<void()>& work);
 
 }  // namespace mslr

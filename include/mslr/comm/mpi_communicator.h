@@ -16,7 +16,8 @@ class MpiSession {
   MpiSession& operator=(const MpiSession&) = delete;
 };
 
-// Ends every rank of the job at once with `code` (MPI_Abort): for an error that other ranks cannot know about.
+// Ends every rank of the job at once with `code` (MPI_Abort): for an error that other ranks cannot know
+// about.
 [[noreturn]] void abort_world(int code);
 
 // Host tensors over MPI_COMM_WORLD (a duplicate of it, so mslr's messages never mix with others').

@@ -8,8 +8,8 @@
 namespace mslr {
 
 struct Placement {
-  std::vector<int> rank;    // per subject
-  std::vector<int> device;  // per subject: index among the devices of its rank
+  std::vector<int> rank;          // per subject
+  std::vector<int> device;        // per subject: index among the devices of its rank
   std::vector<double> rank_load;  // per rank: sum of its subjects' costs
 
   // max load / mean load over ranks (1 is perfect).
@@ -20,9 +20,9 @@ struct Placement {
   std::string table(const std::vector<std::string>& names, const std::vector<double>& cost) const;
 };
 
-// Greedy longest-processing-time: subjects in decreasing cost (ties: lower index first) go to the least loaded
-// rank (ties: lower rank), then the same within each rank over its devices. Deterministic. A rank may be left
-// without subjects when there are fewer subjects than ranks.
+// Greedy longest-processing-time: subjects in decreasing cost (ties: lower index first) go to the least
+// loaded rank (ties: lower rank), then the same within each rank over its devices. Deterministic. A rank may
+// be left without subjects when there are fewer subjects than ranks.
 Placement place_subjects(const std::vector<double>& cost, int n_ranks, int devices_per_rank);
 
 }  // namespace mslr

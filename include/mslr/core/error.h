@@ -36,7 +36,7 @@ template <class... Parts>
 }  // namespace mslr
 
 // Input checks that survive NDEBUG; the message parts are only built when the check fails.
-#define MSLR_CHECK(cond, ...)                     \
-  do {                                            \
-    if (!(cond)) ::mslr::fail(__VA_ARGS__);       \
+#define MSLR_CHECK(cond, ...)               \
+  do {                                      \
+    if (!(cond)) ::mslr::fail(__VA_ARGS__); \
   } while (0)

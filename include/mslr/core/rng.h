@@ -1,8 +1,8 @@
 // A small deterministic random number generator keyed by integers.
 //
-// mslr draws initial parameters, minibatch orders and simulated data from streams keyed by (seed, what, which),
-// e.g. (seed, kMinibatch, subject, epoch), so a draw never depends on how many draws came before it elsewhere,
-// on the number of ranks, or on the LibTorch version.
+// mslr draws initial parameters, minibatch orders and simulated data from streams keyed by (seed, what,
+// which), e.g. (seed, kMinibatch, subject, epoch), so a draw never depends on how many draws came before it
+// elsewhere, on the number of ranks, or on the LibTorch version.
 #pragma once
 
 #include <cstdint>

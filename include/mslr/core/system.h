@@ -1,7 +1,7 @@
 // What a rank knows about its process: thread limits and memory use.
 //
-// Per-rank thread limits. LibTorch's intra-op pool and OpenBLAS's own pool are separate: limiting one does not
-// limit the other, and two full pools on the same cores made fits 2-3x slower. mslr sets both.
+// Per-rank thread limits. LibTorch's intra-op pool and OpenBLAS's own pool are separate: limiting one does
+// not limit the other, and two full pools on the same cores made fits 2-3x slower. mslr sets both.
 #pragma once
 
 namespace mslr {
@@ -10,10 +10,10 @@ namespace mslr {
 // bound by the launcher), the machine's cores are shared evenly among the `local_ranks` ranks of the node.
 int cores_for_rank(int local_ranks);
 
-// Sets LibTorch's intra-op threads to `n`, its inter-op threads to 1, and OpenBLAS's threads to `blas` (at most
-// n). The two pools spin while waiting for work and fight over the same cores when both are wide: on 2 cores a
-// fit took 0.75 s/epoch with both at 2 threads, 0.23 with LibTorch at 2 and OpenBLAS at 1, 0.30 the other way
-// round; so by default OpenBLAS gets one thread and LibTorch the rank's cores.
+// Sets LibTorch's intra-op threads to `n`, its inter-op threads to 1, and OpenBLAS's threads to `blas` (at
+// most n). The two pools spin while waiting for work and fight over the same cores when both are wide: on 2
+// cores a fit took 0.75 s/epoch with both at 2 threads, 0.23 with LibTorch at 2 and OpenBLAS at 1, 0.30 the
+// other way round; so by default OpenBLAS gets one thread and LibTorch the rank's cores.
 void limit_threads(int n, int blas = 1);
 
 // Threads OpenBLAS will use, or -1 when the BLAS in use is not OpenBLAS (looked up at run time).

@@ -1,8 +1,8 @@
-// The built-in ground-truth scenario of `mslr simulate` (DESIGN §6): subjects with different numbers of neurons
-// at random 3-D positions in a unit-cube reference brain, a smooth random stimulus, and neural dynamics driven
-// by the stimulus and by K latents read out from the neurons; every mode is a smooth sum of Gaussian bumps over
-// position, the same functions for every subject, so that mode predictors shared by all subjects can learn
-// them. The recurrence is scaled to be stable.
+// The built-in ground-truth scenario of `mslr simulate` (DESIGN §6): subjects with different numbers of
+// neurons at random 3-D positions in a unit-cube reference brain, a smooth random stimulus, and neural
+// dynamics driven by the stimulus and by K latents read out from the neurons; every mode is a smooth sum of
+// Gaussian bumps over position, the same functions for every subject, so that mode predictors shared by all
+// subjects can learn them. The recurrence is scaled to be stable.
 #pragma once
 
 #include <cstdint>
@@ -19,8 +19,8 @@ struct SimulateOptions {
   int64_t time_points = 1500;
   int64_t stim_dims = 4;
   int64_t modes = 4;
-  double noise = 0.1;      // noise variance psi of every neuron (signal variance is O(1))
-  double stability = 0.8;  // spectral radius of the latent recurrence
+  double noise = 0.1;            // noise variance psi of every neuron (signal variance is O(1))
+  double stability = 0.8;        // spectral radius of the latent recurrence
   double stim_smoothness = 0.9;  // AR(1) coefficient of the stimulus
   uint64_t seed = 0;
 

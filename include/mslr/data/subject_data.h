@@ -17,7 +17,7 @@ struct SubjectData {
   std::map<std::string, at::Tensor> props;       // group -> [d, n_props] (optional per group)
   at::Tensor segments;                           // [k, 2] int64 [start, end); undefined = one segment [0, T)
   std::map<std::string, at::Tensor> true_means;  // group -> [T, d], row t the noise-free mean given t-1
-  std::map<std::string, at::Tensor> truth;       // anything else a simulator knows, by path (e.g. "psi/neurons")
+  std::map<std::string, at::Tensor> truth;  // anything else a simulator knows, by path (e.g. "psi/neurons")
 
   int64_t n_time() const;
   // The group's series; throws "subject 'S' has no group 'G'".
@@ -30,7 +30,8 @@ struct SubjectData {
   int64_t bytes() const;
 };
 
-// Checks that segments [k, 2] are sorted, disjoint, non-empty and inside [0, n_time); throws naming the subject.
+// Checks that segments [k, 2] are sorted, disjoint, non-empty and inside [0, n_time); throws naming the
+// subject.
 void validate_segments(const at::Tensor& segments, int64_t n_time, const std::string& subject);
 
 // The segments cut at `n_time` (segments that start at or after it are dropped): for data read only in part.
@@ -50,7 +51,8 @@ struct TimeRange {
 };
 
 // The train/test split by time (DESIGN §5): by default the first round(f·T) points are training data and the
-// rest test data; explicit ranges, when given, apply to every subject instead. Sample pairs stay inside a part.
+// rest test data; explicit ranges, when given, apply to every subject instead. Sample pairs stay inside a
+// part.
 struct Split {
   double train_fraction = 0.8;
   bool explicit_ranges = false;
@@ -58,8 +60,8 @@ struct Split {
 
   TimeRange train(int64_t n_time) const;
   TimeRange test(int64_t n_time) const;
-  void validate() const;             // throws naming the option and the rule
-  std::string describe() const;      // "train-fraction 0.8" or "train 0:1000, test 1000:1500"
+  void validate() const;         // throws naming the option and the rule
+  std::string describe() const;  // "train-fraction 0.8" or "train 0:1000, test 1000:1500"
   static TimeRange parse_range(const std::string& text, const char* option);  // "START:END"
 };
 

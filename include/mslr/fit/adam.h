@@ -19,8 +19,8 @@ struct AdamOptions {
 };
 
 struct AdamState {
-  at::Tensor m, v;    // first and second moments, shaped like the buffer
-  int64_t step = 0;   // steps taken since the last reset
+  at::Tensor m, v;   // first and second moments, shaped like the buffer
+  int64_t step = 0;  // steps taken since the last reset
 
   // Zero moments shaped like `like` (on its device, of its dtype).
   static AdamState zeros_like(const at::Tensor& like);
@@ -28,6 +28,7 @@ struct AdamState {
 };
 
 // One Adam step: param -= lr · m̂ / (sqrt(v̂) + eps). `param` is updated in place (no autograd).
-void adam_step(at::Tensor& param, const at::Tensor& grad, AdamState& state, double lr, const AdamOptions& opt);
+void adam_step(at::Tensor& param, const at::Tensor& grad, AdamState& state, double lr,
+               const AdamOptions& opt);
 
 }  // namespace mslr

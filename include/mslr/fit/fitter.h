@@ -31,9 +31,9 @@ struct FitOptions {
   AdamOptions adam;
   double min_var = 1e-3;
   uint64_t seed = 0;
-  Split split;                  // which time points are training data
-  std::vector<int> subjects;    // global indices to fit; empty = all
-  int gpus_per_rank = 0;        // 0 = CPU
+  Split split;                // which time points are training data
+  std::vector<int> subjects;  // global indices to fit; empty = all
+  int gpus_per_rank = 0;      // 0 = CPU
   bool data_on_device = false;
   at::ScalarType dtype = at::kFloat;
 
@@ -43,8 +43,8 @@ struct FitOptions {
 
 // Figures the fitter reduces at each report (every rank receives them; rank 0 prints).
 struct FitReport {
-  size_t first_new = 0;         // log entries [first_new, log.size()) are new since the last report
-  double seconds_per_epoch = 0;  // mean over the new entries
+  size_t first_new = 0;           // log entries [first_new, log.size()) are new since the last report
+  double seconds_per_epoch = 0;   // mean over the new entries
   std::vector<long long> memory;  // bytes in use, max over ranks, per device index (resident memory on CPU)
 };
 
@@ -74,8 +74,8 @@ class Fitter {
   std::vector<at::Device> devices() const;
   std::string describe() const;  // devices, data residency, dtype: for the rank-0 log
 
-  // Starts from the initial values drawn from options.seed, or from a saved state (this rank's subjects must be
-  // in it). Exactly one of these before run().
+  // Starts from the initial values drawn from options.seed, or from a saved state (this rank's subjects must
+  // be in it). Exactly one of these before run().
   void initialize();
   void restore(const FitState& state);
   // Loads the data of this rank's fitted subjects; `load(i)` is called for each of them, on this rank only.
@@ -106,8 +106,8 @@ class Fitter {
 // The times of a subject's training samples.
 at::Tensor training_times(const SubjectInfo& info, const Split& split);
 
-// The devices of this rank: `gpus_per_rank` CUDA devices numbered from the node-local rank, or the CPU when 0.
-// Throws (the same message on every rank of a node) when the node has fewer GPUs than its ranks ask for.
+// The devices of this rank: `gpus_per_rank` CUDA devices numbered from the node-local rank, or the CPU when
+// 0. Throws (the same message on every rank of a node) when the node has fewer GPUs than its ranks ask for.
 std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank);
 
 // The shape a subject model is built for, from a subject's description.

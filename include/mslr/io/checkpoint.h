@@ -1,18 +1,19 @@
-// Checkpoints (DESIGN §5): one HDF5 file each, written collectively by all ranks, visible under its final name
-// only when complete.
+// Checkpoints (DESIGN §5): one HDF5 file each, written collectively by all ranks, visible under its final
+// name only when complete.
 //
 //   /                         attrs format="mslr-checkpoint", version=1, epoch, batch, world_size, adam_lr,
 //                                   elapsed, config (the resolved config text), model (the model section),
 //                                   complete=1 (written last)
 //   /shared/params|adam_m|adam_v   [P]  attrs adam_step, param_names, param_shapes, param_offsets
-//   /subjects/<name>/params|adam_m|adam_v   [P_s]  attrs index, fitted, param_names, param_shapes, param_offsets
-//   /subjects/<name>/adam_step, partial_nll        scalars
-//   /subjects/<name>/modes/p.<group> | u.<group>   [d, k] the modes the fitted model uses (for plots)
-//   /subjects/<name>/props/<group>, groups/<group> copies of the data (on request), so a checkpoint can predict
-//   /log/epoch, elapsed, objective, lr [E];  /log/subject_nll [E, F];  /log/fitted [F] (subject indices)
+//   /subjects/<name>/params|adam_m|adam_v   [P_s]  attrs index, fitted, param_names, param_shapes,
+//   param_offsets /subjects/<name>/adam_step, partial_nll        scalars /subjects/<name>/modes/p.<group> |
+//   u.<group>   [d, k] the modes the fitted model uses (for plots) /subjects/<name>/props/<group>,
+//   groups/<group> copies of the data (on request), so a checkpoint can predict /log/epoch, elapsed,
+//   objective, lr [E];  /log/subject_nll [E, F];  /log/fitted [F] (subject indices)
 //
 // Every rank creates every group, dataset and attribute with the same arguments (parallel HDF5 metadata is
-// collective); each rank then writes only its own subjects' datasets; rank 0 writes the shared ones and the log.
+// collective); each rank then writes only its own subjects' datasets; rank 0 writes the shared ones and the
+// log.
 #pragma once
 
 #include <map>
@@ -38,30 +39,32 @@ struct CheckpointHeader {
   std::string config;  // the resolved configuration, as text
   std::string model;   // the model section of it: a resume with another model is refused
   ParamLayout shared_layout;
-  std::vector<SubjectInfo> subjects;            // every subject, in data-file order
-  std::vector<ParamLayout> subject_layouts;     // per subject
+  std::vector<SubjectInfo> subjects;              // every subject, in data-file order
+  std::vector<ParamLayout> subject_layouts;       // per subject
   std::vector<std::vector<ExtraDataset>> extras;  // per subject
 };
 
 // Writes this rank's part of a checkpoint. `extras` holds, for this rank's subjects, the tensors of the extra
 // datasets by subject index and path. Collective: the file is created as `path + ".tmp"`, completed, closed,
-// flushed to disk and renamed to `path` by rank 0 after every rank has finished; only then does any rank return.
-// Throws on every rank (and leaves no file under `path`) when anything fails, e.g. an unwritable directory.
+// flushed to disk and renamed to `path` by rank 0 after every rank has finished; only then does any rank
+// return. Throws on every rank (and leaves no file under `path`) when anything fails, e.g. an unwritable
+// directory.
 void write_checkpoint(const std::string& path, const Communicator& comm, const CheckpointHeader& header,
                       const FitState& state, const std::map<int, std::map<std::string, at::Tensor>>& extras);
 
 // Makes `link` (e.g. run/checkpoints/latest) point at `target` atomically (a new link renamed over the old).
 void point_link(const std::string& link, const std::string& target);
 
-// Deletes the oldest "epoch-*.h5" checkpoints in `dir` beyond the newest `keep` (never the target of `latest`).
+// Deletes the oldest "epoch-*.h5" checkpoints in `dir` beyond the newest `keep` (never the target of
+// `latest`).
 void prune_checkpoints(const std::string& dir, int keep);
 
 // A checkpoint opened for reading (collective).
 class CheckpointFile {
  public:
   // `path`: a checkpoint file, a checkpoints folder (its `latest`), or a run folder (its checkpoints/latest).
-  // Throws naming the path when there is no complete checkpoint there, or the file is not an mslr checkpoint of
-  // this version.
+  // Throws naming the path when there is no complete checkpoint there, or the file is not an mslr checkpoint
+  // of this version.
   CheckpointFile(const std::string& path, const Communicator& comm);
   ~CheckpointFile();
 

@@ -26,7 +26,8 @@ struct DataReadOptions {
   std::set<std::string> groups;  // groups to read; empty = all
   bool props = true;
   bool true_means = false;
-  int64_t rows = -1;  // read time points [0, rows) only (-1: all); the fit reads no further than its training data
+  int64_t rows =
+      -1;  // read time points [0, rows) only (-1: all); the fit reads no further than its training data
 };
 
 class DataFile {

@@ -38,10 +38,10 @@ class File;
 // A group or a file's root: where datasets, subgroups and attributes live.
 class Location {
  public:
-  bool exists(const std::string& path) const;  // a link path relative to this location
-  std::vector<std::string> children() const;   // names of the members, in name order
-  Location group(const std::string& path) const;              // opens; throws naming the path when absent
-  Location create_group(const std::string& path) const;       // creates (with missing parents)
+  bool exists(const std::string& path) const;            // a link path relative to this location
+  std::vector<std::string> children() const;             // names of the members, in name order
+  Location group(const std::string& path) const;         // opens; throws naming the path when absent
+  Location create_group(const std::string& path) const;  // creates (with missing parents)
 
   // Attributes (scalar or 1-D). Writing is collective under MPI: every rank passes the same value.
   bool has_attr(const std::string& name) const;

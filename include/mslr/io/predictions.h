@@ -28,8 +28,8 @@ struct PredictionsHeader {
 };
 
 struct SubjectPredictionData {
-  at::Tensor times;                          // [n] int64
-  std::map<std::string, at::Tensor> means;   // group -> [n, d]
+  at::Tensor times;                         // [n] int64
+  std::map<std::string, at::Tensor> means;  // group -> [n, d]
   double nll = 0.0;
 };
 

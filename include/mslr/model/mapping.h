@@ -21,18 +21,21 @@ struct MappingSpec {
   std::string describe() const;
 };
 
-// "identity", "concat", "linear:4,3" (a linear map to two outputs of widths 4 and 3); throws naming the value.
+// "identity", "concat", "linear:4,3" (a linear map to two outputs of widths 4 and 3); throws naming the
+// value.
 MappingSpec parse_mapping(const std::string& text);
 
 class Mapping {
  public:
   // Declares the mapping's parameters (if any) in `layout` under `prefix`.
-  Mapping(const MappingSpec& spec, std::vector<int64_t> in_dims, ParamLayout& layout, const std::string& prefix);
+  Mapping(const MappingSpec& spec, std::vector<int64_t> in_dims, ParamLayout& layout,
+          const std::string& prefix);
 
   const std::vector<int64_t>& in_dims() const { return in_dims_; }
   const std::vector<int64_t>& out_dims() const { return out_dims_; }
   // in[i]: [n, in_dims[i]] -> out[h]: [n, out_dims[h]]; `params` are the views of the declaring layout.
-  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& in, const std::vector<at::Tensor>& params) const;
+  std::vector<at::Tensor> forward(const std::vector<at::Tensor>& in,
+                                  const std::vector<at::Tensor>& params) const;
 
  private:
   MappingSpec::Kind kind_;

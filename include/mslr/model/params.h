@@ -11,8 +11,8 @@
 
 namespace mslr {
 
-// How a parameter starts. Random draws come from a stream keyed by (seed, owner key, parameter name), so adding
-// a parameter never changes how the others start.
+// How a parameter starts. Random draws come from a stream keyed by (seed, owner key, parameter name), so
+// adding a parameter never changes how the others start.
 struct Init {
   enum Kind { kConstant, kNormal, kUniform, kIdentity } kind = kConstant;
   double a = 0.0;  // constant value, normal std, or uniform low

@@ -48,7 +48,8 @@ class ModePredictor {
   // Properties do not change during a fit: prepare() turns them into what forward_prepared() reads (scaled
   // properties, or cube indices) once, on their device, so that a step does no index arithmetic or host work.
   virtual at::Tensor prepare(const at::Tensor& props) const = 0;
-  virtual at::Tensor forward_prepared(const at::Tensor& prepared, const std::vector<at::Tensor>& params) const = 0;
+  virtual at::Tensor forward_prepared(const at::Tensor& prepared,
+                                      const std::vector<at::Tensor>& params) const = 0;
 
  protected:
   ModePredictor(int64_t n_props, int64_t n_out) : n_props_(n_props), n_out_(n_out) {}

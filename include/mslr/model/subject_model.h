@@ -36,8 +36,9 @@ struct ModeSet {
 
 // The sizes a subject model is built for, per data group.
 struct SubjectShape {
-  std::map<std::string, int64_t> widths;   // group -> number of variables d
-  std::map<std::string, int64_t> n_props;  // group -> number of properties per variable (groups that have them)
+  std::map<std::string, int64_t> widths;  // group -> number of variables d
+  std::map<std::string, int64_t>
+      n_props;  // group -> number of properties per variable (groups that have them)
 };
 
 // The parts of the model that all subjects share: the shared predictors and the shared part of m.
@@ -104,7 +105,8 @@ class SubjectModel {
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& x, const ModeSet& modes,
                                   const ParamViews& params) const;
   // The NLL of y[h] [n, d_out_h] given the means, summed over output groups (fused path where it can be).
-  at::Tensor nll(const std::vector<at::Tensor>& y, const std::vector<at::Tensor>& mn, const ParamViews& params) const;
+  at::Tensor nll(const std::vector<at::Tensor>& y, const std::vector<at::Tensor>& mn,
+                 const ParamViews& params) const;
   // The same with plain LibTorch ops: the reference.
   at::Tensor nll_reference(const std::vector<at::Tensor>& y, const std::vector<at::Tensor>& mn,
                            const ParamViews& params) const;
@@ -113,8 +115,8 @@ class SubjectModel {
 
   // Recursive generation over n_time points. Input groups are read from `given` [n_time, d] where present;
   // otherwise an input group must be an output group, and the model's own output at t-1 is fed back (row 0
-  // from `initial` [d] or [1, d]). Returns, per output group, the values [n_time, d] (drawn with `noise`, or the
-  // means when it is null) and the noise-free means [n_time, d] (row 0 NaN: it has no predecessor).
+  // from `initial` [d] or [1, d]). Returns, per output group, the values [n_time, d] (drawn with `noise`, or
+  // the means when it is null) and the noise-free means [n_time, d] (row 0 NaN: it has no predecessor).
   struct Generated {
     std::map<std::string, at::Tensor> values, means;
   };
@@ -135,9 +137,9 @@ class SubjectModel {
   std::vector<int64_t> d_in_, d_out_, d_trans_;
   std::unique_ptr<Mapping> mapping_;  // the subject's part of m
   std::vector<std::unique_ptr<ModePredictor>> own_p_pred_, own_u_pred_;
-  std::vector<int> p_owned_, u_owned_;        // layout index or -1
-  std::vector<at::Tensor> p_fixed_, u_fixed_;  // defined for fixed modes
-  std::vector<bool> p_identity_;              // fixed identity p: proj = x
+  std::vector<int> p_owned_, u_owned_;             // layout index or -1
+  std::vector<at::Tensor> p_fixed_, u_fixed_;      // defined for fixed modes
+  std::vector<bool> p_identity_;                   // fixed identity p: proj = x
   std::vector<int> psi_, scale_, offset_, slope_;  // per output; -1 when absent
   std::vector<int> direct_;                        // per direct pair
 };
