@@ -81,6 +81,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   header.data = full ? full : data.path();
   std::free(full);
   header.split = which + " (" + split.describe() + ")";
+  header.config = o.resolved();
   std::vector<double> cost;
   run_collectively(world, [&] {
     shared = std::make_unique<SharedModules>(spec, n_props);

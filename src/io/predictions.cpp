@@ -25,6 +25,7 @@ void write_predictions(const std::string& path, const Communicator& comm, const 
       f->set_attr("checkpoint", header.checkpoint);
       f->set_attr("data", header.data);
       f->set_attr("split", header.split);
+      f->set_attr("config", header.config);
       for (const auto& s : header.subjects) {
         const h5::Location g = f->create_group("subjects/" + s.name);
         g.create("times", {s.samples}, at::kLong);
@@ -65,6 +66,7 @@ Predictions read_predictions(const std::string& path) {
   p.header.checkpoint = f.attr_string("checkpoint");
   p.header.data = f.attr_string("data");
   p.header.split = f.attr_string("split");
+  if (f.has_attr("config")) p.header.config = f.attr_string("config");
   const h5::Location subjects = f.group("subjects");
   for (const std::string& name : subjects.children()) {
     const h5::Location g = subjects.group(name);

@@ -55,6 +55,7 @@ class Pipeline(ScratchTest):
         with h5py.File(f"{self.shared}/pred2.h5", "r") as f, h5py.File(f"{self.shared}/data.h5", "r") as d:
             self.assertEqual(f.attrs["format"], "mslr-predictions")
             self.assertEqual(f.attrs["version"], 1)
+            self.assertIn("split = test", f.attrs["config"])  # the options predict used, saved with its output
             self.assertEqual(sorted(f["subjects"]), sorted(d["subjects"]))
             for s in f["subjects"]:
                 g = f["subjects"][s]

@@ -60,6 +60,29 @@ class Resume(ScratchTest):
             epochs = [int(line.split(",")[0].split(":")[1]) for line in f]
         self.assertEqual(epochs, list(range(60)))
 
+    def test_a_second_signal_exits_at_once(self):
+        # One process, so that the signals go straight to mslr; the SIGSTOP/SIGCONT pair makes both signals
+        # pending together, before the fit reaches a minibatch boundary.
+        cmd = [MSLR, "fit", *map(str, self.common), "--out", self.path("run"), "--epochs", "100000"]
+        p = subprocess.Popen(cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        latest = self.path("run", "checkpoints", "latest")
+        deadline = time.time() + 120
+        while not os.path.exists(latest) and time.time() < deadline:
+            time.sleep(0.01)
+        before = sorted(os.listdir(self.path("run", "checkpoints")))
+        p.send_signal(signal.SIGSTOP)
+        p.send_signal(signal.SIGUSR1)
+        time.sleep(0.1)
+        p.send_signal(signal.SIGTERM)
+        p.send_signal(signal.SIGCONT)
+        out, err = p.communicate(timeout=120)
+        # The exit status is 128 + the second signal handled (the kernel picks the order of pending ones).
+        self.assertIn(p.returncode, (128 + signal.SIGTERM, 128 + signal.SIGUSR1), out + err)
+        self.assertIn("second signal, exiting without a checkpoint", err)
+        after = [n for n in sorted(os.listdir(self.path("run", "checkpoints"))) if not n.endswith(".tmp")]
+        self.assertLessEqual(len(after), len(before) + 1)  # at most the periodic one that was under way
+        self.assertIn("complete", mslr("inspect", self.path("run")).stdout)
+
     def test_resume_from_an_older_checkpoint_on_another_rank_count(self):
         mslr("fit", *self.common, "--out", self.path("a"), "--epochs", 40, "--keep-checkpoints", 0, np=2)
         for np_ in (1, 3):

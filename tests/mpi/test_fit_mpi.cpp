@@ -36,6 +36,20 @@ class AveragingComm : public Decorated {  // averages instead of summing
   }
 };
 
+class CountingComm : public Decorated {  // counts the collectives the fitter makes
+ public:
+  using Decorated::Decorated;
+  void all_reduce_sum(at::Tensor& t) const override {
+    ++sums;
+    real_.all_reduce_sum(t);
+  }
+  void all_reduce_max(at::Tensor& t) const override {
+    ++maxes;
+    real_.all_reduce_max(t);
+  }
+  mutable int sums = 0, maxes = 0;
+};
+
 class SkippingComm : public Decorated {  // rank 1 keeps its own gradient instead of the sum
  public:
   using Decorated::Decorated;
@@ -114,6 +128,23 @@ TEST(FitMpi, InvarianceTestCatchesAveragedOrSkippedReductions) {
   const Problem p = make_problem(small());
   EXPECT_GT(difference_from_one_rank(AveragingComm(world()), p), 1e-3);
   EXPECT_GT(difference_from_one_rank(SkippingComm(world()), p), 1e-3);
+}
+
+TEST(FitMpi, OneAllReducePerStepAndOneLogReductionPerReport) {
+  const Problem p = make_problem(small());
+  const FitOptions o = options();  // 3 epochs x 4 minibatches
+  CountingComm comm(world());
+  Fitter f(comm, p.spec, o, p.infos);
+  f.initialize();
+  f.load_data([&](int s) { return p.data[s]; });
+  const int before_sums = comm.sums, before_maxes = comm.maxes;
+  FitHooks hooks;
+  hooks.report_every = 2;  // reports after epochs 2 and 3 (the end)
+  f.run(hooks);
+  // 12 steps, each ONE all-reduce (the shared gradient and the stop flag together), plus one reduction of the
+  // per-subject NLLs per report (not per subject, not per step) and one max of the memory figures per report.
+  EXPECT_EQ(comm.sums - before_sums, 12 + 2);
+  EXPECT_EQ(comm.maxes - before_maxes, 2);
 }
 
 // Counts, over ranks and epochs, the epochs after which this rank's shared parameters differ in any bit from

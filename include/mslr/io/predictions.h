@@ -1,6 +1,7 @@
 // The predictions file written by `mslr predict`, gathered from all ranks into one HDF5 file (DESIGN §5):
 //
-//   /                                  attrs format="mslr-predictions", version=1, checkpoint, data, split
+//   /                                  attrs format="mslr-predictions", version=1, checkpoint, data, split,
+//                                            config (the options predict used)
 //   /subjects/<name>/times             int64 [n]    the t of each sample pair (t-1, t)
 //   /subjects/<name>/<output group>    float [n, d] predicted means
 //   /subjects/<name>/nll               float64      NLL of the data at those samples, summed
@@ -18,6 +19,7 @@ namespace mslr {
 
 struct PredictionsHeader {
   std::string checkpoint, data, split;
+  std::string config;  // the resolved predict options
   struct Subject {
     std::string name;
     int64_t samples = 0;
