@@ -25,38 +25,38 @@ namespace mslr {
 namespace {
 
 std::vector<OptionDecl> fit_options() {
-  std::vector<OptionDecl> d = {
-      {"data", "", "mslr-data file to fit"},
-      {"out", "",
-       "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
-      {"resume", "", "continue from a checkpoint file or run folder (its checkpoints/latest)"},
-      {"epochs", "100", "total epochs (a resumed fit stops at the same total)"},
-      {"batches", "10", "minibatches per epoch; every subject's training samples are split into this many"},
-      {"lr", "0.01", "learning rate"},
-      {"lr-schedule", "",
-       "learning rates EPOCH:RATE,... from their epoch on (overrides --lr); a change resets Adam"},
-      {"adam-beta1", "0.9", "Adam beta1"},
-      {"adam-beta2", "0.999", "Adam beta2"},
-      {"adam-eps", "1e-8", "Adam epsilon"},
-      {"adam-weight-decay", "0", "Adam L2 weight decay"},
-      {"min-var", "1e-3", "lower bound on every noise variance psi, applied after each step"},
-      {"seed", "0", "seed of the starting values and minibatch orders"},
-      {"subjects", "", "fit only these subjects: comma-separated indices or names (default all)"},
-      {"checkpoint-every", "10", "write a checkpoint every N epochs (0: only the final one)"},
-      {"checkpoint-epochs", "", "also checkpoint after these epochs, comma-separated"},
-      {"keep-checkpoints", "3", "keep the newest N periodic checkpoints (0: keep all)"},
-      {"copy-props", "false", "store each subject's properties in checkpoints", OptionDecl::kFlag},
-      {"copy-data", "false", "store each subject's data in checkpoints (a checkpoint alone can then predict)",
-       OptionDecl::kFlag},
-      {"data-on-device", "false", "keep whole subjects on their GPU instead of copying each minibatch",
-       OptionDecl::kFlag},
-      {"dtype", "float32", "float32 or float64"},
-      {"update-interval", "1", "print progress every N epochs"},
-  };
-  for (const auto& extra : {split_options(), runtime_options(), model_options()})
-    for (const auto& o : extra)
-      d.push_back(o);
-  return d;
+  return with(
+      {
+          {"data", "", "mslr-data file to fit"},
+          {"out", "",
+           "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
+          {"resume", "", "continue from a checkpoint file or run folder (its checkpoints/latest)"},
+          {"epochs", "100", "total epochs (a resumed fit stops at the same total)"},
+          {"batches", "10",
+           "minibatches per epoch; every subject's training samples are split into this many"},
+          {"lr", "0.01", "learning rate"},
+          {"lr-schedule", "",
+           "learning rates EPOCH:RATE,... from their epoch on (overrides --lr); a change resets Adam"},
+          {"adam-beta1", "0.9", "Adam beta1"},
+          {"adam-beta2", "0.999", "Adam beta2"},
+          {"adam-eps", "1e-8", "Adam epsilon"},
+          {"adam-weight-decay", "0", "Adam L2 weight decay"},
+          {"min-var", "1e-3", "lower bound on every noise variance psi, applied after each step"},
+          {"seed", "0", "seed of the starting values and minibatch orders"},
+          {"subjects", "", "fit only these subjects: comma-separated indices or names (default all)"},
+          {"checkpoint-every", "10", "write a checkpoint every N epochs (0: only the final one)"},
+          {"checkpoint-epochs", "", "also checkpoint after these epochs, comma-separated"},
+          {"keep-checkpoints", "3", "keep the newest N periodic checkpoints (0: keep all)"},
+          {"copy-props", "false", "store each subject's properties in checkpoints", OptionDecl::kFlag},
+          {"copy-data", "false",
+           "store each subject's data in checkpoints (a checkpoint alone can then predict)",
+           OptionDecl::kFlag},
+          {"data-on-device", "false", "keep whole subjects on their GPU instead of copying each minibatch",
+           OptionDecl::kFlag},
+          {"dtype", "float32", "float32 or float64"},
+          {"update-interval", "1", "print progress every N epochs"},
+      },
+      {split_options(), runtime_options(), model_options()});
 }
 
 const char* kFitSummary =

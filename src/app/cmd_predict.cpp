@@ -19,20 +19,18 @@ namespace mslr {
 namespace {
 
 std::vector<OptionDecl> predict_options() {
-  std::vector<OptionDecl> d = {
-      {"checkpoint", "", "checkpoint file or run folder (its checkpoints/latest)"},
-      {"data", "", "mslr-data file to predict (default: the one the fit used)"},
-      {"out", "", "predictions file to write"},
-      {"split", "test", "which samples: test, train or all"},
-      {"batch-size", "1000", "samples predicted at a time"},
-      {"min-var", "1e-3", "lower bound on psi estimated for subjects the fit never saw"},
-      {"seed", "0", "seed of the starting values of subjects the fit never saw"},
-      {"dtype", "float32", "float32 or float64 (default: as the fit)"},
-  };
-  for (const auto& extra : {split_options(), runtime_options(), model_options()})
-    for (const auto& o : extra)
-      d.push_back(o);
-  return d;
+  return with(
+      {
+          {"checkpoint", "", "checkpoint file or run folder (its checkpoints/latest)"},
+          {"data", "", "mslr-data file to predict (default: the one the fit used)"},
+          {"out", "", "predictions file to write"},
+          {"split", "test", "which samples: test, train or all"},
+          {"batch-size", "1000", "samples predicted at a time"},
+          {"min-var", "1e-3", "lower bound on psi estimated for subjects the fit never saw"},
+          {"seed", "0", "seed of the starting values of subjects the fit never saw"},
+          {"dtype", "float32", "float32 or float64 (default: as the fit)"},
+      },
+      {split_options(), runtime_options(), model_options()});
 }
 
 }  // namespace

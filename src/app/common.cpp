@@ -4,6 +4,13 @@
 
 namespace mslr {
 
+std::vector<OptionDecl> with(std::vector<OptionDecl> decls,
+                             const std::vector<std::vector<OptionDecl>>& lists) {
+  for (const auto& list : lists)
+    decls.insert(decls.end(), list.begin(), list.end());
+  return decls;
+}
+
 std::vector<OptionDecl> split_options() {
   return {
       {"train-fraction", "0.8",

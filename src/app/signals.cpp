@@ -32,8 +32,5 @@ void install_stop_signals() {
 bool stop_signalled() {
   return g_signal != 0;
 }
-int stop_signal_number() {
-  return g_signal;
-}
 
 }  // namespace mslr

@@ -21,16 +21,6 @@ int64_t Communicator::sum(int64_t v) const {
   return t.item<int64_t>();
 }
 
-double Communicator::max(double v) const {
-  at::Tensor t = at::tensor({v}, at::kDouble);
-  all_reduce_max(t);
-  return t.item<double>();
-}
-
-bool Communicator::any(bool v) const {
-  return sum(v ? 1 : 0) > 0;
-}
-
 void run_collectively(const Communicator& comm, const std::function<void()>& work) {
   std::string message;
   bool failed = false;

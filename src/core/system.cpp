@@ -1,7 +1,6 @@
 #include "mslr/core/system.h"
 
 #include <ATen/Parallel.h>
-#include <dirent.h>
 #include <dlfcn.h>
 #include <sched.h>
 #include <unistd.h>
@@ -39,16 +38,6 @@ int openblas_threads() {
   using GetThreads = int (*)();
   if (auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"))) return get();
   return -1;
-}
-
-int process_threads() {
-  int n = 0;
-  if (DIR* d = opendir("/proc/self/task")) {
-    while (dirent* e = readdir(d))
-      if (e->d_name[0] != '.') ++n;
-    closedir(d);
-  }
-  return n;
 }
 
 namespace {

@@ -68,11 +68,6 @@ at::Tensor clip_segments(const at::Tensor& segments, int64_t n_time) {
   return at::tensor(kept, at::kLong).view({-1, 2});
 }
 
-at::Tensor SubjectData::segments_or_whole() const {
-  if (segments.defined()) return segments;
-  return at::tensor({int64_t{0}, n_time()}, at::kLong).view({1, 2});
-}
-
 int64_t SubjectData::bytes() const {
   int64_t b = 0;
   for (const auto* m : {&groups, &props, &true_means})

@@ -19,7 +19,9 @@ int cmd_predict(const Args& args, const MpiCommunicator& world);
 int cmd_eval(const Args& args, const Communicator& world);
 int cmd_inspect(const Args& args, const Communicator& world);
 
-// Options several commands share.
+// Options several commands share, and the declarations of `lists` appended to `decls`.
+std::vector<OptionDecl> with(std::vector<OptionDecl> decls,
+                             const std::vector<std::vector<OptionDecl>>& lists);
 std::vector<OptionDecl> split_options();
 std::vector<OptionDecl> runtime_options();
 Split split_from(const Options& o);

@@ -6,6 +6,5 @@ namespace mslr {
 
 void install_stop_signals();
 bool stop_signalled();
-int stop_signal_number();  // the first signal received, 0 if none
 
 }  // namespace mslr

@@ -40,8 +40,6 @@ class Communicator {
   // Convenience on top of the collectives.
   std::string broadcast_string(const std::string& s, int root) const;
   int64_t sum(int64_t v) const;
-  double max(double v) const;
-  bool any(bool v) const;
 };
 
 // The size-1 world of a process that runs without MPI (unit tests, single-process tools).

@@ -19,9 +19,6 @@ void limit_threads(int n, int blas = 1);
 // Threads OpenBLAS will use, or -1 when the BLAS in use is not OpenBLAS (looked up at run time).
 int openblas_threads();
 
-// Threads this process has now (from /proc/self/task), for checks.
-int process_threads();
-
 // Resident memory of this process now and at its peak (VmRSS, VmHWM), in bytes; -1 when unknown.
 long long resident_bytes();
 long long peak_resident_bytes();

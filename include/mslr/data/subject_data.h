@@ -24,8 +24,6 @@ struct SubjectData {
   const at::Tensor& group(const std::string& name) const;
   // Checks that groups share T, props rows match group widths and segments are sorted, disjoint and in range.
   void validate() const;
-  // The segments as [k, 2], one [0, T) when none were given.
-  at::Tensor segments_or_whole() const;
   // Bytes held by the groups, props and true means.
   int64_t bytes() const;
 };
