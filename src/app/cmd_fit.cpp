@@ -181,7 +181,7 @@ std::vector<ExtraDataset> extras_of(const SubjectModel& m, const SubjectInfo& in
   for (int h = 0; h < m.n_outputs(); ++h)
     if (m.u_predictor(h))
       x.push_back({"modes/u." + m.spec().outputs[h].group, {m.d_out(h), m.d_trans(h)}, dtype});
-  const auto groups = model_groups(m.spec());
+  const auto groups = m.spec().groups();
   if (o.flag("copy-props"))
     for (const auto& g : groups)
       if (info.n_props.count(g))
@@ -277,7 +277,7 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   }
   fitter.load_data([&](int s) {
     DataReadOptions r;
-    const auto groups = model_groups(spec);
+    const auto groups = spec.groups();
     r.groups = {groups.begin(), groups.end()};
     // The fit reads no further than its training data, unless it keeps a copy for its checkpoints.
     r.rows = opts.flag("copy-data") ? -1 : fo.split.train(infos[s].n_time).end;

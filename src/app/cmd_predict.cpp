@@ -115,7 +115,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
       const SubjectModel& model = *models[s];
       const TimeRange range = range_of(info);
       DataReadOptions r;
-      const auto groups = model_groups(spec);
+      const auto groups = spec.groups();
       r.groups = {groups.begin(), groups.end()};
       const int k = ckpt.index_of(info.name);
       const bool in_fit = header.subjects[s].in_fit;

@@ -1,6 +1,5 @@
 #include "mslr/app/model_config.h"
 
-#include <set>
 #include <sstream>
 
 #include "mslr/core/error.h"
@@ -69,15 +68,6 @@ std::vector<OptionDecl> model_options() {
        "conditioned at any N); none: p = predictor(props)"},
       {"model.psi-init", "1.0", "starting noise variance of every output variable"},
   };
-}
-
-std::vector<std::string> model_groups(const ModelSpec& spec) {
-  std::set<std::string> g;
-  for (const auto& i : spec.inputs)
-    g.insert(i.group);
-  for (const auto& h : spec.outputs)
-    g.insert(h.group);
-  return {g.begin(), g.end()};
 }
 
 ModelSpec model_from_options(const Options& o) {

@@ -64,13 +64,12 @@ struct Fitter::Impl {
   std::vector<Local> local;
   std::vector<Device> dev;
   at::Tensor reduce_buf;   // [n_shared + 1] float64 on device 0: the shared gradient, then the stop flag
-  std::vector<int> order;  // (device, position) pairs flattened: local fitted subjects in global index order
+  std::vector<int> order;  // positions in `local` of the fitted subjects, in global subject order
   at::Tensor flag_prev;    // the previous step's reduced stop flag
   std::set<int> fitted_set;
   FitState st;  // epoch, batch, adam_lr, elapsed, log (parameters live in the buffers)
   std::vector<Pending> pending;
-  std::vector<double>
-      partial;  // per global subject: sums over the current epoch's minibatches before restore
+  std::vector<double> partial;  // per global subject: NLL sums of an epoch interrupted before a restore
   bool ready = false, data_loaded = false;
 
   Impl(const Communicator& c, FitOptions o) : comm(c), opt(std::move(o)) {}
@@ -124,13 +123,8 @@ std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank
 }
 
 double Fitter::cost(const ModelSpec& spec, const SubjectInfo& info, const Split& split) {
-  std::set<std::string> groups;
-  for (const auto& g : spec.inputs)
-    groups.insert(g.group);
-  for (const auto& h : spec.outputs)
-    groups.insert(h.group);
   double vars = 0;
-  for (const auto& g : groups)
+  for (const auto& g : spec.groups())
     if (auto it = info.widths.find(g); it != info.widths.end()) vars += static_cast<double>(it->second);
   return static_cast<double>(training_times(info, split).numel()) * std::max(vars, 1.0);
 }

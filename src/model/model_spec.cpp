@@ -49,6 +49,13 @@ std::vector<int64_t> ModelSpec::specific_out_dims() const {
   return mapped_dims(mapping, in, "subject");
 }
 
+std::vector<std::string> ModelSpec::groups() const {
+  std::set<std::string> g;
+  for (const auto& i : inputs) g.insert(i.group);
+  for (const auto& h : outputs) g.insert(h.group);
+  return {g.begin(), g.end()};
+}
+
 std::vector<int64_t> ModelSpec::trans_dims() const {
   auto d = specific_out_dims();
   return shared_mapping ? mapped_dims(*shared_mapping, d, "shared") : d;

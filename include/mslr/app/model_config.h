@@ -18,7 +18,4 @@ ModelSpec model_from_options(const Options& options);
 // The resolved [model] section as text (what a checkpoint records and a resume compares).
 std::string model_text(const Options& options);
 
-// Data groups the model reads.
-std::vector<std::string> model_groups(const ModelSpec& spec);
-
 }  // namespace mslr

@@ -56,6 +56,8 @@ struct ModelSpec {
   // Output widths of the specific mapping and the final transformed latent widths d_trans_h.
   std::vector<int64_t> specific_out_dims() const;
   std::vector<int64_t> trans_dims() const;
+  // The data groups the model reads, each once, in name order.
+  std::vector<std::string> groups() const;
 };
 
 }  // namespace mslr
