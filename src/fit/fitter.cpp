@@ -304,11 +304,7 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
       data.validate();
       const at::Device device = m.dev[l.device].device;
       const bool on_device = device.is_cpu() || m.opt.data_on_device;
-      std::set<std::string> used;
-      for (const auto& g : l.model->spec().inputs)
-        used.insert(g.group);
-      for (const auto& h : l.model->spec().outputs)
-        used.insert(h.group);
+      const std::vector<std::string> used = l.model->spec().groups();
       if (m.opt.data_on_device && device.is_cuda()) {
         int64_t bytes = 0;
         for (const auto& g : used)
