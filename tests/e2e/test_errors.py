@@ -126,6 +126,17 @@ class Errors(ScratchTest):
         msg = self.fit_fails(self.path("d.h5"), "--gpus-per-rank", 1)
         self.assertIn("--gpus-per-rank 1 with 2 rank(s) on this node needs 2 GPU(s), but 0 are visible", msg)
 
+    def test_example_config_runs(self):
+        small_data(self.path("d.h5"))
+        jobs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "jobs")
+        mslr("fit", "--config", os.path.join(jobs, "fit.ini"), "--data", self.path("d.h5"), "--out", self.path("r"),
+             "--epochs", 2, "--batches", 4)
+        with open(self.path("r", "config.ini")) as f:
+            saved = f.read()
+        self.assertIn("input = neurons:predicted:8", saved)   # from the example's [model] section
+        self.assertIn("epochs = 2", saved)                      # the command line wins over the file
+        self.assertIn("lr-schedule = 0:0.01,150:0.003", saved)
+
     def test_every_subcommand_has_a_true_help(self):
         for cmd, options in (("simulate", ["--out", "--subjects ARG  [8]", "--neurons-min ARG  [300]", "--seed"]),
                              ("fit", ["--data", "--epochs ARG  [100]", "--batches ARG  [10]", "--lr-schedule",
