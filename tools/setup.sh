@@ -28,7 +28,7 @@ done
 # slower), Open MPI, parallel HDF5, Boost.Program_options, GoogleTest, the Python tools' libraries, and a
 # one-node Slurm for the job-script tests.
 packages=(
-  build-essential cmake pkg-config git
+  build-essential cmake pkg-config git procps
   libtorch-dev libopenblas0-pthread
   libopenmpi-dev openmpi-bin
   libhdf5-openmpi-dev
