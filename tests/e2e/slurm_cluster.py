@@ -35,10 +35,11 @@ class SlurmCluster:
                    f"--pid-file={d}/munge/munged.pid", f"--log-file={d}/log/munged.log",
                    f"--seed-file={d}/munge/seed"])
         self.munge_pid = int(open(f"{d}/munge/munged.pid").read())
-        host = socket.gethostname()
-        mem = 1024
+        # The node's name and memory as slurmd itself sees them (it registers under its short host name).
+        host, mem = socket.gethostname().split(".")[0], 1024
         try:
             out = subprocess.run(["/usr/sbin/slurmd", "-C"], capture_output=True, text=True).stdout
+            host = out.split("NodeName=")[1].split()[0]
             mem = int(out.split("RealMemory=")[1].split()[0])
         except Exception:
             pass
