@@ -257,10 +257,7 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   std::vector<std::unique_ptr<SubjectModel>> all_models;  // every subject's layout, for checkpoints
   for (const auto& i : infos)
     all_models.push_back(std::make_unique<SubjectModel>(fitter.shared(), shape_of(i), i.name));
-  std::set<int> fitted(fo.subjects.begin(), fo.subjects.end());
-  if (fitted.empty())
-    for (size_t i = 0; i < infos.size(); ++i)
-      fitted.insert(static_cast<int>(i));
+  const std::set<int> fitted(fitter.log().fitted.begin(), fitter.log().fitted.end());
 
   if (resume) {
     std::vector<std::pair<std::string, const ParamLayout*>> layouts;
@@ -289,13 +286,12 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
                std::to_string(threads) + " thread(s) per rank, " + comm.backend() + " all-reduce; " +
                fitter.describe());
   console.line("resolved config:\n" + config_text);
-  std::vector<double> cost;
-  for (const auto& i : infos)
-    cost.push_back(Fitter::cost(spec, i, fo.split));
-  console.line(fitter.placement().table(names, cost));
-  if (resume)
-    console.line("resuming from " + resume->path() + " at epoch " + std::to_string(fitter.state().epoch) +
-                 (fitter.state().batch ? ", minibatch " + std::to_string(fitter.state().batch) : ""));
+  console.line(fitter.placement().table(names));
+  if (resume) {
+    const FitState where = fitter.state();
+    console.line("resuming from " + resume->path() + " at epoch " + std::to_string(where.epoch) +
+                 (where.batch ? ", minibatch " + std::to_string(where.batch) : ""));
+  }
   if (world.is_root()) {
     std::ofstream(out + "/config.ini") << "# mslr fit: the configuration this run used\n" << config_text;
   }

@@ -68,9 +68,6 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
     return split.test(i.n_time);
   };
 
-  std::map<std::string, int64_t> n_props;
-  for (const auto& i : infos)
-    n_props.insert(i.n_props.begin(), i.n_props.end());
   std::unique_ptr<SharedModules> shared;
   std::vector<std::unique_ptr<SubjectModel>> models;
   PredictionsHeader header;
@@ -82,7 +79,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   header.config = o.resolved();
   std::vector<double> cost;
   run_collectively(world, [&] {
-    shared = std::make_unique<SharedModules>(spec, n_props);
+    shared = std::make_unique<SharedModules>(spec, property_counts(infos));
     std::vector<std::pair<std::string, const ParamLayout*>> fitted;
     for (const auto& i : infos) {
       models.push_back(std::make_unique<SubjectModel>(*shared, shape_of(i), i.name));
@@ -96,10 +93,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
       for (const auto& h : spec.outputs)
         s.outputs.emplace_back(h.group, i.widths.at(h.group));
       header.subjects.push_back(s);
-      int64_t vars = 0;
-      for (const auto& [g, w] : i.widths)
-        vars += w;
-      cost.push_back(static_cast<double>(s.samples) * static_cast<double>(vars));
+      cost.push_back(subject_cost(spec, i, range_of(i)));
     }
     ckpt.check_model(model_text(o), shared->layout(), fitted);
   });

@@ -31,6 +31,7 @@ Placement place_subjects(const std::vector<double>& cost, int n_ranks, int devic
   MSLR_CHECK(n_ranks >= 1, "placement needs at least one rank");
   MSLR_CHECK(devices_per_rank >= 1, "placement needs at least one device per rank");
   Placement p;
+  p.cost = cost;
   std::vector<int> all(cost.size());
   std::iota(all.begin(), all.end(), 0);
   p.rank = greedy(all, cost, n_ranks, &p.rank_load);
@@ -58,7 +59,7 @@ std::vector<int> Placement::subjects_of(int r) const {
   return s;
 }
 
-std::string Placement::table(const std::vector<std::string>& names, const std::vector<double>& cost) const {
+std::string Placement::table(const std::vector<std::string>& names) const {
   std::string out = "placement: subject -> rank/device (cost = samples x variables)\n";
   char line[256];
   for (size_t i = 0; i < rank.size(); ++i) {

@@ -55,6 +55,13 @@ void validate_segments(const at::Tensor& segments, int64_t n_time, const std::st
   }
 }
 
+std::map<std::string, int64_t> property_counts(const std::vector<SubjectInfo>& subjects) {
+  std::map<std::string, int64_t> n;
+  for (const auto& s : subjects)
+    n.insert(s.n_props.begin(), s.n_props.end());
+  return n;
+}
+
 at::Tensor clip_segments(const at::Tensor& segments, int64_t n_time) {
   if (!segments.defined()) return segments;
   std::vector<int64_t> kept;

@@ -122,11 +122,11 @@ std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank
   return d;
 }
 
-double Fitter::cost(const ModelSpec& spec, const SubjectInfo& info, const Split& split) {
+double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRange& range) {
   double vars = 0;
   for (const auto& g : spec.groups())
     if (auto it = info.widths.find(g); it != info.widths.end()) vars += static_cast<double>(it->second);
-  return static_cast<double>(training_times(info, split).numel()) * std::max(vars, 1.0);
+  return static_cast<double>(info.times_in(range).numel()) * std::max(vars, 1.0);
 }
 
 Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
@@ -157,16 +157,11 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
                  " training samples, fewer than the ", opt.batches,
                  " minibatches asked for (lower --batches or give it more training data)");
     }
-    // Properties per predicted group, from the first subject that has them; subject models check the rest.
-    std::map<std::string, int64_t> n_props;
-    for (const auto& info : infos_)
-      for (const auto& [g, n] : info.n_props)
-        n_props.emplace(g, n);
-    shared_ = std::make_unique<SharedModules>(spec, n_props);
+    shared_ = std::make_unique<SharedModules>(spec, property_counts(infos_));
     devices = rank_devices(comm, opt.gpus_per_rank);
     std::vector<double> cost;
     for (const auto& info : infos_)
-      cost.push_back(Fitter::cost(spec, info, opt.split));
+      cost.push_back(subject_cost(spec, info, opt.split.train(info.n_time)));
     placement_ = place_subjects(cost, comm.size(), static_cast<int>(devices.size()));
     for (int s : local_subjects()) {
       Impl::Local l;

@@ -10,6 +10,7 @@ namespace mslr {
 struct Placement {
   std::vector<int> rank;          // per subject
   std::vector<int> device;        // per subject: index among the devices of its rank
+  std::vector<double> cost;       // per subject: the cost it was placed by
   std::vector<double> rank_load;  // per rank: sum of its subjects' costs
 
   // max load / mean load over ranks (1 is perfect).
@@ -17,7 +18,7 @@ struct Placement {
   // Subjects of `r`, in ascending subject order.
   std::vector<int> subjects_of(int r) const;
   // A table: subject -> rank/device and cost, then load per rank and the imbalance.
-  std::string table(const std::vector<std::string>& names, const std::vector<double>& cost) const;
+  std::string table(const std::vector<std::string>& names) const;
 };
 
 // Greedy longest-processing-time: subjects in decreasing cost (ties: lower index first) go to the least

@@ -77,4 +77,8 @@ struct SubjectInfo {
   at::Tensor times_in(const TimeRange& range) const;
 };
 
+// Properties per variable of every group that has them, from the first subject that has the group (subject
+// models check the others against these).
+std::map<std::string, int64_t> property_counts(const std::vector<SubjectInfo>& subjects);
+
 }  // namespace mslr

@@ -92,9 +92,6 @@ class Fitter {
   SubjectData held_data(int subject) const;
   const FitLog& log() const;
 
-  // Cost used for placement: training samples × variables of all the groups the model reads.
-  static double cost(const ModelSpec& spec, const SubjectInfo& info, const Split& split);
-
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
@@ -102,6 +99,9 @@ class Fitter {
   std::vector<SubjectInfo> infos_;
   std::unique_ptr<SharedModules> shared_;
 };
+
+// Placement cost of a subject: its sample pairs in `range` × the variables of all the groups the model reads.
+double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRange& range);
 
 // The times of a subject's training samples.
 at::Tensor training_times(const SubjectInfo& info, const Split& split);
