@@ -301,21 +301,20 @@ FitState CheckpointFile::read_state(const std::vector<int>& mine) const {
   s.shared_m = f.read("shared/adam_m", at::kDouble);
   s.shared_v = f.read("shared/adam_v", at::kDouble);
   s.shared_step = f.group("shared").attr_int("adam_step");
-  const auto fitted = f.read("log/fitted", at::kLong);
-  for (int64_t i = 0; i < fitted.numel(); ++i)
-    s.log.fitted.push_back(static_cast<int>(fitted[i].item<int64_t>()));
-  const auto epoch = f.read("log/epoch", at::kLong);
-  const auto elapsed = f.read("log/elapsed", at::kDouble), objective = f.read("log/objective", at::kDouble),
-             lr = f.read("log/lr", at::kDouble), nll = f.read("log/subject_nll", at::kDouble);
+  // The log is read into plain vectors through raw pointers: a long fit has entries x subjects values.
+  const at::Tensor fitted = f.read("log/fitted", at::kLong), epoch = f.read("log/epoch", at::kLong);
+  const at::Tensor elapsed = f.read("log/elapsed", at::kDouble),
+                   objective = f.read("log/objective", at::kDouble), lr = f.read("log/lr", at::kDouble),
+                   nll = f.read("log/subject_nll", at::kDouble);
+  s.log.fitted.assign(fitted.data_ptr<int64_t>(), fitted.data_ptr<int64_t>() + fitted.numel());
+  s.log.epoch.assign(epoch.data_ptr<int64_t>(), epoch.data_ptr<int64_t>() + epoch.numel());
+  s.log.elapsed.assign(elapsed.data_ptr<double>(), elapsed.data_ptr<double>() + elapsed.numel());
+  s.log.objective.assign(objective.data_ptr<double>(), objective.data_ptr<double>() + objective.numel());
+  s.log.lr.assign(lr.data_ptr<double>(), lr.data_ptr<double>() + lr.numel());
+  const int64_t columns = nll.size(1);
   for (int64_t e = 0; e < epoch.numel(); ++e) {
-    s.log.epoch.push_back(static_cast<int>(epoch[e].item<int64_t>()));
-    s.log.elapsed.push_back(elapsed[e].item<double>());
-    s.log.objective.push_back(objective[e].item<double>());
-    s.log.lr.push_back(lr[e].item<double>());
-    std::vector<double> row(static_cast<size_t>(nll.size(1)));
-    for (int64_t k = 0; k < nll.size(1); ++k)
-      row[k] = nll[e][k].item<double>();
-    s.log.subject_nll.push_back(row);
+    const double* row = nll.data_ptr<double>() + e * columns;
+    s.log.subject_nll.emplace_back(row, row + columns);
   }
   for (int i : mine) {
     const std::string base = "subjects/" + names_.at(i) + "/";
