@@ -55,21 +55,36 @@ SubjectInfo describe_subject(const h5::Location& subjects, const std::string& na
   return info;
 }
 
-// The subject descriptions as text, for the broadcast from rank 0.
+// The subject descriptions as text, for the broadcast from rank 0: per subject its name, T, truth flag, the
+// group -> width and group -> property-count maps (size, then quoted name and value pairs), and the segments.
+void write_map(std::ostream& os, const std::map<std::string, int64_t>& m) {
+  os << ' ' << m.size();
+  for (const auto& [k, v] : m)
+    os << ' ' << std::quoted(k) << ' ' << v;
+}
+
+void read_map(std::istream& is, std::map<std::string, int64_t>& m) {
+  size_t n = 0;
+  is >> n;
+  for (size_t j = 0; j < n; ++j) {
+    std::string k;
+    int64_t v = 0;
+    is >> std::quoted(k) >> v;
+    m[k] = v;
+  }
+}
+
 std::string serialise(const std::vector<SubjectInfo>& infos) {
   std::ostringstream os;
   os << infos.size() << '\n';
   for (const auto& i : infos) {
-    os << std::quoted(i.name) << ' ' << i.n_time << ' ' << i.has_true_means << ' ' << i.widths.size();
-    for (const auto& [g, d] : i.widths)
-      os << ' ' << std::quoted(g) << ' ' << d;
-    os << ' ' << i.n_props.size();
-    for (const auto& [g, n] : i.n_props)
-      os << ' ' << std::quoted(g) << ' ' << n;
-    const int64_t k = i.segments.defined() ? i.segments.size(0) : -1;
-    os << ' ' << k;
-    for (int64_t r = 0; r < k; ++r)
-      os << ' ' << i.segments[r][0].item<int64_t>() << ' ' << i.segments[r][1].item<int64_t>();
+    os << std::quoted(i.name) << ' ' << i.n_time << ' ' << i.has_true_means;
+    write_map(os, i.widths);
+    write_map(os, i.n_props);
+    const at::Tensor seg = i.segments.defined() ? i.segments.contiguous() : at::Tensor();
+    os << ' ' << (seg.defined() ? seg.size(0) : -1);
+    for (int64_t j = 0; seg.defined() && j < seg.numel(); ++j)
+      os << ' ' << seg.data_ptr<int64_t>()[j];
     os << '\n';
   }
   return os.str();
@@ -81,22 +96,10 @@ std::vector<SubjectInfo> deserialise(const std::string& text) {
   is >> n;
   std::vector<SubjectInfo> infos(n);
   for (auto& i : infos) {
-    size_t w = 0, p = 0;
+    is >> std::quoted(i.name) >> i.n_time >> i.has_true_means;
+    read_map(is, i.widths);
+    read_map(is, i.n_props);
     int64_t k = 0;
-    is >> std::quoted(i.name) >> i.n_time >> i.has_true_means >> w;
-    for (size_t j = 0; j < w; ++j) {
-      std::string g;
-      int64_t d;
-      is >> std::quoted(g) >> d;
-      i.widths[g] = d;
-    }
-    is >> p;
-    for (size_t j = 0; j < p; ++j) {
-      std::string g;
-      int64_t d;
-      is >> std::quoted(g) >> d;
-      i.n_props[g] = d;
-    }
     is >> k;
     if (k >= 0) {
       std::vector<int64_t> v(static_cast<size_t>(2 * k));
