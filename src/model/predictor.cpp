@@ -29,55 +29,47 @@ struct InputScaling {
   at::Tensor center, half_width;  // [n_props] double
 };
 
-class MlpPredictor : public ModePredictor {
- public:
-  MlpPredictor(const PredictorSpec& spec, int64_t n_props, int64_t n_out, ParamLayout& layout,
-               const std::string& prefix)
-      : ModePredictor(n_props, n_out), act_(spec.activation) {
-    auto lo = per_property(spec.range_lo, n_props, "range-lo");
-    auto hi = per_property(spec.range_hi, n_props, "range-hi");
-    for (int64_t i = 0; i < n_props; ++i) {
-      MSLR_CHECK(hi[i] > lo[i], "predictor range of property ", i, " is empty: [", lo[i], ", ", hi[i], "]");
-      center_.push_back(0.5 * (lo[i] + hi[i]));
-      inv_half_.push_back(2.0 / (hi[i] - lo[i]));
-    }
-    int64_t in = n_props;
-    for (size_t l = 0; l <= spec.hidden.size(); ++l) {
-      const bool last = l == spec.hidden.size();
-      const int64_t out = last ? n_out : spec.hidden[l];
-      MSLR_CHECK(out > 0, "predictor hidden width must be positive, got ", out);
-      // LeCun-normal hidden layers keep pre-activations O(1); the last layer gives outputs of std init_std.
-      const double std = (last ? spec.init_std : 1.0) / std::sqrt(static_cast<double>(in));
-      weights_.push_back(layout.add(prefix + ".w" + std::to_string(l), {in, out}, Init::normal(std)));
-      biases_.push_back(layout.add(prefix + ".b" + std::to_string(l), {out}, Init::constant(0.0)));
-      in = out;
-    }
-  }
-
-  at::Tensor prepare(const at::Tensor& props) const override {
-    MSLR_CHECK(props.dim() == 2 && props.size(1) == n_props_, "MLP predictor expects properties [N, ",
-               n_props_, "], got ", shape_str(props.sizes()));
-    const auto opts = props.options();
-    return (props - at::tensor(center_, at::kDouble).to(opts)) * at::tensor(inv_half_, at::kDouble).to(opts);
-  }
-
-  at::Tensor forward_prepared(const at::Tensor& scaled,
-                              const std::vector<at::Tensor>& params) const override {
-    at::Tensor h = scaled;  // [N, n_props] in [-1, 1]
-    for (size_t l = 0; l < weights_.size(); ++l) {
-      h = at::addmm(params[biases_[l]], h, params[weights_[l]]);
-      if (l + 1 < weights_.size()) h = apply_activation(act_, h);
-    }
-    return h;  // [N, n_out]
-  }
-
- private:
-  Activation act_;
-  std::vector<double> center_, inv_half_;
-  std::vector<int> weights_, biases_;
-};
-
 }  // namespace
+
+MlpPredictor::MlpPredictor(const PredictorSpec& spec, int64_t n_props, int64_t n_out, ParamLayout& layout,
+                           const std::string& prefix)
+    : ModePredictor(n_props, n_out), act_(spec.activation) {
+  auto lo = per_property(spec.range_lo, n_props, "range-lo");
+  auto hi = per_property(spec.range_hi, n_props, "range-hi");
+  for (int64_t i = 0; i < n_props; ++i) {
+    MSLR_CHECK(hi[i] > lo[i], "predictor range of property ", i, " is empty: [", lo[i], ", ", hi[i], "]");
+    center_.push_back(0.5 * (lo[i] + hi[i]));
+    inv_half_.push_back(2.0 / (hi[i] - lo[i]));
+  }
+  int64_t in = n_props;
+  for (size_t l = 0; l <= spec.hidden.size(); ++l) {
+    const bool last = l == spec.hidden.size();
+    const int64_t out = last ? n_out : spec.hidden[l];
+    MSLR_CHECK(out > 0, "predictor hidden width must be positive, got ", out);
+    // LeCun-normal hidden layers keep pre-activations O(1); the last layer gives outputs of std init_std.
+    const double std = (last ? spec.init_std : 1.0) / std::sqrt(static_cast<double>(in));
+    weights_.push_back(layout.add(prefix + ".w" + std::to_string(l), {in, out}, Init::normal(std)));
+    biases_.push_back(layout.add(prefix + ".b" + std::to_string(l), {out}, Init::constant(0.0)));
+    in = out;
+  }
+}
+
+at::Tensor MlpPredictor::prepare(const at::Tensor& props) const {
+  MSLR_CHECK(props.dim() == 2 && props.size(1) == n_props_, "MLP predictor expects properties [N, ", n_props_,
+             "], got ", shape_str(props.sizes()));
+  const auto opts = props.options();
+  return (props - at::tensor(center_, at::kDouble).to(opts)) * at::tensor(inv_half_, at::kDouble).to(opts);
+}
+
+at::Tensor MlpPredictor::forward_prepared(const at::Tensor& scaled,
+                                          const std::vector<at::Tensor>& params) const {
+  at::Tensor h = scaled;  // [N, n_props] in [-1, 1]
+  for (size_t l = 0; l < weights_.size(); ++l) {
+    h = at::addmm(params[biases_[l]], h, params[weights_[l]]);
+    if (l + 1 < weights_.size()) h = apply_activation(act_, h);
+  }
+  return h;  // [N, n_out]
+}
 
 std::string PredictorSpec::describe() const {
   std::string s = kind == kMlp ? cat("mlp hidden=", join(hidden), " activation=", to_string(activation))

@@ -60,6 +60,27 @@ class ModePredictor {
 std::unique_ptr<ModePredictor> make_predictor(const PredictorSpec& spec, int64_t n_props, int64_t n_out,
                                               ParamLayout& layout, const std::string& prefix);
 
+// The MLP predictor: properties mapped affinely from their range onto [-1, 1], then hidden layers
+// h = act(h · W_l + b_l) and a linear last layer. Its parameters are declared consecutively in one layout
+// (W_0, b_0, W_1, b_1, ...), W_l [in, out], b_l [out].
+class MlpPredictor : public ModePredictor {
+ public:
+  MlpPredictor(const PredictorSpec& spec, int64_t n_props, int64_t n_out, ParamLayout& layout,
+               const std::string& prefix);
+  // props [N, n_props] -> scaled properties [N, n_props] in [-1, 1] over the range.
+  at::Tensor prepare(const at::Tensor& props) const override;
+  at::Tensor forward_prepared(const at::Tensor& scaled, const std::vector<at::Tensor>& params) const override;
+  Activation activation() const { return act_; }
+  // Layout indices of W_l and b_l, l = 0 .. layers-1.
+  const std::vector<int>& weights() const { return weights_; }
+  const std::vector<int>& biases() const { return biases_; }
+
+ private:
+  Activation act_;
+  std::vector<double> center_, inv_half_;
+  std::vector<int> weights_, biases_;
+};
+
 // The tiled hypercube predictor, exposed for tests.
 class HypercubePredictor : public ModePredictor {
  public:
@@ -73,6 +94,8 @@ class HypercubePredictor : public ModePredictor {
   // Slow reference: tests every cube's bounds against every point.
   at::Tensor forward_reference(const at::Tensor& props, const std::vector<at::Tensor>& params) const;
   int64_t n_cubes() const { return n_cubes_; }
+  int64_t per_point() const { return per_point_; }  // cubes containing each point (K)
+  int values_index() const { return values_; }      // layout index of the cube values [n_cubes, n_out]
 
  private:
   std::vector<double> lo_, step_;

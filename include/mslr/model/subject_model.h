@@ -124,6 +124,12 @@ class SubjectModel {
                      const std::map<std::string, at::Tensor>& initial, const ModeSet& modes,
                      const ParamViews& params, Rng* noise) const;
 
+  // Fixed modes of input g / output h (undefined when not fixed); p_identity(g): input g's fixed modes are
+  // the identity, so that proj = x.
+  const at::Tensor& p_fixed(int g) const { return p_fixed_[g]; }
+  const at::Tensor& u_fixed(int h) const { return u_fixed_[h]; }
+  bool p_identity(int g) const { return p_identity_[g]; }
+
   // Layout indices of the per-output parameters (for the psi clamp and for tests).
   int psi_index(int h) const { return psi_[h]; }
 

@@ -1,0 +1,83 @@
+// The batched step (CPU): the forward pass, the NLL and a hand-written backward for all the subjects of one
+// device at once, with every buffer allocated when it is built and none during a step.
+//
+// Why it exists: with autograd, a step costs ~100 small ops per subject, each predictor runs over each
+// subject's variables separately, and every op makes a temporary; at whole-brain sizes the element-wise
+// passes and the page faults of those temporaries dominate (docs/DESIGN.md, "Where the time goes"). Here a
+// step is
+//   1. each predictor evaluated once over the variables of all subjects (blocks of rows, BLAS products and
+//      vectorised activations),
+//   2. per subject and block of 256 variables, three fused passes that read the minibatch's rows in place
+//      (no gather): projections x·p; then the means, residuals, NLL and the gradients of the means, u-modes,
+//      psi, offsets and scales in one pass; then the gradient of the p-modes,
+//   3. the predictors' backward, again per block of rows.
+// SubjectModel's autograd forward stays as the reference it is tested against (tests/unit/test_batched.cpp).
+//
+// Rank invariance: every number computed for a subject depends on that subject's data and the parameters
+// alone. Blocks and column chunks are cut from each subject's own variables (never across subjects), partial
+// sums are added in a fixed order, and the work items are the same whatever the number of threads; so a
+// subject's contribution to the shared gradient is bitwise the same wherever it is placed and however many
+// threads its rank has.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mslr/model/subject_model.h"
+
+namespace mslr {
+
+// "" when the batched step covers the model; otherwise what it lacks, for the log (the fit then uses the
+// autograd step). Covered: fixed (identity or given), owned and predicted p- and u-modes, MLP and hypercube
+// predictors, shared or per subject; identity or concat mapping; identity, relu, tanh, sigmoid, softplus or
+// exp outputs; scales, offsets, psi. Not covered: linear and shared mappings, direct pairs, prelu.
+std::string batched_step_gap(const ModelSpec& spec);
+
+struct BatchedSubject {
+  const SubjectModel* model = nullptr;
+  std::map<std::string, at::Tensor>
+      groups;  // [T, d] of every group the model reads: CPU, contiguous, the dtype
+  std::map<std::string, at::Tensor> props;  // [d, n_props] of every group whose modes are predicted
+  int64_t max_batch = 0;                    // the most sample pairs of one call
+};
+
+// One minibatch per subject: times[s] points at count[s] <= max_batch times t of sample pairs (t-1, t).
+struct Minibatch {
+  std::vector<const int64_t*> times;
+  std::vector<int64_t> count;
+  std::vector<double> weight;  // subject s contributes weight[s] · NLL_s (n_s / b_s in a fit)
+};
+
+class BatchedModel {
+ public:
+  // `subjects` share `shared`; the model's fixed modes must already be in `dtype` (SubjectModel::to).
+  BatchedModel(const SharedModules& shared, std::vector<BatchedSubject> subjects, at::ScalarType dtype);
+  ~BatchedModel();
+  BatchedModel(const BatchedModel&) = delete;
+  BatchedModel& operator=(const BatchedModel&) = delete;
+
+  int size() const;
+
+  // Forward, NLL and gradients. subject_params[s] [numel_s] and shared_params [n_shared] are contiguous CPU
+  // tensors of the dtype. Overwrites subject_grads[s] [numel_s] and shared_grads[s] [n_shared] with the
+  // gradients of weight[s] · NLL_s alone, and nll[s] with weight[s] · NLL_s (float64).
+  void step(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
+            const at::Tensor& shared_params, const std::vector<at::Tensor>& subject_grads,
+            const std::vector<at::Tensor>& shared_grads, double* nll);
+
+  // Forward only: writes means[s][h] [count[s], d_out_h] (contiguous) and nll[s] = weight[s] · NLL_s.
+  void forward(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
+               const at::Tensor& shared_params, const std::vector<std::vector<at::Tensor>>& means,
+               double* nll);
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mslr

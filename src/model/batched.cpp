@@ -1,0 +1,896 @@
+#include "mslr/model/batched.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "mslr/core/error.h"
+#include "mslr/model/kernels.h"
+
+namespace mslr {
+namespace {
+
+constexpr int64_t kColumns =
+    256;  // variables per work item of the regression passes (fits L1 with its modes)
+constexpr int64_t kBlockRows = 512;  // variables per block of a predictor's MLP (its activations fit L2)
+constexpr int64_t kLanes = 16;       // partial sums per dot product, so that the compiler vectorises them
+constexpr double kLog2Pi = 1.8378770664093453;
+
+int64_t round_up(int64_t n, int64_t m) {
+  return (n + m - 1) / m * m;
+}
+
+// Sum of kLanes partial sums, in a fixed order.
+template <class T>
+T sum_lanes(const T* acc) {
+  T s = 0;
+  for (int64_t l = 0; l < kLanes; ++l)
+    s += acc[l];
+  return s;
+}
+
+// Where a mode matrix (p [d, K] or u [d, D]) comes from and where its gradient goes.
+struct ModeRef {
+  enum Kind { kIdentity, kPredicted, kOwned, kFixed } kind = kIdentity;
+  int run = -1;        // kPredicted: the predictor run
+  int64_t row0 = 0;    // kPredicted: the subject's first row in the run
+  int64_t offset = 0;  // kOwned: the parameter's offset in the subject's layout
+  at::Tensor fixed;    // kFixed: the matrix
+  double alpha = 1.0;  // the modes are alpha × their source (1/N for p-modes that are a mean over N)
+};
+
+struct InputPlan {
+  int64_t d = 0, K = 0;  // variables, modes
+  ModeRef modes;
+  int h = 0;        // the transformed latent this projection is part of
+  int64_t col = 0;  // its first column there
+  const void* series = nullptr;
+};
+
+struct OutputPlan {
+  int64_t d = 0, D = 0;  // variables, latent width
+  ModeRef modes;
+  Activation act = Activation::kIdentity;
+  int64_t psi = 0, scale = -1, offset = -1;  // offsets in the subject's layout (-1: absent)
+  const void* series = nullptr;
+};
+
+struct SubjectPlan {
+  const SubjectModel* model = nullptr;
+  int64_t max_batch = 0;
+  std::vector<InputPlan> in;
+  std::vector<OutputPlan> out;
+  std::vector<at::Tensor> keep;         // the series and fixed modes the plan points into
+  std::vector<at::Tensor> tran, dtran;  // per output h: [max_batch, D_h]
+  std::vector<at::Tensor> proj_part;    // per input g: [chunks, max_batch, K] partial projections
+  std::vector<at::Tensor> dtran_part;   // per output h: [chunks, max_batch, D] partial gradients
+  std::vector<at::Tensor> nll_part;     // per output h: [chunks] float64
+};
+
+// A predictor evaluated over the variables of several subjects: one segment of rows per subject.
+struct PredictorRun {
+  const MlpPredictor* mlp = nullptr;
+  const HypercubePredictor* cube = nullptr;
+  bool shared = true;  // parameters in the shared layout, else in each subject's
+  int64_t n_props = 0, n_out = 0, rows = 0, n_params = 0;
+  struct Segment {
+    int subject;
+    int64_t row0, rows, param_offset;  // param_offset: the predictor's first parameter in its layout
+  };
+  struct Block {
+    int segment;
+    int64_t row0, rows;
+  };
+  std::vector<Segment> segments;
+  std::vector<Block> blocks;
+  std::vector<int64_t> w_off, b_off, w_in, w_out;  // per MLP layer, relative to the first parameter
+  at::Tensor input;                // MLP: scaled properties [R, n_props]; hypercube: [R, K] int64
+  std::vector<at::Tensor> hidden;  // MLP hidden activations [R, w_out[l]]
+  at::Tensor out, dout;            // [R, n_out]
+  at::Tensor partial;              // MLP: gradients per block [blocks, n_params]
+};
+
+// One work item of a regression pass: a subject's input or output slot, one chunk of its variables.
+struct Item {
+  int subject, slot;
+  int64_t chunk, j0, cols;
+};
+
+}  // namespace
+
+std::string batched_step_gap(const ModelSpec& spec) {
+  if (spec.shared_mapping) return "a shared mapping";
+  if (spec.mapping.kind == MappingSpec::kLinear) return "a linear mapping";
+  if (!spec.direct_pairs.empty()) return "direct pairs";
+  for (const auto& o : spec.outputs)
+    if (o.nonlinearity == Activation::kPrelu) return "a prelu output";
+  for (const auto& g : spec.inputs)
+    if (g.modes == ModeSource::kPredicted && g.predictor.kind == PredictorSpec::kMlp &&
+        g.predictor.activation == Activation::kPrelu)
+      return "a prelu predictor";
+  for (const auto& o : spec.outputs)
+    if (o.modes == ModeSource::kPredicted && o.predictor.kind == PredictorSpec::kMlp &&
+        o.predictor.activation == Activation::kPrelu)
+      return "a prelu predictor";
+  return "";
+}
+
+struct BatchedModel::Impl {
+  virtual ~Impl() = default;
+  virtual int size() const = 0;
+  virtual void run(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
+                   const at::Tensor& shared_params, const std::vector<at::Tensor>* subject_grads,
+                   const std::vector<at::Tensor>* shared_grads,
+                   const std::vector<std::vector<at::Tensor>>* means, double* nll) = 0;
+};
+
+namespace {
+
+template <class T>
+class Engine final : public BatchedModel::Impl {
+ public:
+  Engine(const SharedModules& shared, std::vector<BatchedSubject> subjects);
+  int size() const override { return static_cast<int>(plans_.size()); }
+  void run(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
+           const at::Tensor& shared_params, const std::vector<at::Tensor>* subject_grads,
+           const std::vector<at::Tensor>* shared_grads, const std::vector<std::vector<at::Tensor>>* means,
+           double* nll) override;
+
+ private:
+  // Pointers of one call.
+  struct Call {
+    const Minibatch* batch;
+    std::vector<const T*> params;  // per subject
+    std::vector<T*> grads;         // per subject (step only)
+    std::vector<T*> shared_grads;  // per subject (step only)
+    const T* shared = nullptr;
+    const std::vector<std::vector<at::Tensor>>* means = nullptr;  // forward only
+    double* nll = nullptr;
+  };
+
+  ModeRef mode_ref(const SubjectModel& m, bool input, int index, int subject, int64_t row0_hint);
+  int add_to_run(const ModePredictor* pred, bool shared_pred, const ParamLayout& layout, int key, int subject,
+                 const at::Tensor& props, int64_t* row0);
+  const T* mode_ptr(const Call& c, int s, const ModeRef& r) const;
+  T* mode_grad_ptr(const Call& c, int s, const ModeRef& r) const;
+  T* scratch(int64_t n);
+  double* dscratch(int64_t n);
+
+  void predictors_forward(const Call& c);
+  void predictors_backward(const Call& c);
+  void mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b);
+  void mlp_backward(const Call& c, PredictorRun& r, int64_t block);
+  void projections(const Call& c);
+  template <bool kGrad>
+  void outputs(const Call& c);
+  void mode_gradients(const Call& c);
+
+  const SharedModules& shared_;
+  std::vector<SubjectPlan> plans_;
+  std::vector<PredictorRun> runs_;
+  std::map<int, int> run_of_key_;
+  std::vector<Item> items_in_, items_out_, items_grad_;
+  int64_t scratch_size_ = 0, dscratch_size_ = 0;
+  std::vector<std::vector<T>> scratch_;        // per thread
+  std::vector<std::vector<double>> dscratch_;  // per thread
+};
+
+template <class T>
+Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subjects) : shared_(shared) {
+  const at::ScalarType dtype = c10::CppTypeToScalarType<T>::value;
+  const std::string gap = batched_step_gap(shared.spec());
+  MSLR_CHECK(gap.empty(), "the batched step does not cover ", gap);
+  int64_t max_width = 1, max_modes = 1;
+  for (size_t si = 0; si < subjects.size(); ++si) {
+    const int s = static_cast<int>(si);
+    BatchedSubject& b = subjects[si];
+    const SubjectModel& m = *b.model;
+    MSLR_CHECK(b.max_batch >= 0, "subject '", m.name(), "': negative batch size");
+    SubjectPlan p;
+    p.model = &m;
+    p.max_batch = std::max<int64_t>(b.max_batch, 1);
+    auto props = [&](const std::string& group) {
+      auto it = b.props.find(group);
+      MSLR_CHECK(it != b.props.end(), "subject '", m.name(), "' has no properties for group '", group,
+                 "', whose modes are predicted from them");
+      return it->second;
+    };
+    auto series = [&](const std::string& group, int64_t d) {
+      auto it = b.groups.find(group);
+      MSLR_CHECK(it != b.groups.end(), "subject '", m.name(), "' has no group '", group, "'");
+      const at::Tensor& x = it->second;
+      MSLR_CHECK(x.device().is_cpu() && x.scalar_type() == dtype && x.is_contiguous() && x.dim() == 2 &&
+                     x.size(1) == d,
+                 "subject '", m.name(), "', group '", group,
+                 "': the batched step needs a contiguous CPU [T, ", d, "] series of the model's dtype");
+      p.keep.push_back(x);
+      return static_cast<const void*>(x.data_ptr());
+    };
+    const bool concat = shared.spec().mapping.kind == MappingSpec::kConcat;
+    int64_t col = 0;
+    for (int g = 0; g < m.n_inputs(); ++g) {
+      const InputSpec& spec = shared.spec().inputs[g];
+      InputPlan ip;
+      ip.d = m.d_in(g);
+      ip.K = spec.n_modes;
+      ip.h = concat ? 0 : g;
+      ip.col = concat ? col : 0;
+      col += ip.K;
+      ip.series = series(spec.group, ip.d);
+      switch (spec.modes) {
+        case ModeSource::kPredicted: {
+          ip.modes.kind = ModeRef::kPredicted;
+          ip.modes.alpha = shared.spec().p_modes_mean ? 1.0 / static_cast<double>(ip.d) : 1.0;
+          const bool own = m.p_predictor_own(g);
+          ip.modes.run = add_to_run(m.p_predictor(g), !own, own ? m.layout() : shared.layout(), 2 * g, s,
+                                    props(spec.group), &ip.modes.row0);
+          break;
+        }
+        case ModeSource::kOwned:
+          ip.modes.kind = ModeRef::kOwned;
+          ip.modes.offset = m.layout()[m.layout().index_of("p." + spec.group)].offset;
+          break;
+        case ModeSource::kFixed:
+          if (m.p_fixed(g).defined() && !m.p_identity(g)) {
+            ip.modes.kind = ModeRef::kFixed;
+            ip.modes.fixed = m.p_fixed(g).to(dtype).contiguous();
+          }
+          break;
+      }
+      max_modes = std::max(max_modes, ip.K);
+      p.in.push_back(ip);
+    }
+    const auto trans = shared.spec().trans_dims();
+    for (int h = 0; h < m.n_outputs(); ++h) {
+      const OutputSpec& spec = shared.spec().outputs[h];
+      OutputPlan op;
+      op.d = m.d_out(h);
+      op.D = trans[h];
+      op.act = spec.nonlinearity;
+      op.series = series(spec.group, op.d);
+      const ParamLayout& l = m.layout();
+      op.psi = l[m.psi_index(h)].offset;
+      if (spec.scales) op.scale = l[l.index_of("scale." + spec.group)].offset;
+      if (spec.offsets) op.offset = l[l.index_of("offset." + spec.group)].offset;
+      switch (spec.modes) {
+        case ModeSource::kPredicted: {
+          op.modes.kind = ModeRef::kPredicted;
+          const bool own = m.u_predictor_own(h);
+          op.modes.run = add_to_run(m.u_predictor(h), !own, own ? m.layout() : shared.layout(), 2 * h + 1, s,
+                                    props(spec.group), &op.modes.row0);
+          break;
+        }
+        case ModeSource::kOwned:
+          op.modes.kind = ModeRef::kOwned;
+          op.modes.offset = l[l.index_of("u." + spec.group)].offset;
+          break;
+        case ModeSource::kFixed:
+          op.modes.kind = ModeRef::kFixed;
+          op.modes.fixed = m.u_fixed(h).to(dtype).contiguous();
+          break;
+      }
+      max_modes = std::max(max_modes, op.D);
+      p.out.push_back(op);
+    }
+    for (const auto& r : p.in)
+      if (r.modes.fixed.defined()) p.keep.push_back(r.modes.fixed);
+    for (const auto& r : p.out)
+      if (r.modes.fixed.defined()) p.keep.push_back(r.modes.fixed);
+    const auto opts = at::TensorOptions().dtype(dtype);
+    for (const auto& op : p.out) {
+      const int64_t chunks = (op.d + kColumns - 1) / kColumns;
+      p.tran.push_back(at::zeros({p.max_batch, op.D}, opts));
+      p.dtran.push_back(at::zeros({p.max_batch, op.D}, opts));
+      p.dtran_part.push_back(at::zeros({chunks, p.max_batch, op.D}, opts));
+      p.nll_part.push_back(at::zeros({chunks}, opts.dtype(at::kDouble)));
+    }
+    for (const auto& ip : p.in) {
+      const int64_t chunks = (ip.d + kColumns - 1) / kColumns;
+      p.proj_part.push_back(
+          ip.modes.kind == ModeRef::kIdentity ? at::Tensor() : at::zeros({chunks, p.max_batch, ip.K}, opts));
+    }
+    plans_.push_back(std::move(p));
+  }
+
+  // Work items: every chunk of every slot of every subject, in subject order.
+  for (int s = 0; s < size(); ++s) {
+    const SubjectPlan& p = plans_[s];
+    auto add = [&](std::vector<Item>& items, int slot, int64_t d) {
+      for (int64_t c = 0, j0 = 0; j0 < d; ++c, j0 += kColumns)
+        items.push_back({s, slot, c, j0, std::min(kColumns, d - j0)});
+    };
+    for (int g = 0; g < static_cast<int>(p.in.size()); ++g) {
+      const ModeRef::Kind k = p.in[g].modes.kind;
+      if (k == ModeRef::kIdentity) continue;
+      add(items_in_, g, p.in[g].d);
+      if (k == ModeRef::kPredicted || k == ModeRef::kOwned) add(items_grad_, g, p.in[g].d);
+    }
+    for (int h = 0; h < static_cast<int>(p.out.size()); ++h)
+      add(items_out_, h, p.out[h].d);
+  }
+
+  // Predictor buffers, now that every segment is known.
+  for (PredictorRun& r : runs_) {
+    const auto opts = at::TensorOptions().dtype(dtype);
+    r.out = at::zeros({r.rows, r.n_out}, opts);
+    r.dout = at::zeros({r.rows, r.n_out}, opts);
+    // Blocks are cut from each segment alone, so a subject's blocks do not depend on the other subjects.
+    for (size_t si = 0; si < r.segments.size(); ++si) {
+      const auto& seg = r.segments[si];
+      for (int64_t r0 = 0; r0 < seg.rows; r0 += kBlockRows)
+        r.blocks.push_back({static_cast<int>(si), seg.row0 + r0, std::min(kBlockRows, seg.rows - r0)});
+    }
+    if (r.mlp) {
+      for (size_t l = 0; l + 1 < r.w_out.size(); ++l)
+        r.hidden.push_back(at::zeros({r.rows, r.w_out[l]}, opts));
+      r.partial = at::zeros({static_cast<int64_t>(r.blocks.size()), r.n_params}, opts);
+      for (int64_t w : r.w_in)
+        max_width = std::max(max_width, w);
+    }
+  }
+  // Per-thread scratch: the largest need of any work item.
+  const int64_t cw = kColumns;
+  scratch_size_ = std::max({max_modes * cw,               // modes of a chunk, transposed
+                            2 * max_modes * cw + 6 * cw,  // output pass: u, du, z, o, dz, 1/psi, doff, dscale
+                            2 * kBlockRows * max_width});  // MLP backward: two gradient buffers
+  dscratch_size_ = cw;
+}
+
+template <class T>
+int Engine<T>::add_to_run(const ModePredictor* pred, bool shared_pred, const ParamLayout& layout, int key,
+                          int subject, const at::Tensor& props, int64_t* row0) {
+  auto found = run_of_key_.find(key);
+  if (found == run_of_key_.end()) {
+    PredictorRun r;
+    r.mlp = dynamic_cast<const MlpPredictor*>(pred);
+    r.cube = dynamic_cast<const HypercubePredictor*>(pred);
+    MSLR_CHECK(r.mlp || r.cube, "the batched step knows MLP and hypercube predictors only");
+    r.shared = shared_pred;
+    r.n_props = pred->n_props();
+    r.n_out = pred->n_out();
+    const int first = r.mlp ? r.mlp->weights()[0] : r.cube->values_index();
+    const int64_t base = layout[first].offset;
+    if (r.mlp) {
+      // The layers' parameters are declared consecutively: W_0, b_0, W_1, b_1, ...
+      int64_t expect = base;
+      for (size_t l = 0; l < r.mlp->weights().size(); ++l) {
+        const ParamEntry& w = layout[r.mlp->weights()[l]];
+        const ParamEntry& bias = layout[r.mlp->biases()[l]];
+        MSLR_CHECK(w.offset == expect && bias.offset == w.offset + w.numel,
+                   "the batched step needs an MLP's parameters declared consecutively");
+        r.w_off.push_back(w.offset - base);
+        r.b_off.push_back(bias.offset - base);
+        r.w_in.push_back(w.shape[0]);
+        r.w_out.push_back(w.shape[1]);
+        expect = bias.offset + bias.numel;
+      }
+      r.n_params = expect - base;
+    } else {
+      r.n_params = layout[first].numel;
+    }
+    found = run_of_key_.emplace(key, static_cast<int>(runs_.size())).first;
+    runs_.push_back(std::move(r));
+  }
+  PredictorRun& r = runs_[found->second];
+  const at::ScalarType dtype = c10::CppTypeToScalarType<T>::value;
+  const int first = r.mlp ? dynamic_cast<const MlpPredictor&>(*pred).weights()[0]
+                          : dynamic_cast<const HypercubePredictor&>(*pred).values_index();
+  const int64_t n = props.size(0);
+  // The prepared input of this segment, appended to the run's.
+  at::Tensor prepared = pred->prepare(props.to(at::kDouble)).to(r.mlp ? dtype : at::kLong).contiguous();
+  r.input = r.input.defined() ? at::cat({r.input, prepared}) : prepared;
+  *row0 = r.rows;
+  r.segments.push_back({subject, r.rows, n, layout[first].offset});
+  r.rows += n;
+  return found->second;
+}
+
+template <class T>
+const T* Engine<T>::mode_ptr(const Call& c, int s, const ModeRef& r) const {
+  switch (r.kind) {
+    case ModeRef::kPredicted: {
+      const PredictorRun& run = runs_[r.run];
+      return run.out.template data_ptr<T>() + r.row0 * run.n_out;
+    }
+    case ModeRef::kOwned:
+      return c.params[s] + r.offset;
+    case ModeRef::kFixed:
+      return r.fixed.template data_ptr<T>();
+    case ModeRef::kIdentity:
+      break;
+  }
+  return nullptr;
+}
+
+template <class T>
+T* Engine<T>::mode_grad_ptr(const Call& c, int s, const ModeRef& r) const {
+  switch (r.kind) {
+    case ModeRef::kPredicted: {
+      const PredictorRun& run = runs_[r.run];
+      return run.dout.template data_ptr<T>() + r.row0 * run.n_out;
+    }
+    case ModeRef::kOwned:
+      return c.grads[s] + r.offset;
+    default:
+      return nullptr;
+  }
+}
+
+template <class T>
+T* Engine<T>::scratch(int64_t n) {
+  const int t = at::get_thread_num();
+  MSLR_CHECK(n <= scratch_size_ && t < static_cast<int>(scratch_.size()), "batched step: scratch too small");
+  return scratch_[t].data();
+}
+
+template <class T>
+double* Engine<T>::dscratch(int64_t n) {
+  const int t = at::get_thread_num();
+  MSLR_CHECK(n <= dscratch_size_ && t < static_cast<int>(dscratch_.size()),
+             "batched step: scratch too small");
+  return dscratch_[t].data();
+}
+
+// ---- predictors
+// ---------------------------------------------------------------------------------------------
+
+template <class T>
+void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b) {
+  const auto& seg = r.segments[b.segment];
+  const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
+  const T* in = r.input.template data_ptr<T>() + b.row0 * r.n_props;
+  const size_t layers = r.w_off.size();
+  for (size_t l = 0; l < layers; ++l) {
+    const int64_t wi = r.w_in[l], wo = r.w_out[l];
+    const bool last = l + 1 == layers;
+    T* out =
+        last ? r.out.template data_ptr<T>() + b.row0 * wo : r.hidden[l].template data_ptr<T>() + b.row0 * wo;
+    kernels::gemm<T>(false, false, b.rows, wo, wi, T(1), in, wi, params + r.w_off[l], wo, T(0), out, wo);
+    const T* bias = params + r.b_off[l];
+    for (int64_t i = 0; i < b.rows; ++i)
+      for (int64_t j = 0; j < wo; ++j)
+        out[i * wo + j] += bias[j];
+    if (!last) kernels::activate<T>(r.mlp->activation(), out, b.rows * wo);
+    in = out;
+  }
+}
+
+template <class T>
+void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
+  const auto& b = r.blocks[block];
+  const auto& seg = r.segments[b.segment];
+  const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
+  T* grad = r.partial.template data_ptr<T>() + block * r.n_params;
+  const int64_t max_w = *std::max_element(r.w_in.begin(), r.w_in.end());
+  T* buf[2] = {scratch(2 * kBlockRows * max_w), nullptr};
+  buf[1] = buf[0] + kBlockRows * max_w;
+  const T* dz = r.dout.template data_ptr<T>() + b.row0 * r.n_out;  // [rows, w_out]
+  for (int64_t l = static_cast<int64_t>(r.w_off.size()) - 1; l >= 0; --l) {
+    const int64_t wi = r.w_in[l], wo = r.w_out[l];
+    const T* in = l == 0 ? r.input.template data_ptr<T>() + b.row0 * r.n_props
+                         : r.hidden[l - 1].template data_ptr<T>() + b.row0 * wi;
+    kernels::gemm<T>(true, false, wi, wo, b.rows, T(1), in, wi, dz, wo, T(0), grad + r.w_off[l], wo);
+    T* db = grad + r.b_off[l];
+    for (int64_t j = 0; j < wo; ++j)
+      db[j] = 0;
+    for (int64_t i = 0; i < b.rows; ++i)
+      for (int64_t j = 0; j < wo; ++j)
+        db[j] += dz[i * wo + j];
+    if (l == 0) break;
+    T* dh = buf[l % 2];
+    kernels::gemm<T>(false, true, b.rows, wi, wo, T(1), dz, wo, params + r.w_off[l], wo, T(0), dh, wi);
+    kernels::activation_backward<T>(r.mlp->activation(), in, dh, b.rows * wi);
+    dz = dh;
+  }
+}
+
+template <class T>
+void Engine<T>::predictors_forward(const Call& c) {
+  for (PredictorRun& r : runs_) {
+    at::parallel_for(0, static_cast<int64_t>(r.blocks.size()), 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t bi = b0; bi < b1; ++bi) {
+        const auto& b = r.blocks[bi];
+        if (r.mlp) {
+          mlp_forward(c, r, b);
+          continue;
+        }
+        // Hypercube: the sum of the values of the K cubes that contain each point.
+        const auto& seg = r.segments[b.segment];
+        const T* values = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
+        const int64_t K = r.input.size(1), n_out = r.n_out;
+        const int64_t* idx = r.input.template data_ptr<int64_t>() + b.row0 * K;
+        T* out = r.out.template data_ptr<T>() + b.row0 * n_out;
+        for (int64_t i = 0; i < b.rows; ++i) {
+          T* o = out + i * n_out;
+          for (int64_t j = 0; j < n_out; ++j)
+            o[j] = 0;
+          for (int64_t k = 0; k < K; ++k) {
+            const T* v = values + idx[i * K + k] * n_out;
+            for (int64_t j = 0; j < n_out; ++j)
+              o[j] += v[j];
+          }
+        }
+      }
+    });
+  }
+}
+
+template <class T>
+void Engine<T>::predictors_backward(const Call& c) {
+  for (PredictorRun& r : runs_) {
+    if (r.mlp)
+      at::parallel_for(0, static_cast<int64_t>(r.blocks.size()), 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t bi = b0; bi < b1; ++bi)
+          mlp_backward(c, r, bi);
+      });
+    // Per segment: its blocks' gradients added in block order (MLP), or its points' gradients scattered into
+    // the cube values in row order (hypercube), into the subject's own gradient.
+    at::parallel_for(0, static_cast<int64_t>(r.segments.size()), 1, [&](int64_t s0, int64_t s1) {
+      for (int64_t si = s0; si < s1; ++si) {
+        const auto& seg = r.segments[si];
+        T* dest = (r.shared ? c.shared_grads[seg.subject] : c.grads[seg.subject]) + seg.param_offset;
+        if (r.mlp) {
+          bool first = true;
+          for (size_t bi = 0; bi < r.blocks.size(); ++bi) {
+            if (r.blocks[bi].segment != static_cast<int>(si)) continue;
+            const T* g = r.partial.template data_ptr<T>() + static_cast<int64_t>(bi) * r.n_params;
+            for (int64_t j = 0; j < r.n_params; ++j)
+              dest[j] = first ? g[j] : dest[j] + g[j];
+            first = false;
+          }
+          continue;
+        }
+        const int64_t K = r.input.size(1), n_out = r.n_out;
+        const int64_t* idx = r.input.template data_ptr<int64_t>() + seg.row0 * K;
+        const T* dout = r.dout.template data_ptr<T>() + seg.row0 * n_out;
+        for (int64_t i = 0; i < seg.rows; ++i)
+          for (int64_t k = 0; k < K; ++k) {
+            T* v = dest + idx[i * K + k] * n_out;
+            for (int64_t j = 0; j < n_out; ++j)
+              v[j] += dout[i * n_out + j];
+          }
+      }
+    });
+  }
+}
+
+// ---- the regression passes
+// ------------------------------------------------------------------------------------
+
+template <class T>
+void Engine<T>::projections(const Call& c) {
+  const Minibatch& mb = *c.batch;
+  // proj_g = x_g · p_g per chunk of x_g's variables: partial sums per chunk, added in chunk order below.
+  at::parallel_for(0, static_cast<int64_t>(items_in_.size()), 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t it = i0; it < i1; ++it) {
+      const Item& item = items_in_[it];
+      const SubjectPlan& p = plans_[item.subject];
+      const InputPlan& ip = p.in[item.slot];
+      const int64_t K = ip.K, d = ip.d, cols = item.cols, cwp = round_up(cols, kLanes);
+      const T* modes = mode_ptr(c, item.subject, ip.modes);
+      const T alpha = static_cast<T>(ip.modes.alpha);
+      T* mt = scratch(K * cwp);  // [K, cwp] this chunk's modes, transposed
+      for (int64_t k = 0; k < K; ++k) {
+        for (int64_t j = 0; j < cols; ++j)
+          mt[k * cwp + j] = alpha * modes[(item.j0 + j) * K + k];
+        for (int64_t j = cols; j < cwp; ++j)
+          mt[k * cwp + j] = 0;
+      }
+      const T* series = static_cast<const T*>(ip.series);
+      const int64_t* times = mb.times[item.subject];
+      T* part = p.proj_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * K;
+      const int64_t full = cols / kLanes * kLanes;
+      for (int64_t i = 0; i < mb.count[item.subject]; ++i) {
+        const T* x = series + (times[i] - 1) * d + item.j0;
+        for (int64_t k = 0; k < K; ++k) {
+          const T* m = mt + k * cwp;
+          T acc[kLanes] = {};
+          for (int64_t j = 0; j < full; j += kLanes)
+            for (int64_t l = 0; l < kLanes; ++l)
+              acc[l] += x[j + l] * m[j + l];
+          for (int64_t j = full; j < cols; ++j)
+            acc[j - full] += x[j] * m[j];
+          part[i * K + k] = sum_lanes(acc);
+        }
+      }
+    }
+  });
+  // The transformed latents: concatenated (or identical) projections.
+  at::parallel_for(0, size(), 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      SubjectPlan& p = plans_[s];
+      const int64_t B = mb.count[s];
+      const int64_t* times = mb.times[s];
+      for (size_t g = 0; g < p.in.size(); ++g) {
+        const InputPlan& ip = p.in[g];
+        const int64_t D = p.out[ip.h].D;
+        T* tran = p.tran[ip.h].template data_ptr<T>() + ip.col;
+        if (ip.modes.kind == ModeRef::kIdentity) {
+          const T* series = static_cast<const T*>(ip.series);
+          for (int64_t i = 0; i < B; ++i)
+            std::memcpy(tran + i * D, series + (times[i] - 1) * ip.d, sizeof(T) * ip.d);
+          continue;
+        }
+        const int64_t chunks = p.proj_part[g].size(0), K = ip.K;
+        const T* part = p.proj_part[g].template data_ptr<T>();
+        for (int64_t i = 0; i < B; ++i)
+          for (int64_t k = 0; k < K; ++k) {
+            T v = 0;
+            for (int64_t ch = 0; ch < chunks; ++ch)
+              v += part[(ch * p.max_batch + i) * K + k];
+            tran[i * D + k] = v;
+          }
+      }
+    }
+  });
+}
+
+template <class T>
+template <bool kGrad>
+void Engine<T>::outputs(const Call& c) {
+  const Minibatch& mb = *c.batch;
+  at::parallel_for(0, static_cast<int64_t>(items_out_.size()), 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t it = i0; it < i1; ++it) {
+      const Item& item = items_out_[it];
+      const int s = item.subject;
+      SubjectPlan& p = plans_[s];
+      const OutputPlan& op = p.out[item.slot];
+      const int64_t D = op.D, d = op.d, cols = item.cols, cwp = round_up(cols, kLanes), j0 = item.j0;
+      const int64_t B = mb.count[s];
+      const T* params = c.params[s];
+      const T* psi = params + op.psi + j0;
+      const T* scale = op.scale >= 0 ? params + op.scale + j0 : nullptr;
+      const T* offset = op.offset >= 0 ? params + op.offset + j0 : nullptr;
+      const T* modes = mode_ptr(c, s, op.modes);  // [d, D]
+      T* ut = scratch(2 * D * cwp + 6 * cwp);     // [D, cwp] this chunk's u-modes, transposed
+      T* dut = ut + D * cwp;                      // [D, cwp] their gradient
+      T* z = dut + D * cwp;                       // [cwp] one row's latent drive, then its output
+      T* o = z + cwp;
+      T* dz = o + cwp;
+      T* ipsi = dz + cwp;
+      T* doff = ipsi + cwp;
+      T* dscale = doff + cwp;
+      double* sq = dscratch(cwp);  // Σ_i residual² per variable
+      for (int64_t k = 0; k < D; ++k)
+        for (int64_t j = 0; j < cwp; ++j) {
+          ut[k * cwp + j] = j < cols ? modes[(j0 + j) * D + k] : T(0);
+          dut[k * cwp + j] = 0;
+        }
+      for (int64_t j = 0; j < cwp; ++j) {
+        ipsi[j] = j < cols ? T(1) / psi[j] : T(0);
+        doff[j] = dscale[j] = dz[j] = 0;
+        sq[j] = 0;
+      }
+      const T w = static_cast<T>(mb.weight[s]);
+      const T* series = static_cast<const T*>(op.series);
+      const int64_t* times = mb.times[s];
+      const T* tran = p.tran[item.slot].template data_ptr<T>();
+      T* dtran =
+          kGrad ? p.dtran_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * D : nullptr;
+      T* means = kGrad ? nullptr : (*c.means)[s][item.slot].template data_ptr<T>();
+      const bool identity = op.act == Activation::kIdentity;
+      for (int64_t i = 0; i < B; ++i) {
+        const T* tr = tran + i * D;
+        const T* y = series + times[i] * d + j0;
+        for (int64_t j = 0; j < cwp; ++j)
+          z[j] = 0;
+        for (int64_t k = 0; k < D; ++k) {
+          const T t = tr[k];
+          const T* u = ut + k * cwp;
+          for (int64_t j = 0; j < cwp; ++j)
+            z[j] += t * u[j];
+        }
+        if (!identity) {
+          std::memcpy(o, z, sizeof(T) * cols);
+          kernels::activate<T>(op.act, o, cols);
+        }
+        const T* out = identity ? z : o;
+        T* mean_row = kGrad ? nullptr : means + i * d + j0;
+        for (int64_t j = 0; j < cols; ++j) {
+          const T scaled = scale ? scale[j] * out[j] : out[j];
+          const T mn = offset ? scaled + offset[j] : scaled;
+          const T e = mn - y[j];
+          sq[j] += static_cast<double>(e) * static_cast<double>(e);
+          if (!kGrad) {
+            mean_row[j] = mn;
+            continue;
+          }
+          const T g = w * e * ipsi[j];  // d(w · NLL) / d mean
+          doff[j] += g;
+          dscale[j] += g * out[j];
+          dz[j] = scale ? g * scale[j] : g;
+        }
+        if (!kGrad) continue;
+        if (!identity) kernels::activation_backward<T>(op.act, o, dz, cols);
+        for (int64_t k = 0; k < D; ++k) {
+          const T t = tr[k];
+          T* du = dut + k * cwp;
+          const T* u = ut + k * cwp;
+          T acc[kLanes] = {};
+          for (int64_t j = 0; j < cwp; j += kLanes)
+            for (int64_t l = 0; l < kLanes; ++l) {
+              du[j + l] += dz[j + l] * t;
+              acc[l] += dz[j + l] * u[j + l];
+            }
+          dtran[i * D + k] = sum_lanes(acc);
+        }
+      }
+      // This chunk's NLL terms and the gradients of its variables' parameters.
+      double nll = 0.0;
+      for (int64_t j = 0; j < cols; ++j) {
+        const double ps = static_cast<double>(psi[j]);
+        nll += static_cast<double>(B) * std::log(ps) + sq[j] / ps;
+      }
+      p.nll_part[item.slot].template data_ptr<double>()[item.chunk] = 0.5 * nll;
+      if (!kGrad) continue;
+      T* grads = c.grads[s];
+      for (int64_t j = 0; j < cols; ++j) {
+        const double ps = static_cast<double>(psi[j]);
+        grads[op.psi + j0 + j] =
+            static_cast<T>(0.5 * mb.weight[s] * (static_cast<double>(B) - sq[j] / ps) / ps);
+        if (offset) grads[op.offset + j0 + j] = doff[j];
+        if (scale) grads[op.scale + j0 + j] = dscale[j];
+      }
+      if (T* du = mode_grad_ptr(c, s, op.modes))
+        for (int64_t j = 0; j < cols; ++j)
+          for (int64_t k = 0; k < D; ++k)
+            du[(j0 + j) * D + k] = dut[k * cwp + j];
+    }
+  });
+  // Per subject: the NLL and the gradient of the transformed latents, summed over chunks in chunk order.
+  at::parallel_for(0, size(), 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      SubjectPlan& p = plans_[s];
+      const int64_t B = mb.count[s];
+      double total = 0.0;
+      for (size_t h = 0; h < p.out.size(); ++h) {
+        const OutputPlan& op = p.out[h];
+        double v = 0.5 * static_cast<double>(B * op.d) * kLog2Pi;
+        const double* part = p.nll_part[h].template data_ptr<double>();
+        for (int64_t ch = 0; ch < p.nll_part[h].size(0); ++ch)
+          v += part[ch];
+        total += v;
+        if (!kGrad) continue;
+        const int64_t D = op.D, chunks = p.dtran_part[h].size(0);
+        const T* dpart = p.dtran_part[h].template data_ptr<T>();
+        T* dtran = p.dtran[h].template data_ptr<T>();
+        for (int64_t i = 0; i < B; ++i)
+          for (int64_t k = 0; k < D; ++k) {
+            T v2 = 0;
+            for (int64_t ch = 0; ch < chunks; ++ch)
+              v2 += dpart[(ch * p.max_batch + i) * D + k];
+            dtran[i * D + k] = v2;
+          }
+      }
+      c.nll[s] = mb.weight[s] * total;
+    }
+  });
+}
+
+template <class T>
+void Engine<T>::mode_gradients(const Call& c) {
+  const Minibatch& mb = *c.batch;
+  // d p_g = alpha · x_gᵀ · d proj_g, chunk by chunk of x_g's variables (no reduction across chunks).
+  at::parallel_for(0, static_cast<int64_t>(items_grad_.size()), 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t it = i0; it < i1; ++it) {
+      const Item& item = items_grad_[it];
+      const SubjectPlan& p = plans_[item.subject];
+      const InputPlan& ip = p.in[item.slot];
+      const int64_t K = ip.K, d = ip.d, cols = item.cols, cwp = round_up(cols, kLanes);
+      const int64_t D = p.out[ip.h].D;
+      T* dmt = scratch(K * cwp);  // [K, cwp]
+      for (int64_t j = 0; j < K * cwp; ++j)
+        dmt[j] = 0;
+      const T* series = static_cast<const T*>(ip.series);
+      const int64_t* times = mb.times[item.subject];
+      const T* dtran = p.dtran[ip.h].template data_ptr<T>() + ip.col;
+      for (int64_t i = 0; i < mb.count[item.subject]; ++i) {
+        const T* x = series + (times[i] - 1) * d + item.j0;
+        for (int64_t k = 0; k < K; ++k) {
+          const T t = dtran[i * D + k];
+          T* dm = dmt + k * cwp;
+          for (int64_t j = 0; j < cols; ++j)
+            dm[j] += x[j] * t;
+        }
+      }
+      const T alpha = static_cast<T>(ip.modes.alpha);
+      T* dest = mode_grad_ptr(c, item.subject, ip.modes);
+      for (int64_t j = 0; j < cols; ++j)
+        for (int64_t k = 0; k < K; ++k)
+          dest[(item.j0 + j) * K + k] = alpha * dmt[k * cwp + j];
+    }
+  });
+}
+
+template <class T>
+void Engine<T>::run(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
+                    const at::Tensor& shared_params, const std::vector<at::Tensor>* subject_grads,
+                    const std::vector<at::Tensor>* shared_grads,
+                    const std::vector<std::vector<at::Tensor>>* means, double* nll) {
+  const int n = size();
+  const at::ScalarType dtype = c10::CppTypeToScalarType<T>::value;
+  MSLR_CHECK(static_cast<int>(batch.times.size()) == n && static_cast<int>(batch.count.size()) == n &&
+                 static_cast<int>(batch.weight.size()) == n && static_cast<int>(subject_params.size()) == n,
+             "batched step: expected ", n, " subjects' minibatches and parameters");
+  auto check = [&](const at::Tensor& t, int64_t numel, const char* what) {
+    MSLR_CHECK(t.defined() && t.device().is_cpu() && t.scalar_type() == dtype && t.is_contiguous() &&
+                   t.numel() == numel,
+               "batched step: ", what, " must be a contiguous CPU tensor of ", numel,
+               " values of the model's dtype");
+  };
+  Call c;
+  c.batch = &batch;
+  c.means = means;
+  c.nll = nll;
+  check(shared_params, shared_.layout().numel(), "the shared parameters");
+  c.shared = shared_params.data_ptr<T>();
+  for (int s = 0; s < n; ++s) {
+    MSLR_CHECK(batch.count[s] >= 0 && batch.count[s] <= plans_[s].max_batch, "batched step: subject '",
+               plans_[s].model->name(), "' has ", batch.count[s], " samples, more than ",
+               plans_[s].max_batch);
+    const int64_t numel = plans_[s].model->layout().numel();
+    check(subject_params[s], numel, "a subject's parameters");
+    c.params.push_back(subject_params[s].data_ptr<T>());
+    if (subject_grads) {
+      check((*subject_grads)[s], numel, "a subject's gradient");
+      check((*shared_grads)[s], shared_.layout().numel(), "a subject's shared gradient");
+      c.grads.push_back((*subject_grads)[s].data_ptr<T>());
+      c.shared_grads.push_back((*shared_grads)[s].data_ptr<T>());
+      std::fill_n(c.grads.back(), numel, T(0));
+      std::fill_n(c.shared_grads.back(), shared_.layout().numel(), T(0));
+    }
+    if (means)
+      for (size_t h = 0; h < plans_[s].out.size(); ++h)
+        check((*means)[s][h], batch.count[s] * plans_[s].out[h].d, "a subject's means");
+  }
+  const int threads = at::get_num_threads();
+  if (static_cast<int>(scratch_.size()) < threads) {  // only when the thread count grows
+    scratch_.resize(threads, std::vector<T>(scratch_size_));
+    dscratch_.resize(threads, std::vector<double>(dscratch_size_));
+  }
+  predictors_forward(c);
+  projections(c);
+  if (!subject_grads) {
+    outputs<false>(c);
+    return;
+  }
+  outputs<true>(c);
+  mode_gradients(c);
+  predictors_backward(c);
+}
+
+}  // namespace
+
+BatchedModel::BatchedModel(const SharedModules& shared, std::vector<BatchedSubject> subjects,
+                           at::ScalarType dtype) {
+  if (dtype == at::kFloat)
+    impl_ = std::make_unique<Engine<float>>(shared, std::move(subjects));
+  else if (dtype == at::kDouble)
+    impl_ = std::make_unique<Engine<double>>(shared, std::move(subjects));
+  else
+    fail("the batched step runs in float32 or float64");
+}
+
+BatchedModel::~BatchedModel() = default;
+
+int BatchedModel::size() const {
+  return impl_->size();
+}
+
+void BatchedModel::step(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
+                        const at::Tensor& shared_params, const std::vector<at::Tensor>& subject_grads,
+                        const std::vector<at::Tensor>& shared_grads, double* nll) {
+  MSLR_CHECK(subject_grads.size() == subject_params.size() && shared_grads.size() == subject_params.size(),
+             "batched step: one gradient buffer per subject");
+  impl_->run(batch, subject_params, shared_params, &subject_grads, &shared_grads, nullptr, nll);
+}
+
+void BatchedModel::forward(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
+                           const at::Tensor& shared_params, const std::vector<std::vector<at::Tensor>>& means,
+                           double* nll) {
+  MSLR_CHECK(means.size() == subject_params.size(), "batched forward: one set of means per subject");
+  impl_->run(batch, subject_params, shared_params, nullptr, nullptr, &means, nll);
+}
+
+}  // namespace mslr

@@ -1,0 +1,375 @@
+// The batched step (hand-written backward, fused passes) against the autograd reference: the objective and
+// every gradient in float64 to 1e-10 relative, for every model option it covers, on subjects of unequal sizes
+// that cross its column chunks (256) and MLP blocks (512); float32 to its rounding; its independence of the
+// other subjects and of the thread count; and the fast tanh against std::tanh.
+#include <ATen/Parallel.h>
+#include <torch/csrc/autograd/autograd.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "mslr/data/subject_data.h"
+#include "mslr/model/batched.h"
+#include "mslr/model/kernels.h"
+#include "test_util.h"
+
+namespace mslr {
+namespace {
+
+struct Case {
+  std::string name;
+  ModelSpec spec;
+  std::vector<int64_t> neurons;  // per subject
+  bool fixed_p = false;          // input 1 gets given fixed modes instead of the identity
+};
+
+// Inputs: stim (fixed, 3 modes) and neurons (2 modes); outputs: neurons; concat mapping. Each case changes
+// what it names.
+ModelSpec base_spec() {
+  ModelSpec spec;
+  InputSpec stim{"stim", 3, ModeSource::kFixed, {}};
+  InputSpec neurons{"neurons", 2, ModeSource::kPredicted, {}};
+  neurons.predictor.hidden = {6, 5};
+  OutputSpec out{"neurons", ModeSource::kPredicted, {}, Activation::kIdentity, false, true};
+  out.predictor.hidden = {4};
+  spec.inputs = {stim, neurons};
+  spec.outputs = {out};
+  spec.psi_init = 0.7;
+  return spec;
+}
+
+std::vector<Case> cases() {
+  std::vector<Case> c;
+  const std::vector<int64_t> sizes = {300, 700, 37};  // chunks of 256 and MLP blocks of 512 cut the second
+  c.push_back({"default", base_spec(), sizes});
+  {
+    ModelSpec s = base_spec();
+    s.outputs[0].nonlinearity = Activation::kTanh;
+    s.outputs[0].scales = true;
+    s.outputs[0].offsets = false;
+    s.p_modes_mean = false;
+    s.inputs[1].predictor.activation = Activation::kSigmoid;
+    c.push_back({"tanh_scales_unscaled_p", s, sizes});
+  }
+  for (Activation a : {Activation::kRelu, Activation::kSigmoid, Activation::kSoftplus, Activation::kExp}) {
+    ModelSpec s = base_spec();
+    s.outputs[0].nonlinearity = a;
+    s.outputs[0].scales = true;
+    s.outputs[0].predictor.activation = a == Activation::kExp ? Activation::kTanh : a;
+    c.push_back({"output_" + to_string(a), s, {40, 290}});
+  }
+  {
+    ModelSpec s = base_spec();
+    for (auto* p : {&s.inputs[1].predictor, &s.outputs[0].predictor}) {
+      p->kind = PredictorSpec::kHypercube;
+      p->divisions = {3, 4, 2};
+      p->cube_side = {2, 1, 2};
+    }
+    c.push_back({"hypercube", s, sizes});
+  }
+  {
+    ModelSpec s = base_spec();
+    s.inputs[1].predictor.per_subject = true;
+    s.outputs[0].predictor.per_subject = true;
+    c.push_back({"per_subject_predictors", s, sizes});
+  }
+  {
+    ModelSpec s = base_spec();
+    s.inputs[1].modes = ModeSource::kOwned;
+    s.outputs[0].modes = ModeSource::kOwned;
+    c.push_back({"owned_modes_given_fixed_p", s, {290, 33}, true});
+  }
+  {
+    // Identity mapping: stim -> stim (fixed u), neurons -> neurons; two output groups.
+    ModelSpec s = base_spec();
+    OutputSpec stim_out{"stim", ModeSource::kFixed, {}, Activation::kIdentity, true, true};
+    s.outputs = {stim_out, s.outputs[0]};
+    s.mapping = parse_mapping("identity");
+    c.push_back({"identity_mapping_fixed_u", s, {280, 45}});
+  }
+  return c;
+}
+
+struct Problem {
+  std::unique_ptr<SharedModules> shared;
+  std::vector<std::unique_ptr<SubjectModel>> models;
+  std::vector<SubjectData> data;
+  std::vector<at::Tensor> params;  // per subject, float64
+  at::Tensor shared_params;
+  std::vector<at::Tensor> times;
+  std::vector<double> weight;
+
+  Problem(const Case& c, uint64_t seed) {
+    const int64_t T = 60;
+    shared = std::make_unique<SharedModules>(c.spec, std::map<std::string, int64_t>{{"neurons", 3}});
+    shared_params =
+        shared->initial_values(seed, at::kDouble) + 0.2 * test::uniform({shared->layout().numel()}, seed + 1);
+    for (size_t s = 0; s < c.neurons.size(); ++s) {
+      const int64_t n = c.neurons[s];
+      const uint64_t key = seed * 100 + s * 10;
+      SubjectData d;
+      d.name = "s" + std::to_string(s);
+      d.groups["stim"] = test::uniform({T, 3}, key + 1);
+      d.groups["neurons"] = test::uniform({T, n}, key + 2, -2, 2);
+      d.props["neurons"] = test::uniform({n, 3}, key + 3, 0, 1);
+      auto m = std::make_unique<SubjectModel>(
+          *shared, SubjectShape{{{"stim", 3}, {"neurons", n}}, {{"neurons", 3}}}, d.name);
+      if (c.fixed_p) m->set_fixed_p(0, test::uniform({3, 3}, key + 4));
+      at::Tensor p =
+          m->initial_values(seed, key, at::kDouble) + 0.2 * test::uniform({m->layout().numel()}, key + 5);
+      // Noise variances and scales stay positive and away from 0.
+      for (int h = 0; h < m->n_outputs(); ++h)
+        m->layout().view(p, m->psi_index(h)).uniform_(0.5, 1.5);
+      params.push_back(p);
+      // A minibatch of distinct times in [1, T), of a size that differs per subject.
+      at::Tensor perm = at::randperm(T - 1, at::TensorOptions().dtype(at::kLong)) + 1;
+      times.push_back(perm.narrow(0, 0, 17 + 5 * static_cast<int64_t>(s)).contiguous());
+      weight.push_back(3.5 + static_cast<double>(s));
+      models.push_back(std::move(m));
+      data.push_back(std::move(d));
+    }
+  }
+
+  // The autograd reference: per subject, weight · NLL and its gradients (subject, shared).
+  struct Result {
+    std::vector<double> nll;
+    std::vector<at::Tensor> grad, shared_grad;
+  };
+  Result reference(at::ScalarType dtype) const {
+    Result r;
+    for (size_t s = 0; s < models.size(); ++s) {
+      const SubjectModel& m = *models[s];
+      // Copies: .to() of a tensor already of the dtype would return it, and grads would pile up in it.
+      at::Tensor sp = params[s].to(dtype).clone().requires_grad_();
+      at::Tensor shp = shared_params.to(dtype).clone().requires_grad_();
+      const ParamViews v{m.layout().views(sp), shared->layout().views(shp)};
+      std::map<std::string, at::Tensor> props;
+      for (const auto& [g, p] : data[s].props)
+        props[g] = p.to(dtype);
+      const ModeSet modes = m.predict_modes(props, v);
+      std::vector<at::Tensor> x, y;
+      for (const auto& g : m.spec().inputs)
+        x.push_back(gather_rows(data[s].groups.at(g.group).to(dtype), times[s], -1));
+      for (const auto& h : m.spec().outputs)
+        y.push_back(gather_rows(data[s].groups.at(h.group).to(dtype), times[s], 0));
+      const at::Tensor loss = m.nll_reference(y, m.forward(x, modes, v), v) * weight[s];
+      torch::autograd::backward({loss});
+      r.nll.push_back(loss.item<double>());
+      auto grad_of = [](const at::Tensor& leaf) {
+        return leaf.grad().defined() ? leaf.grad().to(at::kDouble).clone()
+                                     : at::zeros(leaf.sizes(), at::kDouble);
+      };
+      r.grad.push_back(grad_of(sp));
+      r.shared_grad.push_back(grad_of(shp));
+    }
+    return r;
+  }
+
+  // The batched step over the subjects `which` (all by default).
+  Result batched(at::ScalarType dtype, std::vector<int> which = {}) const {
+    if (which.empty())
+      for (size_t s = 0; s < models.size(); ++s)
+        which.push_back(static_cast<int>(s));
+    std::vector<BatchedSubject> subjects;
+    Minibatch mb;
+    std::vector<at::Tensor> sp, grads, shared_grads;
+    for (int s : which) {
+      models[s]->to(at::TensorOptions().dtype(dtype));
+      BatchedSubject b;
+      b.model = models[s].get();
+      for (const auto& [g, x] : data[s].groups)
+        b.groups[g] = x.to(dtype).contiguous();
+      b.props = data[s].props;
+      b.max_batch = times[s].numel() + 3;
+      subjects.push_back(b);
+      mb.times.push_back(times[s].data_ptr<int64_t>());
+      mb.count.push_back(times[s].numel());
+      mb.weight.push_back(weight[s]);
+      sp.push_back(params[s].to(dtype));
+      grads.push_back(at::full({models[s]->layout().numel()}, 7.0, dtype));  // overwritten, not added to
+      shared_grads.push_back(at::full({shared->layout().numel()}, 7.0, dtype));
+    }
+    BatchedModel model(*shared, subjects, dtype);
+    std::vector<double> nll(which.size());
+    model.step(mb, sp, shared_params.to(dtype), grads, shared_grads, nll.data());
+    Result r;
+    r.nll = nll;
+    for (size_t i = 0; i < which.size(); ++i) {
+      r.grad.push_back(grads[i].to(at::kDouble));
+      r.shared_grad.push_back(shared_grads[i].to(at::kDouble));
+    }
+    for (auto& m : models)
+      m->to(at::TensorOptions().dtype(at::kDouble));
+    return r;
+  }
+};
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << c.name;
+}
+
+class BatchedStep : public ::testing::TestWithParam<Case> {};
+
+TEST_P(BatchedStep, EqualsAutogradInFloat64) {
+  const Case& c = GetParam();
+  ASSERT_EQ(batched_step_gap(c.spec), "");
+  Problem p(c, 3);
+  const auto ref = p.reference(at::kDouble);
+  const auto got = p.batched(at::kDouble);
+  for (size_t s = 0; s < p.models.size(); ++s) {
+    EXPECT_NEAR(got.nll[s], ref.nll[s], 1e-10 * std::abs(ref.nll[s])) << "subject " << s;
+    // Every parameter of the subject and of the shared modules, each to 1e-10 of its own size.
+    for (const auto* layout : {&p.models[s]->layout(), &p.shared->layout()}) {
+      const bool own = layout == &p.models[s]->layout();
+      for (int i = 0; i < layout->size(); ++i) {
+        const at::Tensor a = layout->view(own ? got.grad[s] : got.shared_grad[s], i);
+        const at::Tensor b = layout->view(own ? ref.grad[s] : ref.shared_grad[s], i);
+        EXPECT_LT(test::rel_diff(a, b, 1e-300), 1e-10) << "subject " << s << ", " << (*layout)[i].name;
+        EXPECT_GT(b.abs().max().item<double>(), 0.0) << (*layout)[i].name << " has no gradient";
+      }
+    }
+  }
+}
+
+TEST_P(BatchedStep, EqualsAutogradInFloat32ToItsRounding) {
+  const Case& c = GetParam();
+  Problem p(c, 5);
+  const auto ref = p.reference(at::kDouble);
+  const auto got = p.batched(at::kFloat);
+  for (size_t s = 0; s < p.models.size(); ++s) {
+    EXPECT_NEAR(got.nll[s], ref.nll[s], 1e-5 * std::abs(ref.nll[s]));
+    EXPECT_LT(test::rel_diff(got.grad[s], ref.grad[s]), 1e-4);
+    if (ref.shared_grad[s].numel() > 0)
+      EXPECT_LT(test::rel_diff(got.shared_grad[s], ref.shared_grad[s]), 1e-4);
+  }
+}
+
+TEST_P(BatchedStep, ASubjectsNumbersDependOnItAloneAndNotOnThreads) {
+  // What decides rank invariance: a subject's gradients are bitwise the same computed with others or alone,
+  // and with 1 or 2 threads.
+  const Case& c = GetParam();
+  Problem p(c, 7);
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const auto all = p.batched(at::kFloat);
+  at::set_num_threads(2);
+  const auto all2 = p.batched(at::kFloat);
+  const auto last = p.batched(at::kFloat, {static_cast<int>(p.models.size()) - 1});
+  at::set_num_threads(threads);
+  for (size_t s = 0; s < p.models.size(); ++s) {
+    EXPECT_TRUE(all.grad[s].equal(all2.grad[s]));
+    EXPECT_TRUE(all.shared_grad[s].equal(all2.shared_grad[s]));
+    EXPECT_EQ(all.nll[s], all2.nll[s]);
+  }
+  EXPECT_TRUE(all.grad.back().equal(last.grad[0]));
+  EXPECT_TRUE(all.shared_grad.back().equal(last.shared_grad[0]));
+  EXPECT_EQ(all.nll.back(), last.nll[0]);
+}
+
+TEST_P(BatchedStep, ForwardGivesTheReferenceMeans) {
+  const Case& c = GetParam();
+  Problem p(c, 9);
+  for (size_t s = 0; s < p.models.size(); ++s) {
+    const SubjectModel& m = *p.models[s];
+    const ParamViews v{m.layout().views(p.params[s]), p.shared->layout().views(p.shared_params)};
+    std::vector<at::Tensor> x;
+    for (const auto& g : m.spec().inputs)
+      x.push_back(gather_rows(p.data[s].groups.at(g.group), p.times[s], -1));
+    const auto ref = m.forward(x, m.predict_modes(p.data[s].props, v), v);
+    BatchedSubject b{&m, p.data[s].groups, p.data[s].props, p.times[s].numel()};
+    BatchedModel model(*p.shared, {b}, at::kDouble);
+    std::vector<std::vector<at::Tensor>> means(1);
+    for (int h = 0; h < m.n_outputs(); ++h)
+      means[0].push_back(at::empty({p.times[s].numel(), m.d_out(h)}, at::kDouble));
+    Minibatch mb{{p.times[s].data_ptr<int64_t>()}, {p.times[s].numel()}, {1.0}};
+    double nll = 0;
+    model.forward(mb, {p.params[s]}, p.shared_params, means, &nll);
+    for (int h = 0; h < m.n_outputs(); ++h)
+      EXPECT_LT(test::rel_diff(means[0][h], ref[h]), 1e-12);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Options, BatchedStep, ::testing::ValuesIn(cases()),
+                         [](const auto& info) { return info.param.name; });
+
+TEST(BatchedStepGap, NamesWhatItDoesNotCover) {
+  ModelSpec s = base_spec();
+  s.mapping = parse_mapping("linear:3");
+  EXPECT_EQ(batched_step_gap(s), "a linear mapping");
+  s = base_spec();
+  s.shared_mapping = parse_mapping("linear:3");
+  EXPECT_EQ(batched_step_gap(s), "a shared mapping");
+  s = base_spec();
+  s.outputs[0].nonlinearity = Activation::kPrelu;
+  EXPECT_EQ(batched_step_gap(s), "a prelu output");
+  s = base_spec();
+  s.inputs.push_back({"aux", 2, ModeSource::kOwned, {}});
+  s.direct_pairs = {{1, 0}};
+  EXPECT_EQ(batched_step_gap(s), "direct pairs");
+}
+
+// ULPs between a float result and the exact value.
+double ulps(float got, double want) {
+  const float w = static_cast<float>(want);
+  if (got == w) return 0.0;
+  const double ulp = std::max<double>(std::nextafter(std::fabs(w), INFINITY) - std::fabs(w), 1.4e-45);
+  return std::fabs(static_cast<double>(got) - want) / ulp;
+}
+
+TEST(FastTanh, WithinTwoAndAHalfUlpOverItsWholeRange) {
+  // Every 61st float32 bit pattern (70 million values, all exponents and signs) plus the edges.
+  std::vector<float> x, y;
+  for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 61) {
+    const uint32_t bits = static_cast<uint32_t>(b);
+    float v;
+    std::memcpy(&v, &bits, sizeof v);
+    x.push_back(v);
+  }
+  for (float v : {0.0f, -0.0f, 0.5f, -0.5f, 9.0f, -9.0f, 1e-30f, -1e-30f, 1e30f, -1e30f,
+                  std::numeric_limits<float>::infinity(), -std::numeric_limits<float>::infinity(),
+                  std::numeric_limits<float>::denorm_min(), std::numeric_limits<float>::max()})
+    x.push_back(v);
+  y.resize(x.size());
+  kernels::tanh_fast(x.data(), y.data(), static_cast<int64_t>(x.size()));
+  double worst = 0.0;
+  float at = 0.0f;
+  for (size_t i = 0; i < x.size(); ++i) {
+    if (std::isnan(x[i])) {
+      ASSERT_TRUE(std::isnan(y[i])) << "tanh(NaN) must be NaN";
+      continue;
+    }
+    const double e = ulps(y[i], std::tanh(static_cast<double>(x[i])));
+    if (e > worst) worst = e, at = x[i];
+    ASSERT_EQ(y[i], kernels::tanh_fast(x[i]));  // the loop and the scalar agree
+  }
+  EXPECT_LE(worst, 2.5) << "at " << at;
+  EXPECT_EQ(kernels::tanh_fast(0.0f), 0.0f);
+  EXPECT_EQ(kernels::tanh_fast(100.0f), 1.0f);
+  EXPECT_EQ(kernels::tanh_fast(-100.0f), -1.0f);
+}
+
+TEST(FastExp, WithinTwoUlpWhereTheResultIsNormal) {
+  double worst = 0.0;
+  for (float v = -87.3f; v < 88.7f; v = std::nextafter(v, 100.0f) + 1e-4f * std::fabs(v))
+    worst = std::max(worst, ulps(kernels::exp_fast(v), std::exp(static_cast<double>(v))));
+  EXPECT_LE(worst, 2.0);
+  EXPECT_EQ(kernels::exp_fast(-200.0f), 0.0f);
+  EXPECT_TRUE(std::isinf(kernels::exp_fast(200.0f)));
+  EXPECT_TRUE(std::isnan(kernels::exp_fast(std::nanf(""))));
+}
+
+TEST(Gemm, RowMajorProductsWithTransposes) {
+  const at::Tensor a = test::uniform({5, 7}, 1), b = test::uniform({7, 3}, 2), c0 = test::uniform({5, 3}, 3);
+  for (bool ta : {false, true})
+    for (bool tb : {false, true}) {
+      const at::Tensor A = ta ? a.t().contiguous() : a, B = tb ? b.t().contiguous() : b;
+      at::Tensor c = c0.clone();
+      kernels::gemm<double>(ta, tb, 5, 3, 7, 2.0, A.data_ptr<double>(), A.size(1), B.data_ptr<double>(),
+                            B.size(1), 0.5, c.data_ptr<double>(), 3);
+      EXPECT_LT(test::rel_diff(c, 2.0 * a.mm(b) + 0.5 * c0), 1e-14) << ta << tb;
+    }
+}
+
+}  // namespace
+}  // namespace mslr
