@@ -54,6 +54,9 @@ std::vector<OptionDecl> fit_options() {
           {"data-on-device", "false", "keep whole subjects on their GPU instead of copying each minibatch",
            OptionDecl::kFlag},
           {"dtype", "float32", "float32 or float64"},
+          {"step", "auto",
+           "auto: the batched step (hand-written gradients, CPU) where it covers the model, else autograd; "
+           "batched: fail when it does not; autograd: the reference step"},
           {"update-interval", "1", "print progress every N epochs"},
       },
       {split_options(), runtime_options(), model_options()});
@@ -157,6 +160,11 @@ FitOptions fit_options_from(const Options& o, const DataFile& data) {
   if (dtype != "float32" && dtype != "float64")
     throw UsageError("mslr fit: --dtype: '" + dtype + "' is not float32 or float64");
   f.dtype = dtype == "float64" ? at::kDouble : at::kFloat;
+  try {
+    f.step = parse_step_kind(o.str("step"));
+  } catch (const Error& e) {
+    throw UsageError("mslr fit: --" + std::string(e.what()));
+  }
   for (const auto& item : split_commas(o.has("subjects") ? o.str("subjects") : "")) {
     char* end = nullptr;
     const long v = std::strtol(item.c_str(), &end, 10);

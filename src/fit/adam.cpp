@@ -1,5 +1,7 @@
 #include "mslr/fit/adam.h"
 
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/grad_mode.h>
 
 #include <cmath>
@@ -30,11 +32,36 @@ void adam_step(at::Tensor& param, const at::Tensor& grad_in, AdamState& s, doubl
                const AdamOptions& opt) {
   at::NoGradGuard no_grad;
   s.step += 1;
+  const double bias1 = 1.0 - std::pow(opt.beta1, static_cast<double>(s.step));
+  const double bias2 = 1.0 - std::pow(opt.beta2, static_cast<double>(s.step));
+  const bool fused = param.device().is_cpu() && param.is_contiguous() && grad_in.is_contiguous() &&
+                     s.m.is_contiguous() && s.v.is_contiguous() &&
+                     grad_in.scalar_type() == param.scalar_type() &&
+                     (param.scalar_type() == at::kFloat || param.scalar_type() == at::kDouble);
+  if (fused) {
+    // One pass over the buffers and no temporaries (a step allocates nothing); element-wise, so the result
+    // does not depend on the number of threads.
+    AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "adam_step", [&] {
+      scalar_t* p = param.data_ptr<scalar_t>();
+      const scalar_t* g = grad_in.data_ptr<scalar_t>();
+      scalar_t* m = s.m.data_ptr<scalar_t>();
+      scalar_t* v = s.v.data_ptr<scalar_t>();
+      const scalar_t b1 = opt.beta1, b2 = opt.beta2, wd = opt.weight_decay, eps = opt.eps;
+      const scalar_t step = lr / bias1, root2 = std::sqrt(bias2);
+      at::parallel_for(0, param.numel(), 1 << 14, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const scalar_t gi = g[i] + wd * p[i];
+          m[i] = b1 * m[i] + (1 - b1) * gi;
+          v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+          p[i] -= step * m[i] / (std::sqrt(v[i]) / root2 + eps);
+        }
+      });
+    });
+    return;
+  }
   const at::Tensor grad = opt.weight_decay != 0.0 ? grad_in.add(param, opt.weight_decay) : grad_in;
   s.m.mul_(opt.beta1).add_(grad, 1.0 - opt.beta1);
   s.v.mul_(opt.beta2).addcmul_(grad, grad, 1.0 - opt.beta2);
-  const double bias1 = 1.0 - std::pow(opt.beta1, static_cast<double>(s.step));
-  const double bias2 = 1.0 - std::pow(opt.beta2, static_cast<double>(s.step));
   const at::Tensor denom = (s.v.sqrt() / std::sqrt(bias2)).add_(opt.eps);
   param.addcdiv_(s.m, denom, -lr / bias1);
 }

@@ -14,6 +14,7 @@
 #include "mslr/core/error.h"
 #include "mslr/core/rng.h"
 #include "mslr/core/system.h"
+#include "mslr/model/batched.h"
 
 namespace mslr {
 namespace {
@@ -52,6 +53,14 @@ struct Fitter::Impl {
     at::Tensor lower;         // lower bounds: min_var at psi entries, -inf elsewhere
     std::vector<int> fitted;  // positions in `local`
     at::Tensor nll_acc;       // [fitted.size()] double, sums over the epoch's minibatches
+    at::Tensor shared_grad;   // [n_shared] the step's reduced shared gradient, in the replica's dtype
+    // The batched step, when this device takes it: its model and the buffers it writes, made once by run().
+    std::unique_ptr<BatchedModel> batched;
+    at::Tensor subject_grad;  // [numel of subject_flat]
+    at::Tensor shared_grads;  // [fitted, n_shared]: each fitted subject's own contribution
+    std::vector<at::Tensor> param_views, grad_views, shared_grad_views;  // per fitted subject (slot)
+    Minibatch minibatch;
+    std::vector<double> nll;  // per slot, the step's weighted NLL
   };
   struct Pending {  // an epoch whose figures are still on the devices
     int epoch;
@@ -70,6 +79,7 @@ struct Fitter::Impl {
   FitState st;  // epoch, batch, adam_lr, elapsed, log (parameters live in the buffers)
   std::vector<Pending> pending;
   std::vector<double> partial;  // per global subject: NLL sums of an epoch interrupted before a restore
+  std::string batched_gap;      // why the batched step does not apply ("" when it does)
   bool ready = false, data_loaded = false;
 
   Impl(const Communicator& c, FitOptions o) : comm(c), opt(std::move(o)) {}
@@ -79,6 +89,8 @@ struct Fitter::Impl {
   void build_subject_buffers(const std::vector<at::Tensor>& params,
                              const std::vector<const SubjectState*>& saved);
   void make_reduce_buffer();
+  void make_batched_step();
+  void batched_step(Device& ds, int b);
   void start_epoch(int epoch);
   bool step(int b, double lr, bool stop_flag);
   void reset_adam();
@@ -95,6 +107,13 @@ void FitOptions::validate() const {
   MSLR_CHECK(gpus_per_rank >= 0, "gpus-per-rank must be >= 0, got ", gpus_per_rank);
   MSLR_CHECK(dtype == at::kFloat || dtype == at::kDouble, "dtype must be float32 or float64");
   adam.validate();
+}
+
+StepKind parse_step_kind(const std::string& text) {
+  if (text == "auto") return StepKind::kAuto;
+  if (text == "batched") return StepKind::kBatched;
+  if (text == "autograd") return StepKind::kAutograd;
+  fail("step must be auto, batched or autograd, got '", text, "'");
 }
 
 at::Tensor training_times(const SubjectInfo& info, const Split& split) {
@@ -159,6 +178,12 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
     }
     shared_ = std::make_unique<SharedModules>(spec, property_counts(infos_));
     devices = rank_devices(comm, opt.gpus_per_rank);
+    m.batched_gap = opt.step == StepKind::kAutograd ? "--step autograd" : batched_step_gap(spec);
+    if (m.batched_gap.empty() && opt.gpus_per_rank > 0)
+      m.batched_gap = "a GPU device (the batched step runs on CPUs)";
+    MSLR_CHECK(opt.step != StepKind::kBatched || m.batched_gap.empty(),
+               "--step batched: the batched step does not cover ", m.batched_gap,
+               "; use --step auto or autograd");
     std::vector<double> cost;
     for (const auto& info : infos_)
       cost.push_back(subject_cost(spec, info, opt.split.train(info.n_time)));
@@ -210,8 +235,15 @@ std::string Fitter::describe() const {
              o.gpus_per_rank == 0 ? "in host memory"
              : o.data_on_device   ? "on the devices"
                                   : "in pinned host memory, copied per minibatch",
-             "; ", o.dtype == at::kDouble ? "float64" : "float32", "; ", impl_->fitted_set.size(), " of ",
-             infos_.size(), " subjects fitted");
+             "; ", o.dtype == at::kDouble ? "float64" : "float32", "; ",
+             impl_->batched_gap.empty()
+                 ? std::string("batched step")
+                 : "autograd step (the batched step does not cover " + impl_->batched_gap + ")",
+             "; ", impl_->fitted_set.size(), " of ", infos_.size(), " subjects fitted");
+}
+
+bool Fitter::batched() const {
+  return impl_->batched_gap.empty();
 }
 
 void Fitter::initialize() {
@@ -413,7 +445,69 @@ void Fitter::Impl::make_reduce_buffer() {
     fitted.insert(fitted.end(), ds.fitted.begin(), ds.fitted.end());
   std::sort(fitted.begin(), fitted.end(), [&](int a, int b) { return local[a].index < local[b].index; });
   order = fitted;
+  for (auto& ds : dev)
+    ds.shared_grad = at::zeros_like(ds.shared_flat);
 }
+
+void Fitter::Impl::make_batched_step() {
+  if (!batched_gap.empty()) return;
+  for (auto& ds : dev) {
+    if (ds.fitted.empty() || ds.batched) continue;
+    std::vector<BatchedSubject> subjects;
+    const int64_t n_shared = ds.shared_flat.numel();
+    const at::Tensor flat = ds.subject_flat.detach();
+    ds.subject_grad = at::zeros_like(flat);
+    ds.shared_grads = at::zeros({static_cast<int64_t>(ds.fitted.size()), n_shared}, flat.options());
+    ds.param_views.clear();
+    ds.grad_views.clear();
+    ds.shared_grad_views.clear();
+    ds.minibatch = Minibatch();
+    for (int i : ds.fitted) {
+      const auto& l = local[i];
+      const int64_t n = l.model->layout().numel();
+      subjects.push_back({l.model.get(), l.groups, l.props, l.batch_size});
+      ds.param_views.push_back(flat.narrow(0, l.offset, n));
+      ds.grad_views.push_back(ds.subject_grad.narrow(0, l.offset, n));
+      ds.shared_grad_views.push_back(ds.shared_grads[l.slot]);
+      ds.minibatch.times.push_back(nullptr);
+      ds.minibatch.count.push_back(l.batch_size);
+      ds.minibatch.weight.push_back(l.weight);
+    }
+    ds.nll.assign(ds.fitted.size(), 0.0);
+    ds.batched =
+        std::make_unique<BatchedModel>(local[ds.fitted[0]].model->shared(), std::move(subjects), opt.dtype);
+  }
+}
+
+void Fitter::Impl::batched_step(Device& ds, int b) {
+  for (size_t k = 0; k < ds.fitted.size(); ++k) {
+    const auto& l = local[ds.fitted[k]];
+    ds.minibatch.times[k] = l.epoch_times.data_ptr<int64_t>() + static_cast<int64_t>(b) * l.batch_size;
+  }
+  ds.batched->step(ds.minibatch, ds.param_views, ds.shared_flat, ds.grad_views, ds.shared_grad_views,
+                   ds.nll.data());
+  double* acc = ds.nll_acc.data_ptr<double>();
+  for (size_t k = 0; k < ds.fitted.size(); ++k)
+    acc[k] += ds.nll[k];
+}
+
+namespace {
+
+// sum += g, for a float64 sum and a gradient of the model's dtype; on the CPU without a converted copy.
+void add_to_sum(at::Tensor& sum, const at::Tensor& g) {
+  if (!sum.device().is_cpu() || !g.is_contiguous()) {
+    sum.add_(g.to(sum.options()));
+    return;
+  }
+  double* s = sum.data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "add_to_sum", [&] {
+    const scalar_t* q = g.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < g.numel(); ++i)
+      s[i] += static_cast<double>(q[i]);
+  });
+}
+
+}  // namespace
 
 void Fitter::Impl::reset_adam() {
   for (auto& ds : dev) {
@@ -442,7 +536,7 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
     at::NoGradGuard no_grad;
     reduce_buf.zero_();
     for (auto& ds : dev)
-      if (ds.subject_flat.defined() && ds.subject_flat.grad().defined())
+      if (!ds.batched && ds.subject_flat.defined() && ds.subject_flat.grad().defined())
         ds.subject_flat.mutable_grad().zero_();
     if (stop_flag) reduce_buf.narrow(0, n_shared, 1).fill_(1.0);
   }
@@ -452,6 +546,10 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
   std::vector<at::Tensor> roots;
   for (auto& ds : dev) {
     if (ds.fitted.empty()) continue;
+    if (ds.batched) {
+      batched_step(ds, b);
+      continue;
+    }
     std::vector<at::Tensor> weighted;  // (n_s / b_s) · NLL_s(minibatch), per subject
     for (int i : ds.fitted) {
       const auto& l = local[i];
@@ -489,21 +587,31 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
 
   at::NoGradGuard no_grad;
   at::Tensor sum = reduce_buf.narrow(0, 0, n_shared);
-  for (int i : order)
-    if (shared_leaf[i].grad().defined()) sum.add_(shared_leaf[i].grad().to(sum.options()));
+  for (int i : order) {
+    const Device& ds = dev[local[i].device];
+    if (ds.batched)
+      add_to_sum(sum, ds.shared_grad_views[local[i].slot]);
+    else if (shared_leaf[i].grad().defined())
+      add_to_sum(sum, shared_leaf[i].grad());
+  }
   // The one collective of the step: the shared gradients, summed (never averaged), and the stop flag.
   comm.all_reduce_sum(reduce_buf);
   // The flag is read one step late: on a GPU the value of the previous step is ready by now, so reading it
   // does not stall the queue; every rank reads the same value at the same step.
   const bool stop = flag_prev.defined() && flag_prev.item<double>() > 0.0;
-  flag_prev = reduce_buf.narrow(0, n_shared, 1).clone();
+  if (!flag_prev.defined()) flag_prev = at::zeros({1}, reduce_buf.options());
+  flag_prev.copy_(reduce_buf.narrow(0, n_shared, 1));
 
   for (auto& ds : dev) {
     at::Tensor p = ds.shared_flat;
-    adam_step(p, sum.to(p.options()), ds.shared_adam, lr, opt.adam);
-    if (ds.subject_flat.defined() && ds.subject_flat.grad().defined()) {
+    ds.shared_grad.copy_(sum);
+    adam_step(p, ds.shared_grad, ds.shared_adam, lr, opt.adam);
+    const at::Tensor grad = ds.batched                  ? ds.subject_grad
+                            : ds.subject_flat.defined() ? ds.subject_flat.grad()
+                                                        : at::Tensor();
+    if (grad.defined()) {
       at::Tensor q = ds.subject_flat.detach();
-      adam_step(q, ds.subject_flat.grad(), ds.subject_adam, lr, opt.adam);
+      adam_step(q, grad, ds.subject_adam, lr, opt.adam);
       at::maximum_out(q, q, ds.lower);  // psi >= min_var after every step
     }
   }
@@ -560,6 +668,7 @@ bool Fitter::run(const FitHooks& hooks) {
   Impl& m = *impl_;
   MSLR_CHECK(m.ready && m.data_loaded, "initialize()/restore() and load_data() before run()");
   m.make_reduce_buffer();
+  m.make_batched_step();
   const auto t0 = Clock::now();
   const double elapsed0 = m.st.elapsed;
   size_t reported = m.st.log.size();

@@ -14,21 +14,7 @@ namespace {
 constexpr int64_t kColumns =
     256;  // variables per work item of the regression passes (fits L1 with its modes)
 constexpr int64_t kBlockRows = 512;  // variables per block of a predictor's MLP (its activations fit L2)
-constexpr int64_t kLanes = 16;       // partial sums per dot product, so that the compiler vectorises them
 constexpr double kLog2Pi = 1.8378770664093453;
-
-int64_t round_up(int64_t n, int64_t m) {
-  return (n + m - 1) / m * m;
-}
-
-// Sum of kLanes partial sums, in a fixed order.
-template <class T>
-T sum_lanes(const T* acc) {
-  T s = 0;
-  for (int64_t l = 0; l < kLanes; ++l)
-    s += acc[l];
-  return s;
-}
 
 // Where a mode matrix (p [d, K] or u [d, D]) comes from and where its gradient goes.
 struct ModeRef {
@@ -97,6 +83,142 @@ struct Item {
   int64_t chunk, j0, cols;
 };
 
+// ---- the chunk kernels
+// ---------------------------------------------------------------------------------------- One work item
+// each: a chunk of at most kColumns variables of one subject's group over the minibatch's rows. The rows are
+// copied from the series into a scratch block that stays in L2, where small BLAS products run at the
+// machine's rate; the element-wise work is one vectorised pass. These loops are compiled per x86-64 feature
+// level (MSLR_VECTOR_CLONES): they are most of a step's time.
+
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MSLR_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define MSLR_VECTOR_CLONES
+#endif
+
+// Asks for the cache lines of n values at p: the rows of a minibatch are scattered over the series, and
+// without this every row starts with a full memory latency.
+template <class T>
+inline void prefetch(const T* p, int64_t n) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t b = 0; b < n * static_cast<int64_t>(sizeof(T)); b += 64)
+    __builtin_prefetch(c + b);
+}
+
+template <class T>
+struct Rows {  // the minibatch's rows of a [T, d] series, shifted by -1 for inputs
+  const T* series;
+  int64_t d;
+  const int64_t* times;
+  int64_t count, shift;
+  const T* row(int64_t i, int64_t j0) const { return series + (times[i] + shift) * d + j0; }
+};
+
+// block[i, 0:cols] = the rows' values in columns [j0, j0 + cols); block [count, ld].
+template <class T>
+void copy_rows(const Rows<T>& r, int64_t j0, int64_t cols, T* block, int64_t ld) {
+  for (int64_t i = 0; i < r.count; ++i) {
+    if (i + 1 < r.count) prefetch(r.row(i + 1, j0), cols);
+    std::memcpy(block + i * ld, r.row(i, j0), sizeof(T) * cols);
+  }
+}
+
+// The output pass of one chunk. On entry z [B, ld] holds tran · uᵀ for the chunk's columns; the pass forms
+// mn = scale ⊙ s(z) + offset and the residual against y, adds Σ_i residual² per variable into sq, and either
+// writes the means (forward) or overwrites z with d(w · NLL)/dz and adds the offsets' and scales' gradients.
+template <class T>
+struct ElementwiseArgs {
+  Rows<T> y;
+  int64_t j0, cols, ld;
+  Activation act;
+  T weight;
+  const T* z;                      // [B, ld] tran · uᵀ
+  T* dz;                           // [B, ld] d(w · NLL)/dz (step)
+  T* o;                            // [ld]: one row's s(z) when s is not the identity
+  const T *ipsi, *scale, *offset;  // [cols]; ones / zeros when the model has no scales / offsets
+  double* sq;
+  T *doff, *dscale;  // [cols], accumulated
+  T* means;          // forward only: [B, y.d] (the chunk's columns written), else nullptr
+};
+
+// One row of the output pass: e = scale ⊙ out + offset - y, sq += e², and either the means (mn) or the
+// gradient dz = scale ⊙ w e / psi with the offsets' and scales' gradients. The arguments never alias, which
+// lets the compiler vectorise the loop.
+template <class T>
+MSLR_VECTOR_CLONES void residual_row(const T* __restrict y, const T* __restrict out,
+                                     const T* __restrict scale, const T* __restrict offset,
+                                     const T* __restrict ipsi, T w, double* __restrict sq, T* __restrict doff,
+                                     T* __restrict dscale, T* __restrict dz, int64_t cols) {
+  for (int64_t j = 0; j < cols; ++j) {
+    const T e = (scale[j] * out[j] + offset[j]) - y[j];
+    sq[j] += static_cast<double>(e) * static_cast<double>(e);
+    const T g = w * e * ipsi[j];  // d(w · NLL) / d mean
+    doff[j] += g;
+    dscale[j] += g * out[j];
+    dz[j] = g * scale[j];
+  }
+}
+
+template <class T>
+MSLR_VECTOR_CLONES void mean_row(const T* __restrict y, const T* __restrict out, const T* __restrict scale,
+                                 const T* __restrict offset, double* __restrict sq, T* __restrict mn,
+                                 int64_t cols) {
+  for (int64_t j = 0; j < cols; ++j) {
+    mn[j] = scale[j] * out[j] + offset[j];
+    const T e = mn[j] - y[j];
+    sq[j] += static_cast<double>(e) * static_cast<double>(e);
+  }
+}
+
+template <class T>
+void output_elementwise(const ElementwiseArgs<T>& a) {
+  const bool identity = a.act == Activation::kIdentity;
+  for (int64_t i = 0; i < a.y.count; ++i) {
+    if (i + 1 < a.y.count) prefetch(a.y.row(i + 1, a.j0), a.cols);
+    const T* y = a.y.row(i, a.j0);
+    const T* out = a.z + i * a.ld;
+    if (!identity) {
+      std::memcpy(a.o, out, sizeof(T) * a.cols);
+      kernels::activate<T>(a.act, a.o, a.cols);
+      out = a.o;
+    }
+    if (a.means) {
+      mean_row(y, out, a.scale, a.offset, a.sq, a.means + i * a.y.d + a.j0, a.cols);
+      continue;
+    }
+    T* dz = a.dz + i * a.ld;
+    residual_row(y, out, a.scale, a.offset, a.ipsi, a.weight, a.sq, a.doff, a.dscale, dz, a.cols);
+    if (!identity) kernels::activation_backward<T>(a.act, a.o, dz, a.cols);
+  }
+}
+
+// out[i, :] += bias for `rows` rows of width w; db = Σ_i dz[i, :].
+template <class T>
+MSLR_VECTOR_CLONES void add_bias(T* out, const T* bias, int64_t rows, int64_t w) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < w; ++j)
+      out[i * w + j] += bias[j];
+}
+
+template <class T>
+MSLR_VECTOR_CLONES void column_sums(const T* dz, int64_t rows, int64_t w, T* db) {
+  for (int64_t j = 0; j < w; ++j)
+    db[j] = 0;
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < w; ++j)
+      db[j] += dz[i * w + j];
+}
+
+#define MSLR_INSTANTIATE(T)                                                                               \
+  template void residual_row<T>(const T*, const T*, const T*, const T*, const T*, T, double*, T*, T*, T*, \
+                                int64_t);                                                                 \
+  template void mean_row<T>(const T*, const T*, const T*, const T*, double*, T*, int64_t);                \
+  template void add_bias<T>(T*, const T*, int64_t, int64_t);                                              \
+  template void column_sums<T>(const T*, int64_t, int64_t, T*);
+MSLR_INSTANTIATE(float)
+MSLR_INSTANTIATE(double)
+#undef MSLR_INSTANTIATE
+
 }  // namespace
 
 std::string batched_step_gap(const ModelSpec& spec) {
@@ -157,14 +279,14 @@ class Engine final : public BatchedModel::Impl {
   T* scratch(int64_t n);
   double* dscratch(int64_t n);
 
-  void predictors_forward(const Call& c);
-  void predictors_backward(const Call& c);
+  __attribute__((noinline)) void predictors_forward(const Call& c);
+  __attribute__((noinline)) void predictors_backward(const Call& c);
   void mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b);
   void mlp_backward(const Call& c, PredictorRun& r, int64_t block);
-  void projections(const Call& c);
+  __attribute__((noinline)) void projections(const Call& c);
   template <bool kGrad>
-  void outputs(const Call& c);
-  void mode_gradients(const Call& c);
+  __attribute__((noinline)) void outputs(const Call& c);
+  __attribute__((noinline)) void mode_gradients(const Call& c);
 
   const SharedModules& shared_;
   std::vector<SubjectPlan> plans_;
@@ -181,7 +303,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   const at::ScalarType dtype = c10::CppTypeToScalarType<T>::value;
   const std::string gap = batched_step_gap(shared.spec());
   MSLR_CHECK(gap.empty(), "the batched step does not cover ", gap);
-  int64_t max_width = 1, max_modes = 1;
+  int64_t max_width = 1, max_batch = 1;
   for (size_t si = 0; si < subjects.size(); ++si) {
     const int s = static_cast<int>(si);
     BatchedSubject& b = subjects[si];
@@ -190,6 +312,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
     SubjectPlan p;
     p.model = &m;
     p.max_batch = std::max<int64_t>(b.max_batch, 1);
+    max_batch = std::max(max_batch, p.max_batch);
     auto props = [&](const std::string& group) {
       auto it = b.props.find(group);
       MSLR_CHECK(it != b.props.end(), "subject '", m.name(), "' has no properties for group '", group,
@@ -238,7 +361,6 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
           }
           break;
       }
-      max_modes = std::max(max_modes, ip.K);
       p.in.push_back(ip);
     }
     const auto trans = shared.spec().trans_dims();
@@ -270,7 +392,6 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
           op.modes.fixed = m.u_fixed(h).to(dtype).contiguous();
           break;
       }
-      max_modes = std::max(max_modes, op.D);
       p.out.push_back(op);
     }
     for (const auto& r : p.in)
@@ -331,8 +452,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   }
   // Per-thread scratch: the largest need of any work item.
   const int64_t cw = kColumns;
-  scratch_size_ = std::max({max_modes * cw,               // modes of a chunk, transposed
-                            2 * max_modes * cw + 6 * cw,  // output pass: u, du, z, o, dz, 1/psi, doff, dscale
+  scratch_size_ = std::max({(2 * max_batch + 7) * cw,  // a chunk's z and dz, and the output pass's vectors
                             2 * kBlockRows * max_width});  // MLP backward: two gradient buffers
   dscratch_size_ = cw;
 }
@@ -447,10 +567,7 @@ void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::
     T* out =
         last ? r.out.template data_ptr<T>() + b.row0 * wo : r.hidden[l].template data_ptr<T>() + b.row0 * wo;
     kernels::gemm<T>(false, false, b.rows, wo, wi, T(1), in, wi, params + r.w_off[l], wo, T(0), out, wo);
-    const T* bias = params + r.b_off[l];
-    for (int64_t i = 0; i < b.rows; ++i)
-      for (int64_t j = 0; j < wo; ++j)
-        out[i * wo + j] += bias[j];
+    add_bias(out, params + r.b_off[l], b.rows, wo);
     if (!last) kernels::activate<T>(r.mlp->activation(), out, b.rows * wo);
     in = out;
   }
@@ -471,12 +588,7 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
     const T* in = l == 0 ? r.input.template data_ptr<T>() + b.row0 * r.n_props
                          : r.hidden[l - 1].template data_ptr<T>() + b.row0 * wi;
     kernels::gemm<T>(true, false, wi, wo, b.rows, T(1), in, wi, dz, wo, T(0), grad + r.w_off[l], wo);
-    T* db = grad + r.b_off[l];
-    for (int64_t j = 0; j < wo; ++j)
-      db[j] = 0;
-    for (int64_t i = 0; i < b.rows; ++i)
-      for (int64_t j = 0; j < wo; ++j)
-        db[j] += dz[i * wo + j];
+    column_sums(dz, b.rows, wo, grad + r.b_off[l]);
     if (l == 0) break;
     T* dh = buf[l % 2];
     kernels::gemm<T>(false, true, b.rows, wi, wo, T(1), dz, wo, params + r.w_off[l], wo, T(0), dh, wi);
@@ -567,33 +679,13 @@ void Engine<T>::projections(const Call& c) {
       const Item& item = items_in_[it];
       const SubjectPlan& p = plans_[item.subject];
       const InputPlan& ip = p.in[item.slot];
-      const int64_t K = ip.K, d = ip.d, cols = item.cols, cwp = round_up(cols, kLanes);
-      const T* modes = mode_ptr(c, item.subject, ip.modes);
-      const T alpha = static_cast<T>(ip.modes.alpha);
-      T* mt = scratch(K * cwp);  // [K, cwp] this chunk's modes, transposed
-      for (int64_t k = 0; k < K; ++k) {
-        for (int64_t j = 0; j < cols; ++j)
-          mt[k * cwp + j] = alpha * modes[(item.j0 + j) * K + k];
-        for (int64_t j = cols; j < cwp; ++j)
-          mt[k * cwp + j] = 0;
-      }
-      const T* series = static_cast<const T*>(ip.series);
-      const int64_t* times = mb.times[item.subject];
-      T* part = p.proj_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * K;
-      const int64_t full = cols / kLanes * kLanes;
-      for (int64_t i = 0; i < mb.count[item.subject]; ++i) {
-        const T* x = series + (times[i] - 1) * d + item.j0;
-        for (int64_t k = 0; k < K; ++k) {
-          const T* m = mt + k * cwp;
-          T acc[kLanes] = {};
-          for (int64_t j = 0; j < full; j += kLanes)
-            for (int64_t l = 0; l < kLanes; ++l)
-              acc[l] += x[j + l] * m[j + l];
-          for (int64_t j = full; j < cols; ++j)
-            acc[j - full] += x[j] * m[j];
-          part[i * K + k] = sum_lanes(acc);
-        }
-      }
+      const Rows<T> x{static_cast<const T*>(ip.series), ip.d, mb.times[item.subject], mb.count[item.subject],
+                      -1};
+      T* block = scratch(x.count * kColumns);  // [B, kColumns] the chunk of x
+      copy_rows(x, item.j0, item.cols, block, kColumns);
+      T* out = p.proj_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * ip.K;
+      kernels::gemm<T>(false, false, x.count, ip.K, item.cols, static_cast<T>(ip.modes.alpha), block,
+                       kColumns, mode_ptr(c, item.subject, ip.modes) + item.j0 * ip.K, ip.K, T(0), out, ip.K);
     }
   });
   // The transformed latents: concatenated (or identical) projections.
@@ -636,106 +728,64 @@ void Engine<T>::outputs(const Call& c) {
       const int s = item.subject;
       SubjectPlan& p = plans_[s];
       const OutputPlan& op = p.out[item.slot];
-      const int64_t D = op.D, d = op.d, cols = item.cols, cwp = round_up(cols, kLanes), j0 = item.j0;
-      const int64_t B = mb.count[s];
+      const int64_t D = op.D, cols = item.cols, j0 = item.j0, B = mb.count[s];
       const T* params = c.params[s];
-      const T* psi = params + op.psi + j0;
-      const T* scale = op.scale >= 0 ? params + op.scale + j0 : nullptr;
-      const T* offset = op.offset >= 0 ? params + op.offset + j0 : nullptr;
-      const T* modes = mode_ptr(c, s, op.modes);  // [d, D]
-      T* ut = scratch(2 * D * cwp + 6 * cwp);     // [D, cwp] this chunk's u-modes, transposed
-      T* dut = ut + D * cwp;                      // [D, cwp] their gradient
-      T* z = dut + D * cwp;                       // [cwp] one row's latent drive, then its output
-      T* o = z + cwp;
-      T* dz = o + cwp;
-      T* ipsi = dz + cwp;
-      T* doff = ipsi + cwp;
-      T* dscale = doff + cwp;
-      double* sq = dscratch(cwp);  // Σ_i residual² per variable
-      for (int64_t k = 0; k < D; ++k)
-        for (int64_t j = 0; j < cwp; ++j) {
-          ut[k * cwp + j] = j < cols ? modes[(j0 + j) * D + k] : T(0);
-          dut[k * cwp + j] = 0;
-        }
-      for (int64_t j = 0; j < cwp; ++j) {
-        ipsi[j] = j < cols ? T(1) / psi[j] : T(0);
-        doff[j] = dscale[j] = dz[j] = 0;
-        sq[j] = 0;
-      }
-      const T w = static_cast<T>(mb.weight[s]);
-      const T* series = static_cast<const T*>(op.series);
-      const int64_t* times = mb.times[s];
+      const T* u = mode_ptr(c, s, op.modes) + j0 * D;  // [cols, D] the chunk's u-modes
       const T* tran = p.tran[item.slot].template data_ptr<T>();
-      T* dtran =
-          kGrad ? p.dtran_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * D : nullptr;
-      T* means = kGrad ? nullptr : (*c.means)[s][item.slot].template data_ptr<T>();
-      const bool identity = op.act == Activation::kIdentity;
-      for (int64_t i = 0; i < B; ++i) {
-        const T* tr = tran + i * D;
-        const T* y = series + times[i] * d + j0;
-        for (int64_t j = 0; j < cwp; ++j)
-          z[j] = 0;
-        for (int64_t k = 0; k < D; ++k) {
-          const T t = tr[k];
-          const T* u = ut + k * cwp;
-          for (int64_t j = 0; j < cwp; ++j)
-            z[j] += t * u[j];
-        }
-        if (!identity) {
-          std::memcpy(o, z, sizeof(T) * cols);
-          kernels::activate<T>(op.act, o, cols);
-        }
-        const T* out = identity ? z : o;
-        T* mean_row = kGrad ? nullptr : means + i * d + j0;
+      T* z = scratch((2 * B + 7) * kColumns);  // z and dz [B, kColumns], then the per-variable vectors
+      T* dz = z + B * kColumns;
+      T* vec = dz + B * kColumns;
+      ElementwiseArgs<T> args;
+      args.y = {static_cast<const T*>(op.series), op.d, mb.times[s], B, 0};
+      args.j0 = j0;
+      args.cols = cols;
+      args.ld = kColumns;
+      args.act = op.act;
+      args.weight = static_cast<T>(mb.weight[s]);
+      args.z = z;
+      args.dz = dz;
+      args.o = vec;
+      T* ipsi = vec + kColumns;
+      T* scale = ipsi + kColumns;
+      T* offset = scale + kColumns;
+      args.doff = offset + kColumns;
+      args.dscale = args.doff + kColumns;
+      const T* psi = params + op.psi + j0;
+      for (int64_t j = 0; j < cols; ++j) {
+        ipsi[j] = T(1) / psi[j];
+        scale[j] = op.scale >= 0 ? params[op.scale + j0 + j] : T(1);
+        offset[j] = op.offset >= 0 ? params[op.offset + j0 + j] : T(0);
+        args.doff[j] = args.dscale[j] = 0;
+      }
+      args.ipsi = ipsi;
+      args.scale = scale;
+      args.offset = offset;
+      args.sq = dscratch(cols);
+      std::fill_n(args.sq, cols, 0.0);
+      args.means = kGrad ? nullptr : (*c.means)[s][item.slot].template data_ptr<T>();
+      // z = tran · uᵀ, the residual pass, then d tran = dz · u and du = dzᵀ · tran.
+      kernels::gemm<T>(false, true, B, cols, D, T(1), tran, D, u, D, T(0), z, kColumns);
+      output_elementwise(args);
+      if (kGrad) {
+        T* grads = c.grads[s];
+        T* dtran = p.dtran_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * D;
+        kernels::gemm<T>(false, false, B, D, cols, T(1), dz, kColumns, u, D, T(0), dtran, D);
+        if (T* du = mode_grad_ptr(c, s, op.modes))
+          kernels::gemm<T>(true, false, cols, D, B, T(1), dz, kColumns, tran, D, T(0), du + j0 * D, D);
         for (int64_t j = 0; j < cols; ++j) {
-          const T scaled = scale ? scale[j] * out[j] : out[j];
-          const T mn = offset ? scaled + offset[j] : scaled;
-          const T e = mn - y[j];
-          sq[j] += static_cast<double>(e) * static_cast<double>(e);
-          if (!kGrad) {
-            mean_row[j] = mn;
-            continue;
-          }
-          const T g = w * e * ipsi[j];  // d(w · NLL) / d mean
-          doff[j] += g;
-          dscale[j] += g * out[j];
-          dz[j] = scale ? g * scale[j] : g;
-        }
-        if (!kGrad) continue;
-        if (!identity) kernels::activation_backward<T>(op.act, o, dz, cols);
-        for (int64_t k = 0; k < D; ++k) {
-          const T t = tr[k];
-          T* du = dut + k * cwp;
-          const T* u = ut + k * cwp;
-          T acc[kLanes] = {};
-          for (int64_t j = 0; j < cwp; j += kLanes)
-            for (int64_t l = 0; l < kLanes; ++l) {
-              du[j + l] += dz[j + l] * t;
-              acc[l] += dz[j + l] * u[j + l];
-            }
-          dtran[i * D + k] = sum_lanes(acc);
+          const double ps = static_cast<double>(psi[j]);
+          grads[op.psi + j0 + j] =
+              static_cast<T>(0.5 * mb.weight[s] * (static_cast<double>(B) - args.sq[j] / ps) / ps);
+          if (op.offset >= 0) grads[op.offset + j0 + j] = args.doff[j];
+          if (op.scale >= 0) grads[op.scale + j0 + j] = args.dscale[j];
         }
       }
-      // This chunk's NLL terms and the gradients of its variables' parameters.
-      double nll = 0.0;
+      double nll = 0.0;  // this chunk's part of the NLL, in float64
       for (int64_t j = 0; j < cols; ++j) {
         const double ps = static_cast<double>(psi[j]);
-        nll += static_cast<double>(B) * std::log(ps) + sq[j] / ps;
+        nll += static_cast<double>(B) * std::log(ps) + args.sq[j] / ps;
       }
       p.nll_part[item.slot].template data_ptr<double>()[item.chunk] = 0.5 * nll;
-      if (!kGrad) continue;
-      T* grads = c.grads[s];
-      for (int64_t j = 0; j < cols; ++j) {
-        const double ps = static_cast<double>(psi[j]);
-        grads[op.psi + j0 + j] =
-            static_cast<T>(0.5 * mb.weight[s] * (static_cast<double>(B) - sq[j] / ps) / ps);
-        if (offset) grads[op.offset + j0 + j] = doff[j];
-        if (scale) grads[op.scale + j0 + j] = dscale[j];
-      }
-      if (T* du = mode_grad_ptr(c, s, op.modes))
-        for (int64_t j = 0; j < cols; ++j)
-          for (int64_t k = 0; k < D; ++k)
-            du[(j0 + j) * D + k] = dut[k * cwp + j];
     }
   });
   // Per subject: the NLL and the gradient of the transformed latents, summed over chunks in chunk order.
@@ -777,28 +827,14 @@ void Engine<T>::mode_gradients(const Call& c) {
       const Item& item = items_grad_[it];
       const SubjectPlan& p = plans_[item.subject];
       const InputPlan& ip = p.in[item.slot];
-      const int64_t K = ip.K, d = ip.d, cols = item.cols, cwp = round_up(cols, kLanes);
-      const int64_t D = p.out[ip.h].D;
-      T* dmt = scratch(K * cwp);  // [K, cwp]
-      for (int64_t j = 0; j < K * cwp; ++j)
-        dmt[j] = 0;
-      const T* series = static_cast<const T*>(ip.series);
-      const int64_t* times = mb.times[item.subject];
-      const T* dtran = p.dtran[ip.h].template data_ptr<T>() + ip.col;
-      for (int64_t i = 0; i < mb.count[item.subject]; ++i) {
-        const T* x = series + (times[i] - 1) * d + item.j0;
-        for (int64_t k = 0; k < K; ++k) {
-          const T t = dtran[i * D + k];
-          T* dm = dmt + k * cwp;
-          for (int64_t j = 0; j < cols; ++j)
-            dm[j] += x[j] * t;
-        }
-      }
-      const T alpha = static_cast<T>(ip.modes.alpha);
-      T* dest = mode_grad_ptr(c, item.subject, ip.modes);
-      for (int64_t j = 0; j < cols; ++j)
-        for (int64_t k = 0; k < K; ++k)
-          dest[(item.j0 + j) * K + k] = alpha * dmt[k * cwp + j];
+      const Rows<T> x{static_cast<const T*>(ip.series), ip.d, mb.times[item.subject], mb.count[item.subject],
+                      -1};
+      T* block = scratch(x.count * kColumns);
+      copy_rows(x, item.j0, item.cols, block, kColumns);
+      const int64_t ld = p.out[ip.h].D;
+      kernels::gemm<T>(true, false, item.cols, ip.K, x.count, static_cast<T>(ip.modes.alpha), block, kColumns,
+                       p.dtran[ip.h].template data_ptr<T>() + ip.col, ld, T(0),
+                       mode_grad_ptr(c, item.subject, ip.modes) + item.j0 * ip.K, ip.K);
     }
   });
 }

@@ -52,23 +52,28 @@ MSLR_ALWAYS_INLINE float exp_inline(float x) {
 }
 
 MSLR_ALWAYS_INLINE float tanh_inline(float x) {
-  // Near 0 the odd Taylor series (to x^17: error < 2e-8 relative for |x| < 0.5); elsewhere
-  // (1 - e) / (1 + e) with e = exp(-2|x|), which has no cancellation there. Both are computed and one is
-  // selected, so the loop has no branch. Beyond |x| = 9, tanh rounds to ±1 in float32.
+  // tanh|x| = -m / (2 + m) with m = expm1(-2|x|), which has no cancellation anywhere. expm1(y) =
+  // 2^n (q(r) + 1) - 1 with y = n ln 2 + r, |r| <= ln(2)/2 and q(r) = exp(r) - 1 by its Taylor series to r^8
+  // (error < 6e-9 relative); written as 2^n q + (2^n - 1), exact where n = 0 and free of cancellation where
+  // n < 0. Beyond |x| = 9, tanh rounds to ±1 in float32.
+  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+  constexpr float kRound = 12582912.0f;
   const float a = std::fabs(x);
-  const float x2 = x * x;
-  float p = 6404582.0f / 10854718875.0f;
-  p = p * x2 - 929569.0f / 638512875.0f;
-  p = p * x2 + 21844.0f / 6081075.0f;
-  p = p * x2 - 1382.0f / 155925.0f;
-  p = p * x2 + 62.0f / 2835.0f;
-  p = p * x2 - 17.0f / 315.0f;
-  p = p * x2 + 2.0f / 15.0f;
-  p = p * x2 - 1.0f / 3.0f;
-  const float small = x + x * (x2 * p);
-  const float e = exp_inline(-2.0f * (a > 9.0f ? 9.0f : a));  // NaN stays NaN
-  const float large = std::copysign((1.0f - e) / (1.0f + e), x);
-  return a < 0.5f ? small : large;
+  const float y = -2.0f * (a > 9.0f ? 9.0f : a);  // comparison, not fmin: NaN stays NaN
+  const float n = (y * kLog2e + kRound) - kRound;
+  const float r = (y - n * kLn2Hi) - n * kLn2Lo;
+  float q = 1.0f / 40320.0f;
+  q = q * r + 1.0f / 5040.0f;
+  q = q * r + 1.0f / 720.0f;
+  q = q * r + 1.0f / 120.0f;
+  q = q * r + 1.0f / 24.0f;
+  q = q * r + 1.0f / 6.0f;
+  q = q * r + 0.5f;
+  q = q * r + 1.0f;
+  q = q * r;
+  const float s = pow2i(n);  // n in [-26, 0]
+  const float m = s * q + (s - 1.0f);
+  return std::copysign(-m / (2.0f + m), x);
 }
 
 MSLR_VECTOR_CLONES void tanh_loop(const float* x, float* y, int64_t n) {
@@ -189,6 +194,7 @@ void activate<double>(Activation a, double* z, int64_t n) {
 
 template <>
 void activation_backward<float>(Activation a, const float* h, float* d, int64_t n) {
+  if (a == Activation::kIdentity) return;
   if (a == Activation::kSoftplus) {
     // softplus'(z) = sigmoid(z) = 1 - exp(-softplus(z)).
     for (int64_t i = 0; i < n; ++i)

@@ -51,8 +51,10 @@ std::vector<int64_t> ModelSpec::specific_out_dims() const {
 
 std::vector<std::string> ModelSpec::groups() const {
   std::set<std::string> g;
-  for (const auto& i : inputs) g.insert(i.group);
-  for (const auto& h : outputs) g.insert(h.group);
+  for (const auto& i : inputs)
+    g.insert(i.group);
+  for (const auto& h : outputs)
+    g.insert(h.group);
   return {g.begin(), g.end()};
 }
 

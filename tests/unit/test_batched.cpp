@@ -317,7 +317,7 @@ double ulps(float got, double want) {
   return std::fabs(static_cast<double>(got) - want) / ulp;
 }
 
-TEST(FastTanh, WithinTwoAndAHalfUlpOverItsWholeRange) {
+TEST(FastTanh, WithinThreeUlpOverItsWholeRange) {
   // Every 61st float32 bit pattern (70 million values, all exponents and signs) plus the edges.
   std::vector<float> x, y;
   for (uint64_t b = 0; b < (uint64_t{1} << 32); b += 61) {
@@ -343,7 +343,7 @@ TEST(FastTanh, WithinTwoAndAHalfUlpOverItsWholeRange) {
     if (e > worst) worst = e, at = x[i];
     ASSERT_EQ(y[i], kernels::tanh_fast(x[i]));  // the loop and the scalar agree
   }
-  EXPECT_LE(worst, 2.5) << "at " << at;
+  EXPECT_LE(worst, 3.0) << "at " << at;
   EXPECT_EQ(kernels::tanh_fast(0.0f), 0.0f);
   EXPECT_EQ(kernels::tanh_fast(100.0f), 1.0f);
   EXPECT_EQ(kernels::tanh_fast(-100.0f), -1.0f);

@@ -24,6 +24,12 @@
 
 namespace mslr {
 
+// How a step computes its gradients: the batched step (model/batched.h: CPU, the model classes it covers) or
+// autograd over each subject's forward (every model, every device). kAuto takes the batched step where it
+// applies.
+enum class StepKind { kAuto, kBatched, kAutograd };
+StepKind parse_step_kind(const std::string& text);  // "auto", "batched", "autograd"; throws naming the value
+
 struct FitOptions {
   int epochs = 100;
   int batches = 10;
@@ -36,6 +42,7 @@ struct FitOptions {
   int gpus_per_rank = 0;      // 0 = CPU
   bool data_on_device = false;
   at::ScalarType dtype = at::kFloat;
+  StepKind step = StepKind::kAuto;
 
   // Throws naming the option, the value and the rule.
   void validate() const;
@@ -72,7 +79,9 @@ class Fitter {
   const SharedModules& shared() const { return *shared_; }
   const SubjectModel& model(int subject) const;  // a local subject's model
   std::vector<at::Device> devices() const;
-  std::string describe() const;  // devices, data residency, dtype: for the rank-0 log
+  std::string describe() const;  // devices, data residency, dtype, step: for the rank-0 log
+  // True when every device of this rank takes the batched step (known after construction).
+  bool batched() const;
 
   // Starts from the initial values drawn from options.seed, or from a saved state (this rank's subjects must
   // be in it). Exactly one of these before run().
