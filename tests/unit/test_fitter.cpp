@@ -133,22 +133,52 @@ std::unique_ptr<Fitter> run_fit(const LocalCommunicator& comm, const test::Probl
   return f;
 }
 
-TEST(Fitter, MatchesThePlainReferenceLoopAfterThreeSteps) {
+class FitterStep : public ::testing::TestWithParam<StepKind> {};
+
+TEST_P(FitterStep, MatchesThePlainReferenceLoopAfterThreeSteps) {
   const test::Problem p = two_subjects();
-  const FitOptions o = float64_options();
+  FitOptions o = float64_options();
+  o.step = GetParam();
   LocalCommunicator one;
   const auto f = run_fit(one, p, o);
+  EXPECT_EQ(f->batched(), o.step != StepKind::kAutograd);  // the test model is one the batched step covers
   Reference ref(p, o);
   ref.epoch(0);
   const FitState st = f->state();
-  EXPECT_LT(test::rel_diff(st.shared_params, ref.shared_flat()), 1e-6);
+  EXPECT_LT(test::rel_diff(st.shared_params, ref.shared_flat()), 1e-9);
   for (size_t s = 0; s < 2; ++s)
-    EXPECT_LT(test::rel_diff(st.subjects[s].params, ref.subject_flat(s)), 1e-6) << s;
+    EXPECT_LT(test::rel_diff(st.subjects[s].params, ref.subject_flat(s)), 1e-9) << s;
   // The clamp held psi at min_var somewhere, and the parameters moved.
   const auto& m = f->model(0);
   EXPECT_DOUBLE_EQ(m.layout().view(st.subjects[0].params, m.psi_index(0)).min().item<double>(), o.min_var);
   EXPECT_GT((st.shared_params - p.true_shared).abs().max().item<double>(), 0.0);
   EXPECT_GT(test::rel_diff(st.shared_params, f->shared().initial_values(o.seed, at::kDouble)), 1e-3);
+}
+
+INSTANTIATE_TEST_SUITE_P(Steps, FitterStep, ::testing::Values(StepKind::kBatched, StepKind::kAutograd),
+                         [](const auto& info) {
+                           return info.param == StepKind::kBatched ? "batched" : "autograd";
+                         });
+
+TEST(Fitter, StepKindsAndWhatTheBatchedStepDoesNotCover) {
+  EXPECT_EQ(parse_step_kind("auto"), StepKind::kAuto);
+  EXPECT_EQ(parse_step_kind("batched"), StepKind::kBatched);
+  EXPECT_EQ(parse_step_kind("autograd"), StepKind::kAutograd);
+  EXPECT_EQ(test::error_of([] { parse_step_kind("fast"); }),
+            "step must be auto, batched or autograd, got 'fast'");
+  // A model the batched step does not cover: auto falls back to autograd and says why; batched refuses.
+  test::Problem p = two_subjects();
+  p.spec.mapping = parse_mapping("linear:6");
+  FitOptions o = float64_options();
+  LocalCommunicator one;
+  const auto f = run_fit(one, p, o);
+  EXPECT_FALSE(f->batched());
+  EXPECT_NE(f->describe().find("autograd step (the batched step does not cover a linear mapping)"),
+            std::string::npos)
+      << f->describe();
+  o.step = StepKind::kBatched;
+  EXPECT_EQ(test::error_of([&] { Fitter(one, p.spec, o, p.infos); }),
+            "--step batched: the batched step does not cover a linear mapping; use --step auto or autograd");
 }
 
 TEST(Fitter, ResetsAdamWhenTheLearningRateChanges) {
