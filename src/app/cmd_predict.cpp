@@ -100,7 +100,6 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   const Placement placement = place_subjects(cost, world.size(), 1);
   const at::ScalarType dtype = o.str("dtype") == "float64" ? at::kDouble : at::kFloat;
   const at::Tensor shared_params = ckpt.read_shared_params().to(dtype);
-  const auto shared_views = shared->layout().views(shared_params);
   std::map<int, SubjectPredictionData> mine;
   int unseen = 0;
   run_collectively(world, [&] {
@@ -120,13 +119,12 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
         params = ckpt.read_subject_params(k).to(dtype);
       } else {
         // A subject the fit never saw: modes from its properties, offsets and noise from its training part.
-        params = estimate_unfitted_params(model, shared_views, d, info.times_in(split.train(info.n_time)),
+        params = estimate_unfitted_params(model, shared_params, d, info.times_in(split.train(info.n_time)),
                                           o.number("min-var"), static_cast<uint64_t>(o.integer("seed")));
         ++unseen;
       }
       const at::Tensor times = info.times_in(range);
-      const SubjectPrediction p =
-          predict_subject(model, {model.layout().views(params), shared_views}, d, times, batch);
+      const SubjectPrediction p = predict_subject(model, params, shared_params, d, times, batch);
       SubjectPredictionData out;
       out.times = times;
       out.nll = p.nll;

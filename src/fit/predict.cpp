@@ -4,14 +4,66 @@
 
 #include "mslr/core/error.h"
 #include "mslr/core/rng.h"
+#include "mslr/model/batched.h"
 
 namespace mslr {
 
-SubjectPrediction predict_subject(const SubjectModel& model, const ParamViews& params,
-                                  const SubjectData& data, const at::Tensor& times, int64_t batch_size) {
+namespace {
+
+// The batched forward, one batch of sample pairs at a time.
+SubjectPrediction predict_batched(const SubjectModel& model, const at::Tensor& subject_params,
+                                  const at::Tensor& shared_params, const SubjectData& data,
+                                  const at::Tensor& times, int64_t batch_size) {
+  const at::ScalarType dtype = subject_params.scalar_type();
+  const at::Tensor t = times.to(at::kLong).contiguous();
+  const int64_t n = t.numel();
+  BatchedSubject b;
+  b.model = &model;
+  for (const auto& g : model.spec().groups())
+    b.groups[g] = data.group(g).to(dtype).contiguous();
+  b.props = data.props;
+  b.max_batch = std::min(batch_size, std::max<int64_t>(n, 1));
+  BatchedModel batched(model.shared(), {b}, dtype);
+  const at::Tensor sp = subject_params.contiguous(), shp = shared_params.contiguous();
+  SubjectPrediction out;
+  std::vector<std::vector<at::Tensor>> parts(model.n_outputs());
+  for (int64_t start = 0; start < n; start += batch_size) {
+    const int64_t count = std::min(batch_size, n - start);
+    std::vector<std::vector<at::Tensor>> means(1);
+    for (int h = 0; h < model.n_outputs(); ++h)
+      means[0].push_back(at::empty({count, model.d_out(h)}, at::TensorOptions().dtype(dtype)));
+    const Minibatch mb{{t.data_ptr<int64_t>() + start}, {count}, {1.0}};
+    double nll = 0.0;
+    batched.forward(mb, {sp}, shp, means, &nll);
+    out.nll += nll;
+    for (int h = 0; h < model.n_outputs(); ++h)
+      parts[h].push_back(means[0][h]);
+  }
+  for (int h = 0; h < model.n_outputs(); ++h)
+    out.means.push_back(parts[h].empty() ? at::zeros({0, model.d_out(h)}, at::TensorOptions().dtype(dtype))
+                                         : at::cat(parts[h]));
+  out.samples = n;
+  return out;
+}
+
+}  // namespace
+
+SubjectPrediction predict_subject(const SubjectModel& model, const at::Tensor& subject_params,
+                                  const at::Tensor& shared_params, const SubjectData& data,
+                                  const at::Tensor& times, int64_t batch_size) {
   MSLR_CHECK(batch_size >= 1, "batch-size must be >= 1, got ", batch_size);
   at::NoGradGuard no_grad;
-  const auto opts = params.subject.empty() ? params.shared.at(0).options() : params.subject[0].options();
+  const bool batched =
+      subject_params.device().is_cpu() && shared_params.device().is_cpu() &&
+      subject_params.scalar_type() == shared_params.scalar_type() &&
+      (subject_params.scalar_type() == at::kFloat || subject_params.scalar_type() == at::kDouble) &&
+      batched_step_gap(model.spec()).empty();
+  if (batched) {
+    model.check_props(data.props);
+    return predict_batched(model, subject_params, shared_params, data, times, batch_size);
+  }
+  const ParamViews params{model.layout().views(subject_params), model.shared().layout().views(shared_params)};
+  const auto opts = subject_params.options();
   std::map<std::string, at::Tensor> props;
   for (const auto& [g, p] : data.props)
     props[g] = p.to(opts);
@@ -42,15 +94,15 @@ SubjectPrediction predict_subject(const SubjectModel& model, const ParamViews& p
 
 namespace mslr {
 
-at::Tensor estimate_unfitted_params(const SubjectModel& model, const std::vector<at::Tensor>& shared_params,
+at::Tensor estimate_unfitted_params(const SubjectModel& model, const at::Tensor& shared_params,
                                     const SubjectData& data, const at::Tensor& times, double min_var,
                                     uint64_t seed) {
   MSLR_CHECK(times.numel() > 0, "subject '", model.name(),
              "' has no training samples to set its offsets and noise from");
-  const at::ScalarType dtype = shared_params.empty() ? at::kFloat : shared_params[0].scalar_type();
+  const at::ScalarType dtype = shared_params.scalar_type();
   at::Tensor params = model.initial_values(seed, hash_name(model.name()), dtype);
   const auto& layout = model.layout();
-  const auto base = predict_subject(model, {layout.views(params), shared_params}, data, times, 4096);
+  const auto base = predict_subject(model, params, shared_params, data, times, 4096);
   at::NoGradGuard no_grad;
   for (int h = 0; h < model.n_outputs(); ++h) {
     const std::string& g = model.spec().outputs[h].group;

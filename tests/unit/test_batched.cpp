@@ -10,6 +10,7 @@
 #include <limits>
 
 #include "mslr/data/subject_data.h"
+#include "mslr/fit/predict.h"
 #include "mslr/model/batched.h"
 #include "mslr/model/kernels.h"
 #include "test_util.h"
@@ -287,6 +288,28 @@ TEST_P(BatchedStep, ForwardGivesTheReferenceMeans) {
     model.forward(mb, {p.params[s]}, p.shared_params, means, &nll);
     for (int h = 0; h < m.n_outputs(); ++h)
       EXPECT_LT(test::rel_diff(means[0][h], ref[h]), 1e-12);
+  }
+}
+
+TEST_P(BatchedStep, PredictionGoesThroughTheBatchedForwardInBatches) {
+  const Case& c = GetParam();
+  Problem p(c, 11);
+  for (size_t s = 0; s < p.models.size(); ++s) {
+    const SubjectModel& m = *p.models[s];
+    const ParamViews v{m.layout().views(p.params[s]), p.shared->layout().views(p.shared_params)};
+    std::vector<at::Tensor> x, y;
+    for (const auto& g : m.spec().inputs)
+      x.push_back(gather_rows(p.data[s].groups.at(g.group), p.times[s], -1));
+    for (const auto& h : m.spec().outputs)
+      y.push_back(gather_rows(p.data[s].groups.at(h.group), p.times[s], 0));
+    const auto ref = m.forward(x, m.predict_modes(p.data[s].props, v), v);
+    const double ref_nll = m.nll_reference(y, ref, v).item<double>();
+    // Batches of 7 samples: the last one is short.
+    const SubjectPrediction got = predict_subject(m, p.params[s], p.shared_params, p.data[s], p.times[s], 7);
+    EXPECT_EQ(got.samples, p.times[s].numel());
+    EXPECT_NEAR(got.nll, ref_nll, 1e-10 * std::abs(ref_nll));
+    for (int h = 0; h < m.n_outputs(); ++h)
+      EXPECT_LT(test::rel_diff(got.means[h], ref[h]), 1e-12);
   }
 }
 

@@ -246,14 +246,10 @@ TEST(Fitter, RecoversAKnownModel) {
   for (int s = 0; s < c.subjects; ++s) {
     const auto& m = f->model(s);
     const at::Tensor test_times = p.infos[s].times_in(o.split.test(c.time_points));
-    fitted_nll +=
-        predict_subject(
-            m, {m.layout().views(st.subjects[s].params), f->shared().layout().views(st.shared_params)},
-            p.data[s], test_times, 64)
-            .nll;
-    const ParamViews truth{m.layout().views(p.true_subject[s].to(at::kFloat)),
-                           f->shared().layout().views(p.true_shared.to(at::kFloat))};
-    true_nll += predict_subject(m, truth, p.data[s], test_times, 64).nll;
+    fitted_nll += predict_subject(m, st.subjects[s].params, st.shared_params, p.data[s], test_times, 64).nll;
+    true_nll += predict_subject(m, p.true_subject[s].to(at::kFloat), p.true_shared.to(at::kFloat), p.data[s],
+                                test_times, 64)
+                    .nll;
   }
   std::printf("  held-out NLL: fitted %.2f, true model %.2f (%.2f%%)\n", fitted_nll, true_nll,
               100 * (fitted_nll / true_nll - 1));

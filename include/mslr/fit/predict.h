@@ -18,10 +18,14 @@ struct SubjectPrediction {
 };
 
 // Modes come from the subject's properties through the model's predictors (so a subject that was never fitted
-// can be predicted from its properties and the shared parameters alone). `times` [n]: the t of each pair
-// (t-1, t). Runs without autograd, `batch_size` samples at a time, on the device of the parameters.
-SubjectPrediction predict_subject(const SubjectModel& model, const ParamViews& params,
-                                  const SubjectData& data, const at::Tensor& times, int64_t batch_size);
+// can be predicted from its properties and the shared parameters alone). subject_params [numel] and
+// shared_params [n_shared] are flat buffers of the model's layouts; `times` [n]: the t of each pair (t-1, t).
+// Runs without autograd, `batch_size` samples at a time, on the device of the parameters: on the CPU through
+// the batched model's forward pass (model/batched.h) where it covers the model, otherwise through
+// SubjectModel::forward.
+SubjectPrediction predict_subject(const SubjectModel& model, const at::Tensor& subject_params,
+                                  const at::Tensor& shared_params, const SubjectData& data,
+                                  const at::Tensor& times, int64_t batch_size);
 
 }  // namespace mslr
 
@@ -30,7 +34,7 @@ namespace mslr {
 // Per-subject parameters for a subject the fit never saw (its modes come from its properties through the
 // fitted predictors): the starting values, with each output's offsets set to the mean residual and psi to the
 // residual variance (at least min_var) over `times`, which should be the subject's training part.
-at::Tensor estimate_unfitted_params(const SubjectModel& model, const std::vector<at::Tensor>& shared_params,
+at::Tensor estimate_unfitted_params(const SubjectModel& model, const at::Tensor& shared_params,
                                     const SubjectData& data, const at::Tensor& times, double min_var,
                                     uint64_t seed);
 
