@@ -2,6 +2,9 @@
 
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <sched.h>
 #include <unistd.h>
 
@@ -25,6 +28,11 @@ void limit_threads(int n, int blas) {
   n = std::max(1, n);
   blas = std::max(1, std::min(blas, n));
   at::set_num_threads(n);
+#ifdef _OPENMP
+  // at::parallel_for runs its loops with the OpenMP runtime mslr is compiled against (CMakeLists.txt); where
+  // LibTorch bundles a runtime of its own, at::set_num_threads does not size this one.
+  omp_set_num_threads(n);
+#endif
   // The inter-op pool can only be sized before its first use; later calls throw, which is harmless here.
   try {
     at::set_num_interop_threads(1);
