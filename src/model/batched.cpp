@@ -71,8 +71,8 @@ struct PredictorRun {
   std::vector<Segment> segments;
   std::vector<Block> blocks;
   std::vector<int64_t> w_off, b_off, w_in, w_out;  // per MLP layer, relative to the first parameter
-  at::Tensor input;                // MLP: scaled properties [R, n_props]; hypercube: [R, K] int64
-  std::vector<at::Tensor> hidden;  // MLP hidden activations [R, w_out[l]]
+  at::Tensor input;  // MLP: scaled properties and a column of ones [R, n_props + 1]; hypercube: [R, K] int64
+  std::vector<at::Tensor> hidden;  // MLP hidden activations and a column of ones [R, w_out[l] + 1]
   at::Tensor out, dout;            // [R, n_out]
   at::Tensor partial;              // MLP: gradients per block [blocks, n_params]
 };
@@ -192,29 +192,11 @@ void output_elementwise(const ElementwiseArgs<T>& a) {
   }
 }
 
-// out[i, :] += bias for `rows` rows of width w; db = Σ_i dz[i, :].
-template <class T>
-MSLR_VECTOR_CLONES void add_bias(T* out, const T* bias, int64_t rows, int64_t w) {
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < w; ++j)
-      out[i * w + j] += bias[j];
-}
-
-template <class T>
-MSLR_VECTOR_CLONES void column_sums(const T* dz, int64_t rows, int64_t w, T* db) {
-  for (int64_t j = 0; j < w; ++j)
-    db[j] = 0;
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t j = 0; j < w; ++j)
-      db[j] += dz[i * w + j];
-}
-
 #define MSLR_INSTANTIATE(T)                                                                               \
   template void residual_row<T>(const T*, const T*, const T*, const T*, const T*, T, double*, T*, T*, T*, \
                                 int64_t);                                                                 \
-  template void mean_row<T>(const T*, const T*, const T*, const T*, double*, T*, int64_t);                \
-  template void add_bias<T>(T*, const T*, int64_t, int64_t);                                              \
-  template void column_sums<T>(const T*, int64_t, int64_t, T*);
+  template void mean_row<T>(const T*, const T*, const T*, const T*, double*, T*, int64_t);
+
 MSLR_INSTANTIATE(float)
 MSLR_INSTANTIATE(double)
 #undef MSLR_INSTANTIATE
@@ -444,7 +426,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
     }
     if (r.mlp) {
       for (size_t l = 0; l + 1 < r.w_out.size(); ++l)
-        r.hidden.push_back(at::zeros({r.rows, r.w_out[l]}, opts));
+        r.hidden.push_back(at::ones({r.rows, r.w_out[l] + 1}, opts));  // last column: ones
       r.partial = at::zeros({static_cast<int64_t>(r.blocks.size()), r.n_params}, opts);
       for (int64_t w : r.w_in)
         max_width = std::max(max_width, w);
@@ -453,7 +435,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   // Per-thread scratch: the largest need of any work item.
   const int64_t cw = kColumns;
   scratch_size_ = std::max({(2 * max_batch + 7) * cw,  // a chunk's z and dz, and the output pass's vectors
-                            2 * kBlockRows * max_width});  // MLP backward: two gradient buffers
+                            2 * kBlockRows * (max_width + 1)});  // MLP backward: two gradient buffers
   dscratch_size_ = cw;
 }
 
@@ -477,7 +459,7 @@ int Engine<T>::add_to_run(const ModePredictor* pred, bool shared_pred, const Par
       for (size_t l = 0; l < r.mlp->weights().size(); ++l) {
         const ParamEntry& w = layout[r.mlp->weights()[l]];
         const ParamEntry& bias = layout[r.mlp->biases()[l]];
-        MSLR_CHECK(w.offset == expect && bias.offset == w.offset + w.numel,
+        MSLR_CHECK(w.offset == expect && bias.offset == w.offset + w.numel && bias.numel == w.shape[1],
                    "the batched step needs an MLP's parameters declared consecutively");
         r.w_off.push_back(w.offset - base);
         r.b_off.push_back(bias.offset - base);
@@ -498,7 +480,9 @@ int Engine<T>::add_to_run(const ModePredictor* pred, bool shared_pred, const Par
                           : dynamic_cast<const HypercubePredictor&>(*pred).values_index();
   const int64_t n = props.size(0);
   // The prepared input of this segment, appended to the run's.
-  at::Tensor prepared = pred->prepare(props.to(at::kDouble)).to(r.mlp ? dtype : at::kLong).contiguous();
+  at::Tensor prepared = pred->prepare(props.to(at::kDouble)).to(r.mlp ? dtype : at::kLong);
+  if (r.mlp) prepared = at::cat({prepared, at::ones({n, 1}, prepared.options())}, 1);  // the bias column
+  prepared = prepared.contiguous();
   r.input = r.input.defined() ? at::cat({r.input, prepared}) : prepared;
   *row0 = r.rows;
   r.segments.push_back({subject, r.rows, n, layout[first].offset});
@@ -555,20 +539,28 @@ double* Engine<T>::dscratch(int64_t n) {
 // ---- predictors
 // ---------------------------------------------------------------------------------------------
 
+// The layers' weights and bias are consecutive in the layout, W_l [in, out] then b_l [out]: together they are
+// one [in + 1, out] matrix. Every layer's input carries a last column of ones, so that one product applies
+// weights and bias in the forward pass and gives both gradients in the backward pass.
 template <class T>
 void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b) {
   const auto& seg = r.segments[b.segment];
   const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
-  const T* in = r.input.template data_ptr<T>() + b.row0 * r.n_props;
+  const T* in = r.input.template data_ptr<T>() + b.row0 * (r.n_props + 1);
   const size_t layers = r.w_off.size();
   for (size_t l = 0; l < layers; ++l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
-    const bool last = l + 1 == layers;
-    T* out =
-        last ? r.out.template data_ptr<T>() + b.row0 * wo : r.hidden[l].template data_ptr<T>() + b.row0 * wo;
-    kernels::gemm<T>(false, false, b.rows, wo, wi, T(1), in, wi, params + r.w_off[l], wo, T(0), out, wo);
-    add_bias(out, params + r.b_off[l], b.rows, wo);
-    if (!last) kernels::activate<T>(r.mlp->activation(), out, b.rows * wo);
+    if (l + 1 == layers) {
+      kernels::gemm<T>(false, false, b.rows, wo, wi + 1, T(1), in, wi + 1, params + r.w_off[l], wo, T(0),
+                       r.out.template data_ptr<T>() + b.row0 * wo, wo);
+      break;
+    }
+    T* out = r.hidden[l].template data_ptr<T>() + b.row0 * (wo + 1);  // [rows, wo + 1]
+    kernels::gemm<T>(false, false, b.rows, wo, wi + 1, T(1), in, wi + 1, params + r.w_off[l], wo, T(0), out,
+                     wo + 1);
+    kernels::activate<T>(r.mlp->activation(), out, b.rows * (wo + 1));
+    for (int64_t i = 0; i < b.rows; ++i)
+      out[i * (wo + 1) + wo] = T(1);
     in = out;
   }
 }
@@ -579,21 +571,24 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
   const auto& seg = r.segments[b.segment];
   const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
   T* grad = r.partial.template data_ptr<T>() + block * r.n_params;
-  const int64_t max_w = *std::max_element(r.w_in.begin(), r.w_in.end());
-  T* buf[2] = {scratch(2 * kBlockRows * max_w), nullptr};
-  buf[1] = buf[0] + kBlockRows * max_w;
-  const T* dz = r.dout.template data_ptr<T>() + b.row0 * r.n_out;  // [rows, w_out]
+  const int64_t ld_max = *std::max_element(r.w_in.begin(), r.w_in.end()) + 1;
+  T* buf[2] = {scratch(2 * kBlockRows * ld_max), nullptr};
+  buf[1] = buf[0] + kBlockRows * ld_max;
+  const T* dz = r.dout.template data_ptr<T>() + b.row0 * r.n_out;  // [rows, w_out], leading dimension ldz
+  int64_t ldz = r.n_out;
   for (int64_t l = static_cast<int64_t>(r.w_off.size()) - 1; l >= 0; --l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
-    const T* in = l == 0 ? r.input.template data_ptr<T>() + b.row0 * r.n_props
-                         : r.hidden[l - 1].template data_ptr<T>() + b.row0 * wi;
-    kernels::gemm<T>(true, false, wi, wo, b.rows, T(1), in, wi, dz, wo, T(0), grad + r.w_off[l], wo);
-    column_sums(dz, b.rows, wo, grad + r.b_off[l]);
+    const T* in = l == 0 ? r.input.template data_ptr<T>() + b.row0 * (wi + 1)
+                         : r.hidden[l - 1].template data_ptr<T>() + b.row0 * (wi + 1);
+    // [dW_l; db_l] = [in, 1]ᵀ · dz
+    kernels::gemm<T>(true, false, wi + 1, wo, b.rows, T(1), in, wi + 1, dz, ldz, T(0), grad + r.w_off[l], wo);
     if (l == 0) break;
+    // dh = dz · W_lᵀ, then through the activation (its last column is never read).
     T* dh = buf[l % 2];
-    kernels::gemm<T>(false, true, b.rows, wi, wo, T(1), dz, wo, params + r.w_off[l], wo, T(0), dh, wi);
-    kernels::activation_backward<T>(r.mlp->activation(), in, dh, b.rows * wi);
+    kernels::gemm<T>(false, true, b.rows, wi, wo, T(1), dz, ldz, params + r.w_off[l], wo, T(0), dh, wi + 1);
+    kernels::activation_backward<T>(r.mlp->activation(), in, dh, b.rows * (wi + 1));
     dz = dh;
+    ldz = wi + 1;
   }
 }
 
