@@ -132,9 +132,12 @@ struct ElementwiseArgs {
   int64_t j0, cols, ld;
   Activation act;
   T weight;
-  const T* z;                      // [B, ld] tran · uᵀ
+  const T* tran;  // [B, D]
+  const T* ut;    // [D, ld] the chunk's u-modes, transposed
+  int64_t D;
   T* dz;                           // [B, ld] d(w · NLL)/dz (step)
-  T* o;                            // [ld]: one row's s(z) when s is not the identity
+  T* z;                            // [ld] one row's latent drive tran · uᵀ
+  T* o;                            // [ld] its s(z) when s is not the identity
   const T *ipsi, *scale, *offset;  // [cols]; ones / zeros when the model has no scales / offsets
   double* sq;
   T *doff, *dscale;  // [cols], accumulated
@@ -170,13 +173,66 @@ MSLR_VECTOR_CLONES void mean_row(const T* __restrict y, const T* __restrict out,
   }
 }
 
+// z[j] = Σ_k tr[k] · ut[k, j] for j < cols: one row of tran · uᵀ. With the latent width D known at compile
+// time the sum over k unrolls and the loop over j vectorises with the row in registers; this replaces a BLAS
+// product whose inner dimension (D) is too short for it to run well.
+template <class T, int D>
+MSLR_VECTOR_CLONES void latent_row(const T* __restrict tr, const T* __restrict ut, int64_t ld,
+                                   T* __restrict z, int64_t cols) {
+  for (int64_t j = 0; j < cols; ++j) {
+    T v = tr[0] * ut[j];
+    for (int k = 1; k < D; ++k)
+      v += tr[k] * ut[k * ld + j];
+    z[j] = v;
+  }
+}
+
+template <class T>
+MSLR_VECTOR_CLONES void latent_row_any(const T* __restrict tr, const T* __restrict ut, int64_t ld, int64_t D,
+                                       T* __restrict z, int64_t cols) {
+  for (int64_t j = 0; j < cols; ++j)
+    z[j] = 0;
+  for (int64_t k = 0; k < D; ++k)
+    for (int64_t j = 0; j < cols; ++j)
+      z[j] += tr[k] * ut[k * ld + j];
+}
+
+template <class T>
+void latent(const T* tr, const T* ut, int64_t ld, int64_t D, T* z, int64_t cols) {
+  switch (D) {
+#define MSLR_LATENT_CASE(n) \
+  case n:                   \
+    return latent_row<T, n>(tr, ut, ld, z, cols);
+    MSLR_LATENT_CASE(1)
+    MSLR_LATENT_CASE(2)
+    MSLR_LATENT_CASE(3)
+    MSLR_LATENT_CASE(4)
+    MSLR_LATENT_CASE(5)
+    MSLR_LATENT_CASE(6)
+    MSLR_LATENT_CASE(7)
+    MSLR_LATENT_CASE(8)
+    MSLR_LATENT_CASE(9)
+    MSLR_LATENT_CASE(10)
+    MSLR_LATENT_CASE(11)
+    MSLR_LATENT_CASE(12)
+    MSLR_LATENT_CASE(13)
+    MSLR_LATENT_CASE(14)
+    MSLR_LATENT_CASE(15)
+    MSLR_LATENT_CASE(16)
+#undef MSLR_LATENT_CASE
+    default:
+      return latent_row_any<T>(tr, ut, ld, D, z, cols);
+  }
+}
+
 template <class T>
 void output_elementwise(const ElementwiseArgs<T>& a) {
   const bool identity = a.act == Activation::kIdentity;
   for (int64_t i = 0; i < a.y.count; ++i) {
     if (i + 1 < a.y.count) prefetch(a.y.row(i + 1, a.j0), a.cols);
     const T* y = a.y.row(i, a.j0);
-    const T* out = a.z + i * a.ld;
+    latent(a.tran + i * a.D, a.ut, a.ld, a.D, a.z, a.cols);
+    const T* out = a.z;
     if (!identity) {
       std::memcpy(a.o, out, sizeof(T) * a.cols);
       kernels::activate<T>(a.act, a.o, a.cols);
@@ -285,7 +341,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   const at::ScalarType dtype = c10::CppTypeToScalarType<T>::value;
   const std::string gap = batched_step_gap(shared.spec());
   MSLR_CHECK(gap.empty(), "the batched step does not cover ", gap);
-  int64_t max_width = 1, max_batch = 1;
+  int64_t max_width = 1, max_batch = 1, max_modes = 1;
   for (size_t si = 0; si < subjects.size(); ++si) {
     const int s = static_cast<int>(si);
     BatchedSubject& b = subjects[si];
@@ -353,6 +409,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
       op.D = trans[h];
       op.act = spec.nonlinearity;
       op.series = series(spec.group, op.d);
+      max_modes = std::max(max_modes, op.D);
       const ParamLayout& l = m.layout();
       op.psi = l[m.psi_index(h)].offset;
       if (spec.scales) op.scale = l[l.index_of("scale." + spec.group)].offset;
@@ -434,8 +491,9 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   }
   // Per-thread scratch: the largest need of any work item.
   const int64_t cw = kColumns;
-  scratch_size_ = std::max({(2 * max_batch + 7) * cw,  // a chunk's z and dz, and the output pass's vectors
-                            2 * kBlockRows * (max_width + 1)});  // MLP backward: two gradient buffers
+  scratch_size_ =
+      std::max({(max_batch + max_modes + 8) * cw,    // a chunk's dz, u and the output pass's vectors
+                2 * kBlockRows * (max_width + 1)});  // MLP backward: two gradient buffers
   dscratch_size_ = cw;
 }
 
@@ -727,9 +785,12 @@ void Engine<T>::outputs(const Call& c) {
       const T* params = c.params[s];
       const T* u = mode_ptr(c, s, op.modes) + j0 * D;  // [cols, D] the chunk's u-modes
       const T* tran = p.tran[item.slot].template data_ptr<T>();
-      T* z = scratch((2 * B + 7) * kColumns);  // z and dz [B, kColumns], then the per-variable vectors
-      T* dz = z + B * kColumns;
-      T* vec = dz + B * kColumns;
+      T* dz = scratch((B + D + 8) * kColumns);  // dz [B, kColumns], u transposed, then per-variable vectors
+      T* ut = dz + B * kColumns;
+      T* vec = ut + D * kColumns;
+      for (int64_t k = 0; k < D; ++k)
+        for (int64_t j = 0; j < cols; ++j)
+          ut[k * kColumns + j] = u[j * D + k];
       ElementwiseArgs<T> args;
       args.y = {static_cast<const T*>(op.series), op.d, mb.times[s], B, 0};
       args.j0 = j0;
@@ -737,10 +798,13 @@ void Engine<T>::outputs(const Call& c) {
       args.ld = kColumns;
       args.act = op.act;
       args.weight = static_cast<T>(mb.weight[s]);
-      args.z = z;
+      args.tran = tran;
+      args.ut = ut;
+      args.D = D;
       args.dz = dz;
-      args.o = vec;
-      T* ipsi = vec + kColumns;
+      args.z = vec;
+      args.o = vec + kColumns;
+      T* ipsi = args.o + kColumns;
       T* scale = ipsi + kColumns;
       T* offset = scale + kColumns;
       args.doff = offset + kColumns;
@@ -758,8 +822,7 @@ void Engine<T>::outputs(const Call& c) {
       args.sq = dscratch(cols);
       std::fill_n(args.sq, cols, 0.0);
       args.means = kGrad ? nullptr : (*c.means)[s][item.slot].template data_ptr<T>();
-      // z = tran · uᵀ, the residual pass, then d tran = dz · u and du = dzᵀ · tran.
-      kernels::gemm<T>(false, true, B, cols, D, T(1), tran, D, u, D, T(0), z, kColumns);
+      // The residual pass (with z = tran · uᵀ row by row), then d tran = dz · u and du = dzᵀ · tran.
       output_elementwise(args);
       if (kGrad) {
         T* grads = c.grads[s];
