@@ -135,6 +135,14 @@ std::unique_ptr<Fitter> run_fit(const LocalCommunicator& comm, const test::Probl
 
 class FitterStep : public ::testing::TestWithParam<StepKind> {};
 
+}  // namespace
+
+void PrintTo(StepKind k, std::ostream* os) {
+  *os << (k == StepKind::kBatched ? "batched" : k == StepKind::kAutograd ? "autograd" : "auto");
+}
+
+namespace {
+
 TEST_P(FitterStep, MatchesThePlainReferenceLoopAfterThreeSteps) {
   const test::Problem p = two_subjects();
   FitOptions o = float64_options();
@@ -179,6 +187,24 @@ TEST(Fitter, StepKindsAndWhatTheBatchedStepDoesNotCover) {
   o.step = StepKind::kBatched;
   EXPECT_EQ(test::error_of([&] { Fitter(one, p.spec, o, p.infos); }),
             "--step batched: the batched step does not cover a linear mapping; use --step auto or autograd");
+}
+
+TEST(Fitter, TheBatchedStepGivesTheSameBitsForAnyThreadCount) {
+  const test::Problem p = two_subjects();
+  FitOptions o = float64_options();
+  o.dtype = at::kFloat;
+  o.epochs = 2;
+  LocalCommunicator one;
+  const int threads = at::get_num_threads();
+  limit_threads(1);
+  const FitState a = run_fit(one, p, o)->state();
+  limit_threads(2);
+  const FitState b = run_fit(one, p, o)->state();
+  limit_threads(threads);
+  EXPECT_TRUE(a.shared_params.equal(b.shared_params));
+  for (size_t s = 0; s < a.subjects.size(); ++s)
+    EXPECT_TRUE(a.subjects[s].params.equal(b.subjects[s].params)) << s;
+  EXPECT_EQ(a.log.objective, b.log.objective);
 }
 
 TEST(Fitter, ResetsAdamWhenTheLearningRateChanges) {
