@@ -117,8 +117,10 @@ struct Rows {  // the minibatch's rows of a [T, d] series, shifted by -1 for inp
 // block[i, 0:cols] = the rows' values in columns [j0, j0 + cols); block [count, ld].
 template <class T>
 void copy_rows(const Rows<T>& r, int64_t j0, int64_t cols, T* block, int64_t ld) {
+  for (int64_t i = 0; i < std::min<int64_t>(4, r.count); ++i)
+    prefetch(r.row(i, j0), cols);
   for (int64_t i = 0; i < r.count; ++i) {
-    if (i + 1 < r.count) prefetch(r.row(i + 1, j0), cols);
+    if (i + 4 < r.count) prefetch(r.row(i + 4, j0), cols);  // a row takes less time to copy than to arrive
     std::memcpy(block + i * ld, r.row(i, j0), sizeof(T) * cols);
   }
 }
