@@ -11,9 +11,11 @@
 namespace mslr {
 namespace {
 
-constexpr int64_t kColumns =
-    256;  // variables per work item of the regression passes (fits L1 with its modes)
-constexpr int64_t kBlockRows = 512;  // variables per block of a predictor's MLP (its activations fit L2)
+// Variables per work item of the regression passes: a chunk of the minibatch's rows (B x 256) and its
+// gradient stay in L2 (256 measured faster than 128 and 512 here).
+constexpr int64_t kColumns = 256;
+// Variables per block of a predictor's MLP: its activations stay in L2.
+constexpr int64_t kBlockRows = 512;
 constexpr double kLog2Pi = 1.8378770664093453;
 
 // Where a mode matrix (p [d, K] or u [d, D]) comes from and where its gradient goes.
