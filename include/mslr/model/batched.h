@@ -3,14 +3,15 @@
 //
 // Why it exists: with autograd, a step costs ~100 small ops per subject, each predictor runs over each
 // subject's variables separately, and every op makes a temporary; at whole-brain sizes the element-wise
-// passes and the page faults of those temporaries dominate (docs/DESIGN.md, "Where the time goes"). Here a
+// passes and the page faults of those temporaries (freed and faulted in again every step) dominate. Here a
 // step is
-//   1. each predictor evaluated once over the variables of all subjects (blocks of rows, BLAS products and
-//      vectorised activations),
-//   2. per subject and block of 256 variables, three fused passes that read the minibatch's rows in place
-//      (no gather): projections x·p; then the means, residuals, NLL and the gradients of the means, u-modes,
-//      psi, offsets and scales in one pass; then the gradient of the p-modes,
-//   3. the predictors' backward, again per block of rows.
+//   1. each predictor evaluated once over the variables of all subjects, in blocks of 512 rows: one BLAS
+//      product per layer (weights and bias together) and a vectorised activation,
+//   2. per subject and chunk of 256 variables, the minibatch's rows copied into a block that stays in L2 and
+//      three passes over it: the projections x·p; the means, residuals, NLL and the gradients of psi,
+//      offsets and scales in one vectorised pass, with d tran = dz·u and du = dzᵀ·tran as small products;
+//      the gradient of the p-modes xᵀ·d proj,
+//   3. the predictors' backward, block by block, with one product per layer for its weights and bias.
 // SubjectModel's autograd forward stays as the reference it is tested against (tests/unit/test_batched.cpp).
 //
 // Rank invariance: every number computed for a subject depends on that subject's data and the parameters
