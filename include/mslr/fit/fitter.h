@@ -103,10 +103,11 @@ class Fitter {
 
  private:
   struct Impl;
+  // Declared first so that it is destroyed last: the subject models and the batched step in impl_ refer to it.
+  std::unique_ptr<SharedModules> shared_;
   std::unique_ptr<Impl> impl_;
   Placement placement_;
   std::vector<SubjectInfo> infos_;
-  std::unique_ptr<SharedModules> shared_;
 };
 
 // Placement cost of a subject: its sample pairs in `range` × the variables of all the groups the model reads.
