@@ -57,6 +57,9 @@ int run_main(int argc, char** argv) {
     // Every rank parsed the same arguments and failed the same way: rank 0 says it once.
     if (world.is_root()) std::fprintf(stderr, "%s\n", e.what());
     return kExitUsage;
+  } catch (const DivergedError& e) {
+    if (world.is_root()) std::fprintf(stderr, "mslr %s: %s\n", cmd.c_str(), e.what());
+    return kExitDiverged;
   } catch (const CollectiveError& e) {
     if (world.is_root()) std::fprintf(stderr, "mslr %s: error: %s\n", cmd.c_str(), e.what());
     return kExitError;

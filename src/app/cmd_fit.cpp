@@ -363,7 +363,15 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     save(st, file);
   };
   hooks.stop_requested = [] { return stop_signalled(); };
-  const bool stopped = fitter.run(hooks);
+  bool stopped = false;
+  try {
+    stopped = fitter.run(hooks);
+  } catch (const DivergedError& e) {
+    const std::string latest = ckpt_dir + "/latest";
+    throw DivergedError(std::string(e.what()) + "; " +
+                        (::access(latest.c_str(), F_OK) == 0 ? "the last checkpoint is " + latest
+                                                             : "no checkpoint was written"));
+  }
   if (stopped) {
     console.line("stopped by a signal; resume with: mslr fit --resume " + out);
     return kExitCheckpointed;

@@ -61,6 +61,9 @@ struct Fitter::Impl {
     std::vector<at::Tensor> param_views, grad_views, shared_grad_views;  // per fitted subject (slot)
     Minibatch minibatch;
     std::vector<double> nll;  // per slot, the step's weighted NLL
+    // Per slot: 1 where the step's NLL or one of the subject's gradients is not finite (this step, last
+    // step).
+    at::Tensor bad_now, bad_prev;
   };
   struct Pending {  // an epoch whose figures are still on the devices
     int epoch;
@@ -74,7 +77,10 @@ struct Fitter::Impl {
   std::vector<Device> dev;
   at::Tensor reduce_buf;   // [n_shared + 1] float64 on device 0: the shared gradient, then the stop flag
   std::vector<int> order;  // positions in `local` of the fitted subjects, in global subject order
-  at::Tensor flag_prev;    // the previous step's reduced stop flag
+  at::Tensor flag_prev;    // the previous step's reduced flags: [stop, non-finite count]
+  struct Where {
+    int epoch = 0, batch = 0;
+  } where_prev;  // the previous step
   std::set<int> fitted_set;
   FitState st;  // epoch, batch, adam_lr, elapsed, log (parameters live in the buffers)
   std::vector<Pending> pending;
@@ -92,7 +98,16 @@ struct Fitter::Impl {
   void make_batched_step();
   void batched_step(Device& ds, int b);
   void start_epoch(int epoch);
-  bool step(int b, double lr, bool stop_flag);
+  // One optimisation step. Returns the flags of the previous step, agreed by every rank: stop, diverged.
+  struct Flags {
+    bool stop = false, diverged = false;
+  };
+  Flags step(int b, double lr, bool stop_flag);
+  // True when the last step's gradients were not finite somewhere (reads its flag: a sync on a GPU).
+  bool last_step_diverged() const;
+  // Names the subject(s) of the previous step whose numbers were not finite and throws DivergedError (every
+  // rank calls it together: one extra collective, on this path only).
+  [[noreturn]] void throw_diverged(const std::vector<SubjectInfo>& infos);
   void reset_adam();
   // Moves the epochs' figures from the devices into the log (one reduction for all of them).
   void flush(size_t n_subjects, FitReport* report);
@@ -438,16 +453,50 @@ void Fitter::Impl::make_reduce_buffer() {
   // not depend on where subjects live, so a fit gives the same parameters for any number of ranks or devices
   // (to float64 rounding, which the conversion back to float32 almost always removes). The stop flag rides in
   // the last element, so a step needs exactly one collective.
-  reduce_buf = at::zeros({dev[0].shared_flat.numel() + 1},
+  reduce_buf = at::zeros({dev[0].shared_flat.numel() + 2},
                          at::TensorOptions().dtype(at::kDouble).device(dev[0].device));
   std::vector<int> fitted;
   for (const auto& ds : dev)
     fitted.insert(fitted.end(), ds.fitted.begin(), ds.fitted.end());
   std::sort(fitted.begin(), fitted.end(), [&](int a, int b) { return local[a].index < local[b].index; });
   order = fitted;
-  for (auto& ds : dev)
+  for (auto& ds : dev) {
     ds.shared_grad = at::zeros_like(ds.shared_flat);
+    ds.bad_now = at::zeros({static_cast<int64_t>(ds.fitted.size())}, ds.nll_acc.options());
+    ds.bad_prev = at::zeros_like(ds.bad_now);
+  }
 }
+
+namespace {
+
+// True when every value of a contiguous CPU tensor is finite (one pass, no temporaries).
+bool all_finite(const at::Tensor& t) {
+  bool ok = true;
+  AT_DISPATCH_FLOATING_TYPES(t.scalar_type(), "all_finite", [&] {
+    const scalar_t* p = t.data_ptr<scalar_t>();
+    scalar_t acc = 0;
+    for (int64_t i = 0; i < t.numel(); ++i)
+      acc += p[i] * 0;  // 0 for finite values, NaN for NaN and ±inf
+    ok = acc == 0;
+  });
+  return ok;
+}
+
+// sum += g, for a float64 sum and a gradient of the model's dtype; on the CPU without a converted copy.
+void add_to_sum(at::Tensor& sum, const at::Tensor& g) {
+  if (!sum.device().is_cpu() || !g.is_contiguous()) {
+    sum.add_(g.to(sum.options()));
+    return;
+  }
+  double* s = sum.data_ptr<double>();
+  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "add_to_sum", [&] {
+    const scalar_t* q = g.data_ptr<scalar_t>();
+    for (int64_t i = 0; i < g.numel(); ++i)
+      s[i] += static_cast<double>(q[i]);
+  });
+}
+
+}  // namespace
 
 void Fitter::Impl::make_batched_step() {
   if (!batched_gap.empty()) return;
@@ -487,27 +536,14 @@ void Fitter::Impl::batched_step(Device& ds, int b) {
   ds.batched->step(ds.minibatch, ds.param_views, ds.shared_flat, ds.grad_views, ds.shared_grad_views,
                    ds.nll.data());
   double* acc = ds.nll_acc.data_ptr<double>();
-  for (size_t k = 0; k < ds.fitted.size(); ++k)
+  double* bad = ds.bad_now.data_ptr<double>();
+  for (size_t k = 0; k < ds.fitted.size(); ++k) {
     acc[k] += ds.nll[k];
-}
-
-namespace {
-
-// sum += g, for a float64 sum and a gradient of the model's dtype; on the CPU without a converted copy.
-void add_to_sum(at::Tensor& sum, const at::Tensor& g) {
-  if (!sum.device().is_cpu() || !g.is_contiguous()) {
-    sum.add_(g.to(sum.options()));
-    return;
+    const bool finite =
+        std::isfinite(ds.nll[k]) && all_finite(ds.grad_views[k]) && all_finite(ds.shared_grad_views[k]);
+    bad[k] = finite ? 0.0 : 1.0;
   }
-  double* s = sum.data_ptr<double>();
-  AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "add_to_sum", [&] {
-    const scalar_t* q = g.data_ptr<scalar_t>();
-    for (int64_t i = 0; i < g.numel(); ++i)
-      s[i] += static_cast<double>(q[i]);
-  });
 }
-
-}  // namespace
 
 void Fitter::Impl::reset_adam() {
   for (auto& ds : dev) {
@@ -530,7 +566,7 @@ void Fitter::Impl::start_epoch(int epoch) {
     }
 }
 
-bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
+Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
   const int64_t n_shared = dev[0].shared_flat.numel();
   {
     at::NoGradGuard no_grad;
@@ -582,8 +618,30 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
     roots.push_back(all.sum());
     at::NoGradGuard no_grad;
     ds.nll_acc.add_(all.detach().to(at::kDouble));
+    ds.bad_now.copy_(at::logical_not(at::isfinite(all.detach())));
   }
   if (!roots.empty()) torch::autograd::backward(roots);
+  {
+    // Autograd devices: a subject whose own or shared gradient is not finite is marked too (device ops, no
+    // host read).
+    at::NoGradGuard no_grad;
+    for (auto& ds : dev) {
+      if (ds.batched) continue;
+      for (int i : ds.fitted) {
+        const auto& l = local[i];
+        at::Tensor bad = ds.bad_now.narrow(0, l.slot, 1);
+        if (ds.subject_flat.grad().defined())
+          bad.add_(at::logical_not(
+                       at::isfinite(ds.subject_flat.grad().narrow(0, l.offset, l.model->layout().numel())))
+                       .any()
+                       .to(bad.options()));
+        if (shared_leaf[i].grad().defined())
+          bad.add_(at::logical_not(at::isfinite(shared_leaf[i].grad())).any().to(bad.options()));
+      }
+    }
+  }
+  for (auto& ds : dev)
+    if (ds.bad_now.numel()) reduce_buf.narrow(0, n_shared + 1, 1).add_(ds.bad_now.sum());
 
   at::NoGradGuard no_grad;
   at::Tensor sum = reduce_buf.narrow(0, 0, n_shared);
@@ -594,13 +652,24 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
     else if (shared_leaf[i].grad().defined())
       add_to_sum(sum, shared_leaf[i].grad());
   }
-  // The one collective of the step: the shared gradients, summed (never averaged), and the stop flag.
+  // The one collective of the step: the shared gradients, summed (never averaged), the stop flag and the
+  // count of non-finite subjects.
   comm.all_reduce_sum(reduce_buf);
-  // The flag is read one step late: on a GPU the value of the previous step is ready by now, so reading it
-  // does not stall the queue; every rank reads the same value at the same step.
-  const bool stop = flag_prev.defined() && flag_prev.item<double>() > 0.0;
-  if (!flag_prev.defined()) flag_prev = at::zeros({1}, reduce_buf.options());
-  flag_prev.copy_(reduce_buf.narrow(0, n_shared, 1));
+  // The flags are read one step late: on a GPU the values of the previous step are ready by now, so reading
+  // them does not stall the queue; every rank reads the same values at the same step. A diverged step is
+  // caught here before anything is logged or saved (run() also checks the last step of every epoch).
+  Flags flags;
+  if (flag_prev.defined()) {
+    const at::Tensor f = flag_prev.cpu();
+    flags.stop = f[0].item<double>() > 0.0;
+    flags.diverged = !(f[1].item<double>() == 0.0);
+  }
+  if (flags.diverged) return flags;
+  if (!flag_prev.defined()) flag_prev = at::zeros({2}, reduce_buf.options());
+  flag_prev.copy_(reduce_buf.narrow(0, n_shared, 2));
+  for (auto& ds : dev)
+    ds.bad_prev.copy_(ds.bad_now);
+  where_prev = {st.epoch, b};
 
   for (auto& ds : dev) {
     at::Tensor p = ds.shared_flat;
@@ -615,7 +684,30 @@ bool Fitter::Impl::step(int b, double lr, bool stop_flag) {
       at::maximum_out(q, q, ds.lower);  // psi >= min_var after every step
     }
   }
-  return stop;
+  return flags;
+}
+
+bool Fitter::Impl::last_step_diverged() const {
+  return flag_prev.defined() && !(flag_prev[1].item<double>() == 0.0);
+}
+
+void Fitter::Impl::throw_diverged(const std::vector<SubjectInfo>& infos) {
+  at::Tensor bad = at::zeros({static_cast<int64_t>(infos.size())}, at::kDouble);
+  for (const auto& ds : dev) {
+    const at::Tensor b = ds.bad_prev.cpu();
+    for (size_t k = 0; k < ds.fitted.size(); ++k)
+      bad[local[ds.fitted[k]].index] = b[k].item<double>() > 0.0 ? 1.0 : 0.0;
+  }
+  comm.all_reduce_sum(bad);
+  std::vector<int> which;
+  for (int64_t s = 0; s < bad.numel(); ++s)
+    if (bad[s].item<double>() > 0.0) which.push_back(static_cast<int>(s));
+  const std::string first = which.empty() ? std::string("?") : "'" + infos[which[0]].name + "'";
+  throw DivergedError(
+      cat("the fit diverged at epoch ", where_prev.epoch + 1, ", minibatch ", where_prev.batch + 1,
+          ": subject ", first, which.size() > 1 ? cat(" and ", which.size() - 1, " other(s)") : std::string(),
+          " had a non-finite NLL or gradient; nothing of this epoch was logged or saved (lower --lr, "
+          "or resume from the last checkpoint with a lower rate)"));
 }
 
 std::vector<long long> Fitter::Impl::memory_in_use() const {
@@ -695,13 +787,16 @@ bool Fitter::run(const FitHooks& hooks) {
     }
     m.start_epoch(e);
     while (m.st.batch < m.opt.batches) {
-      const bool stop = m.step(m.st.batch, lr, hooks.stop_requested && hooks.stop_requested());
+      const Impl::Flags flags = m.step(m.st.batch, lr, hooks.stop_requested && hooks.stop_requested());
+      if (flags.diverged) m.throw_diverged(infos_);
       ++m.st.batch;
-      if (stop) {
+      if (flags.stop) {
         stopped = true;
         break;
       }
     }
+    // The last step's flags have not been read yet: nothing is logged or saved before they are.
+    if (m.last_step_diverged()) m.throw_diverged(infos_);
     if (m.st.batch == m.opt.batches) {
       m.st.elapsed = elapsed0 + seconds_since(t0);
       std::vector<at::Tensor> acc;

@@ -135,5 +135,43 @@ class Resume(ScratchTest):
         self.assertEqual(os.readlink(ckpts + "/latest"), "final.h5")
 
 
+class Divergence(ScratchTest):
+    def test_a_diverging_fit_stops_every_rank_with_status_4_and_keeps_its_last_finite_checkpoint(self):
+        mslr("simulate", "--out", self.path("d.h5"), "--subjects", 3, "--neurons-min", 40, "--neurons-max", 80,
+             "--time-points", 300)
+        run = self.path("run")
+        # A sane rate for two epochs, then one that sends every parameter to overflow.
+        args = ["fit", "--data", self.path("d.h5"), "--out", run, "--epochs", 5, "--checkpoint-every", 1,
+                "--batches", 4, "--lr-schedule", "0:0.01,2:1e20"]
+        for np_ in (2, 3):
+            p = mslr(*args, np=np_, check=False, timeout=120)
+            self.assertEqual(p.returncode, 4, p.stdout + p.stderr)
+            lines = [x for x in p.stderr.splitlines() if x.startswith("mslr fit: the fit diverged")]
+            # Every rank stopped at the same step; rank 0 says so once, naming the epoch, minibatch and subject.
+            self.assertEqual(len(lines), 1, p.stderr)
+            self.assertIn("the fit diverged at epoch 3, minibatch ", lines[0])
+            self.assertIn("subject 'subject", lines[0])
+            self.assertIn("the last checkpoint is " + os.path.join(run, "checkpoints", "latest"), lines[0])
+            # Nothing non-finite was logged or saved: two epochs of finite figures, and the checkpoints are finite.
+            with open(os.path.join(run, "metrics.jsonl")) as f:
+                text = f.read()
+            self.assertEqual(len(text.splitlines()), 2)
+            self.assertNotIn("nan", text.lower())
+            self.assertNotIn("inf", text.lower())
+            ckpts = sorted(x for x in os.listdir(os.path.join(run, "checkpoints")) if x.endswith(".h5"))
+            self.assertEqual(ckpts, ["epoch-000001.h5", "epoch-000002.h5"])
+            self.assertEqual(os.readlink(os.path.join(run, "checkpoints", "latest")), "epoch-000002.h5")
+            with h5py.File(os.path.join(run, "checkpoints", "latest"), "r") as f:
+                values = []
+                f.visititems(lambda n, o: values.append(o[...]) if isinstance(o, h5py.Dataset) and
+                             o.dtype.kind == "f" else None)
+                self.assertTrue(all(np.isfinite(v).all() for v in values))
+        # The run goes on from its last checkpoint at a lower rate.
+        mslr("fit", "--resume", run, "--lr-schedule", "0:0.01,2:0.001", np=2, timeout=120)
+        with h5py.File(os.path.join(run, "checkpoints", "final.h5"), "r") as f:
+            self.assertEqual(int(f.attrs["epoch"]), 5)
+            self.assertTrue(np.isfinite(f["log/objective"][...]).all())
+
+
 if __name__ == "__main__":
     unittest.main(verbosity=2)

@@ -163,6 +163,38 @@ TEST_P(FitterStep, MatchesThePlainReferenceLoopAfterThreeSteps) {
   EXPECT_GT(test::rel_diff(st.shared_params, f->shared().initial_values(o.seed, at::kDouble)), 1e-3);
 }
 
+TEST_P(FitterStep, StopsAtTheStepWhereTheFitDivergesBeforeLoggingIt) {
+  const test::Problem p = two_subjects();
+  FitOptions o = float64_options();
+  o.dtype = at::kFloat;
+  o.step = GetParam();
+  o.epochs = 4;
+  o.lr = LrSchedule::parse("0:0.01,1:1e30");  // the second epoch sends every parameter to overflow
+  LocalCommunicator one;
+  Fitter f(one, p.spec, o, p.infos);
+  f.initialize();
+  f.load_data([&](int s) { return p.data[s]; });
+  int checkpoints = 0;
+  FitHooks hooks;
+  hooks.checkpoint_after = [](int) { return true; };
+  hooks.on_checkpoint = [&](const FitState& st) {
+    ++checkpoints;
+    EXPECT_TRUE(at::isfinite(st.shared_params).all().item<bool>());
+  };
+  try {
+    f.run(hooks);
+    ADD_FAILURE() << "the fit did not diverge";
+  } catch (const DivergedError& e) {
+    EXPECT_NE(std::string(e.what()).find("the fit diverged at epoch 2, minibatch "), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("subject '" + p.infos[0].name + "'"), std::string::npos) << e.what();
+  }
+  // The first epoch was logged and checkpointed; nothing after it.
+  ASSERT_EQ(f.log().size(), 1u);
+  EXPECT_TRUE(std::isfinite(f.log().objective[0]));
+  EXPECT_EQ(checkpoints, 1);
+}
+
 INSTANTIATE_TEST_SUITE_P(Steps, FitterStep, ::testing::Values(StepKind::kBatched, StepKind::kAutograd),
                          [](const auto& info) {
                            return info.param == StepKind::kBatched ? "batched" : "autograd";

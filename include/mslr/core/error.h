@@ -28,6 +28,13 @@ class CollectiveError : public Error {
   using Error::Error;
 };
 
+// The fit diverged: a non-finite NLL or gradient on some rank. Every rank throws it at the same step, before
+// anything non-finite is logged or checkpointed.
+class DivergedError : public CollectiveError {
+ public:
+  using CollectiveError::CollectiveError;
+};
+
 template <class... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
   throw Error(cat(parts...));

@@ -91,6 +91,8 @@ class Fitter {
   void load_data(const std::function<SubjectData(int)>& load);
 
   // Runs until options.epochs epochs are complete or a stop is agreed. Returns true when it stopped early.
+  // Throws DivergedError on every rank, at the same step, when a minibatch's NLL or gradient is not finite on
+  // any rank; it is checked before every report and checkpoint, so nothing non-finite is logged or saved.
   bool run(const FitHooks& hooks);
 
   // This rank's state now (host copies).
@@ -103,7 +105,8 @@ class Fitter {
 
  private:
   struct Impl;
-  // Declared first so that it is destroyed last: the subject models and the batched step in impl_ refer to it.
+  // Declared first so that it is destroyed last: the subject models and the batched step in impl_ refer to
+  // it.
   std::unique_ptr<SharedModules> shared_;
   std::unique_ptr<Impl> impl_;
   Placement placement_;
