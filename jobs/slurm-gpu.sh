@@ -27,4 +27,4 @@ args=(fit --data "$data" --out "$out" --threads "$threads" --gpus-per-rank 1)
 [[ -n "${CONFIG:-}" ]] && args+=(--config "$CONFIG")
 [[ -e "$out/checkpoints/latest" ]] && args+=(--resume "$out")
 # shellcheck disable=SC2086
-srun --mpi=pmix "$mslr" "${args[@]}" ${MSLR_ARGS:-}
+srun --mpi=pmix --kill-on-bad-exit=1 "$mslr" "${args[@]}" ${MSLR_ARGS:-}

@@ -35,7 +35,7 @@ fi
 
 # srun runs in the background so that this shell can take the signal and pass it on to every rank.
 # shellcheck disable=SC2086
-srun --mpi=pmix "$mslr" "${args[@]}" ${MSLR_ARGS:-} &
+srun --mpi=pmix --kill-on-bad-exit=1 "$mslr" "${args[@]}" ${MSLR_ARGS:-} &
 step=$!
 trap 'echo "mslr job ${SLURM_JOB_ID}: time limit near, asking mslr to checkpoint"; kill -USR1 "$step"' USR1
 status=0

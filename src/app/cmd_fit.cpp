@@ -15,6 +15,7 @@
 #include "mslr/app/console.h"
 #include "mslr/app/model_config.h"
 #include "mslr/app/signals.h"
+#include "mslr/comm/mpi_communicator.h"
 #include "mslr/comm/nccl_communicator.h"
 #include "mslr/core/error.h"
 #include "mslr/fit/fitter.h"
@@ -371,6 +372,14 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     throw DivergedError(std::string(e.what()) + "; " +
                         (::access(latest.c_str(), F_OK) == 0 ? "the last checkpoint is " + latest
                                                              : "no checkpoint was written"));
+  } catch (const CollectiveError&) {
+    throw;  // every rank has it: they exit together
+  } catch (const std::exception& e) {
+    // Only this rank failed; the others wait in the step's all-reduce. End the job here, before unwinding
+    // through the collective closes of the open HDF5 files, which would wait for them forever.
+    std::fprintf(stderr, "mslr fit: error on rank %d: %s\n", world.rank(), e.what());
+    std::fflush(stderr);
+    abort_world(kExitError);
   }
   if (stopped) {
     console.line("stopped by a signal; resume with: mslr fit --resume " + out);

@@ -1,6 +1,7 @@
 #include "mslr/comm/nccl_communicator.h"
 
 #include <cstring>
+#include <exception>
 
 #include "mslr/core/error.h"
 
@@ -64,7 +65,13 @@ class NcclCommunicator : public Communicator {
     MSLR_NCCL_CHECK(ncclCommInitRank(&comm_, mpi_.size(), id, mpi_.rank()));
   }
   ~NcclCommunicator() override {
-    if (comm_) ncclCommDestroy(comm_);
+    // While an exception unwinds (this rank failed), abort rather than destroy: destroying waits for work
+    // that the other ranks may never complete.
+    if (!comm_) return;
+    if (std::uncaught_exceptions() > 0)
+      ncclCommAbort(comm_);
+    else
+      ncclCommDestroy(comm_);
   }
 
   int rank() const override { return mpi_.rank(); }

@@ -12,6 +12,7 @@
 
 #include "mslr/comm/nccl_communicator.h"
 #include "mslr/core/error.h"
+#include "mslr/core/fault.h"
 #include "mslr/core/rng.h"
 #include "mslr/core/system.h"
 #include "mslr/model/batched.h"
@@ -571,6 +572,7 @@ void Fitter::Impl::start_epoch(int epoch) {
 }
 
 Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
+  fault_point("step", comm.rank());
   const int64_t n_shared = dev[0].shared_flat.numel();
   {
     at::NoGradGuard no_grad;

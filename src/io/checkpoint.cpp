@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "mslr/core/error.h"
+#include "mslr/core/fault.h"
 #include "mslr/io/hdf5.h"
 
 namespace mslr {
@@ -171,6 +172,7 @@ void write_checkpoint(const std::string& path, const Communicator& comm, const C
     });
     // Data: rank 0 the shared parameters and the log; every rank its own subjects.
     run_collectively(comm, [&] {
+      fault_point("checkpoint", comm.rank());
       if (comm.is_root()) {
         f->write("shared/params", state.shared_params);
         f->write("shared/adam_m", state.shared_m);

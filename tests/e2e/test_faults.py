@@ -1,0 +1,75 @@
+"""A failure on one rank ends the whole job within seconds and never hangs it, whatever the failure (an
+exception, an abort, an exit without MPI_Finalize) and wherever it strikes (in a step, or while the ranks write
+a checkpoint together); the message names the rank; checkpoints/latest still opens and the fit resumes from it.
+Failures are injected with the test-only hook MSLR_FAULT (include/mslr/core/fault.h)."""
+import os
+import subprocess
+import time
+import unittest
+
+import h5py
+
+from helpers import ENV, MPIEXEC, MSLR, ScratchTest, mslr
+
+LIMIT_S = 30
+
+
+class OneRankFails(ScratchTest):
+    def setUp(self):
+        super().setUp()
+        mslr("simulate", "--out", self.path("d.h5"), "--subjects", 3, "--neurons-min", 40, "--neurons-max", 80,
+             "--time-points", 300)
+
+    def fail_once(self, np_, fault):
+        """Runs a 4-epoch fit (4 minibatches, a checkpoint every epoch) with MSLR_FAULT=fault on np_ ranks."""
+        run = self.path(f"run-{np_}-{fault.replace(':', '-').replace(',', '_')}")
+        env = dict(ENV, MSLR_FAULT=fault)
+        start = time.time()
+        cmd = [MPIEXEC, "-np", str(np_), MSLR, "fit", "--data", self.path("d.h5"), "--out", run, "--epochs", "4",
+               "--batches", "4", "--checkpoint-every", "1", "--quiet"]
+        p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+        took = time.time() - start
+        self.assertNotEqual(p.returncode, 0, f"{fault}: the job did not fail\n{p.stderr}")
+        self.assertLess(took, LIMIT_S, f"{fault} on {np_} ranks took {took:.1f} s to end")
+        return run, p, took
+
+    def assert_resumable(self, run):
+        latest = os.path.join(run, "checkpoints", "latest")
+        with h5py.File(latest, "r") as f:
+            self.assertEqual(int(f.attrs["complete"]), 1)
+            self.assertEqual(int(f.attrs["epoch"]), 1)
+        mslr("fit", "--resume", run, np=2, timeout=120)
+        with h5py.File(os.path.join(run, "checkpoints", "final.h5"), "r") as f:
+            self.assertEqual(int(f.attrs["epoch"]), 4)
+
+    def test_a_failure_in_a_step_ends_the_job(self):
+        # Step 7 is the third minibatch of epoch 2, after the first checkpoint.
+        for np_ in (2, 3):
+            for kind, says in (("throw", "mslr fit: error on rank 1: injected fault (MSLR_FAULT) at step 7"),
+                               ("abort", "process rank 1 "),
+                               ("exit", "],1]")):
+                with self.subTest(ranks=np_, kind=kind):
+                    run, p, took = self.fail_once(np_, f"rank:1,step:7,kind:{kind}")
+                    print(f"\n  {np_} ranks, {kind} at step 7: ended in {took:.1f} s, status {p.returncode}")
+                    self.assertIn(says, p.stderr)
+                    self.assert_resumable(run)
+
+    def test_a_failure_while_writing_a_checkpoint_ends_the_job_and_keeps_the_previous_one(self):
+        for np_ in (2, 3):
+            for kind in ("throw", "abort"):
+                with self.subTest(ranks=np_, kind=kind):
+                    run, p, took = self.fail_once(np_, f"rank:1,checkpoint:2,kind:{kind}")
+                    print(f"\n  {np_} ranks, {kind} in checkpoint 2: ended in {took:.1f} s, status {p.returncode}")
+                    if kind == "throw":
+                        # Every rank learns it at the end of the write phase, and the half-written file goes.
+                        self.assertEqual(p.returncode, 1)
+                        self.assertIn("rank 1: injected fault (MSLR_FAULT) at checkpoint 2", p.stderr)
+                        self.assertNotIn("epoch-000002.h5.tmp", os.listdir(os.path.join(run, "checkpoints")))
+                    else:
+                        self.assertIn("process rank 1 ", p.stderr)
+                    self.assertEqual(os.readlink(os.path.join(run, "checkpoints", "latest")), "epoch-000001.h5")
+                    self.assert_resumable(run)
+
+
+if __name__ == "__main__":
+    unittest.main()
