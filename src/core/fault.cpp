@@ -2,7 +2,6 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <stdexcept>
 #include <string>
 
@@ -13,10 +12,10 @@ namespace {
 
 struct FaultPlan {
   int rank = -1;
-  std::string where;  // "step" or "checkpoint"
+  std::string where;  // "step", "checkpoint" or "output"
   int64_t count = -1;
   std::string kind = "throw";
-  int64_t steps = 0, checkpoints = 0;  // calls so far
+  int64_t calls = 0;  // calls at `where` so far
 };
 
 FaultPlan read_plan() {
@@ -33,7 +32,7 @@ FaultPlan read_plan() {
     const std::string key = item.substr(0, colon),
                       value = colon == std::string::npos ? "" : item.substr(colon + 1);
     if (key == "rank") p.rank = std::atoi(value.c_str());
-    if (key == "step" || key == "checkpoint") {
+    if (key == "step" || key == "checkpoint" || key == "output") {
       p.where = key;
       p.count = std::atoll(value.c_str());
     }
@@ -49,7 +48,7 @@ FaultPlan read_plan() {
 void fault_point(const char* where, int rank) {
   static FaultPlan plan = read_plan();
   if (plan.rank < 0 || rank != plan.rank || plan.where != where) return;
-  const int64_t n = std::strcmp(where, "step") == 0 ? ++plan.steps : ++plan.checkpoints;
+  const int64_t n = ++plan.calls;
   if (n != plan.count) return;
   if (plan.kind == "abort") std::abort();
   if (plan.kind == "exit") std::_Exit(7);

@@ -12,6 +12,7 @@
 
 #include "mslr/core/error.h"
 #include "mslr/core/fault.h"
+#include "mslr/io/atomic_file.h"
 #include "mslr/io/hdf5.h"
 
 namespace mslr {
@@ -19,19 +20,6 @@ namespace {
 
 constexpr const char* kFormat = "mslr-checkpoint";
 constexpr int64_t kVersion = 1;
-
-std::string dir_of(const std::string& path) {
-  const auto slash = path.find_last_of('/');
-  return slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
-}
-
-void fsync_path(const std::string& path, bool directory) {
-  const int fd = ::open(path.c_str(), O_RDONLY | (directory ? O_DIRECTORY : 0));
-  MSLR_CHECK(fd >= 0, path, ": cannot open to flush: ", std::strerror(errno));
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  MSLR_CHECK(rc == 0, path, ": cannot flush to disk: ", std::strerror(errno));
-}
 
 bool is_dir(const std::string& p) {
   struct stat st;
@@ -126,10 +114,9 @@ std::string resolve_checkpoint_or_file(const std::string& path) {
 
 void write_checkpoint(const std::string& path, const Communicator& comm, const CheckpointHeader& header,
                       const FitState& state, const std::map<int, std::map<std::string, at::Tensor>>& extras) {
-  const std::string tmp = path + ".tmp";
   const at::ScalarType dtype = state.shared_params.scalar_type();
-  std::unique_ptr<h5::File> f;
-  try {
+  write_atomically(path, &comm, [&](const std::string& tmp) {
+    std::unique_ptr<h5::File> f;
     run_collectively(comm, [&] { f = std::make_unique<h5::File>(tmp, h5::File::kCreate, &comm); });
     // Metadata: the same calls with the same values on every rank.
     run_collectively(comm, [&] {
@@ -204,23 +191,12 @@ void write_checkpoint(const std::string& path, const Communicator& comm, const C
             f->write(base + p, t);  // HDF5 converts to the file's type
       }
     });
-    // Commit: the completion mark last, then close; only then the rename makes it visible.
+    // The completion mark last, then close; write_atomically's rename then makes it visible.
     run_collectively(comm, [&] {
       f->set_attr("complete", int64_t{1});
       f->close();
     });
-    run_collectively(comm, [&] {
-      if (!comm.is_root()) return;
-      fsync_path(tmp, false);
-      MSLR_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path,
-                 ": cannot rename the finished checkpoint into place: ", std::strerror(errno));
-      fsync_path(dir_of(path), true);
-    });
-  } catch (...) {
-    f.reset();
-    if (comm.is_root()) ::unlink(tmp.c_str());
-    throw;
-  }
+  });
 }
 
 struct CheckpointFile::Impl {

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "mslr/core/error.h"
+#include "mslr/io/atomic_file.h"
 #include "mslr/io/hdf5.h"
 
 namespace mslr {
@@ -205,25 +206,27 @@ SubjectData DataFile::read(int subject, const DataReadOptions& opt) const {
 
 void write_data_file(const std::string& path, const std::vector<SubjectData>& subjects,
                      const std::map<std::string, std::string>& attributes) {
-  h5::File f(path, h5::File::kCreate);
-  f.set_attr("format", std::string(kFormat));
-  f.set_attr("version", kVersion);
-  for (const auto& [k, v] : attributes)
-    f.set_attr(k, v);
-  for (const auto& d : subjects) {
-    d.validate();
-    const std::string base = "subjects/" + d.name + "/";
-    for (const auto& [g, x] : d.groups)
-      f.put(base + "groups/" + g, x.to(at::kFloat));
-    for (const auto& [g, p] : d.props)
-      f.put(base + "props/" + g, p.to(at::kFloat));
-    if (d.segments.defined()) f.put(base + "segments", d.segments.to(at::kLong));
-    for (const auto& [g, m] : d.true_means)
-      f.put(base + "truth/means/" + g, m.to(at::kFloat));
-    for (const auto& [name, t] : d.truth)
-      f.put(base + "truth/" + name, t.is_floating_point() ? t.to(at::kFloat) : t);
-  }
-  f.close();
+  write_atomically(path, nullptr, [&](const std::string& tmp) {
+    h5::File f(tmp, h5::File::kCreate);
+    f.set_attr("format", std::string(kFormat));
+    f.set_attr("version", kVersion);
+    for (const auto& [k, v] : attributes)
+      f.set_attr(k, v);
+    for (const auto& d : subjects) {
+      d.validate();
+      const std::string base = "subjects/" + d.name + "/";
+      for (const auto& [g, x] : d.groups)
+        f.put(base + "groups/" + g, x.to(at::kFloat));
+      for (const auto& [g, p] : d.props)
+        f.put(base + "props/" + g, p.to(at::kFloat));
+      if (d.segments.defined()) f.put(base + "segments", d.segments.to(at::kLong));
+      for (const auto& [g, m] : d.true_means)
+        f.put(base + "truth/means/" + g, m.to(at::kFloat));
+      for (const auto& [name, t] : d.truth)
+        f.put(base + "truth/" + name, t.is_floating_point() ? t.to(at::kFloat) : t);
+    }
+    f.close();
+  });
 }
 
 }  // namespace mslr

@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "mslr/core/error.h"
+#include "mslr/io/atomic_file.h"
 #include "mslr/io/hdf5.h"
 
 namespace mslr {
@@ -15,9 +16,8 @@ constexpr const char* kFormat = "mslr-predictions";
 
 void write_predictions(const std::string& path, const Communicator& comm, const PredictionsHeader& header,
                        const std::map<int, SubjectPredictionData>& mine) {
-  const std::string tmp = path + ".tmp";
-  std::unique_ptr<h5::File> f;
-  try {
+  write_atomically(path, &comm, [&](const std::string& tmp) {
+    std::unique_ptr<h5::File> f;
     run_collectively(comm, [&] { f = std::make_unique<h5::File>(tmp, h5::File::kCreate, &comm); });
     run_collectively(comm, [&] {
       f->set_attr("format", std::string(kFormat));
@@ -46,16 +46,7 @@ void write_predictions(const std::string& path, const Communicator& comm, const 
       }
     });
     run_collectively(comm, [&] { f->close(); });
-    run_collectively(comm, [&] {
-      if (comm.is_root())
-        MSLR_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, path,
-                   ": cannot rename into place: ", std::strerror(errno));
-    });
-  } catch (...) {
-    f.reset();
-    if (comm.is_root()) ::unlink(tmp.c_str());
-    throw;
-  }
+  });
 }
 
 Predictions read_predictions(const std::string& path) {

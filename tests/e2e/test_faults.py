@@ -71,5 +71,40 @@ class OneRankFails(ScratchTest):
                     self.assert_resumable(run)
 
 
+class OutputsAreAtomic(ScratchTest):
+    """Simulated data, checkpoints and predictions go through one helper (io/atomic_file.h): a temporary file,
+    flushed, renamed into place. A process that dies before the rename leaves no file under the final name."""
+
+    def run_with_fault(self, fault, *args, np_=None):
+        cmd = ([MPIEXEC, "-np", str(np_), MSLR] if np_ else [MSLR]) + [str(a) for a in args]
+        return subprocess.run(cmd, env=dict(ENV, MSLR_FAULT=fault), capture_output=True, text=True, timeout=120)
+
+    def test_simulate_and_predict_write_the_whole_file_or_none(self):
+        data = self.path("d.h5")
+        for kind in ("throw", "abort"):
+            p = self.run_with_fault(f"rank:0,output:1,kind:{kind}", "simulate", "--out", data, "--subjects", 2,
+                                    "--neurons-min", 30, "--neurons-max", 40, "--time-points", 200)
+            self.assertNotEqual(p.returncode, 0, p.stderr)
+            self.assertFalse(os.path.exists(data), f"simulate ({kind}) left {data}")
+            if kind == "throw":
+                self.assertFalse(os.path.exists(data + ".tmp"))
+        mslr("simulate", "--out", data, "--subjects", 2, "--neurons-min", 30, "--neurons-max", 40,
+             "--time-points", 200)
+        run = self.path("run")
+        mslr("fit", "--data", data, "--out", run, "--epochs", 2, np=2)
+        pred = self.path("pred.h5")
+        for kind in ("throw", "abort"):
+            p = self.run_with_fault(f"rank:0,output:1,kind:{kind}", "predict", "--checkpoint", run, "--data", data,
+                                    "--out", pred, np_=2)
+            self.assertNotEqual(p.returncode, 0, p.stderr)
+            self.assertFalse(os.path.exists(pred), f"predict ({kind}) left {pred}")
+            if kind == "throw":
+                self.assertIn("injected fault (MSLR_FAULT) at output 1", p.stderr)
+                self.assertFalse(os.path.exists(pred + ".tmp"))
+        mslr("predict", "--checkpoint", run, "--data", data, "--out", pred, np=2)
+        with h5py.File(pred, "r") as f:
+            self.assertEqual(f.attrs["format"], "mslr-predictions")
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -2,7 +2,8 @@
 // rank ends the whole job quickly and leaves the last checkpoint usable (tests/e2e/test_faults.py).
 //
 // Read once from the environment variable MSLR_FAULT, e.g. "rank:1,step:7,kind:throw" (the 7th optimisation
-// step this process takes) or "rank:1,checkpoint:2,kind:abort" (while writing its 2nd checkpoint's data).
+// step this process takes), "rank:1,checkpoint:2,kind:abort" (while writing its 2nd checkpoint's data) or
+// "rank:0,output:1,kind:abort" (after an output file is written, before it is renamed into place).
 // Kinds: throw (an exception on that rank only), abort (std::abort), exit (the process ends with status 7,
 // without MPI_Finalize). Without MSLR_FAULT nothing happens and the cost is one comparison.
 #pragma once
@@ -11,7 +12,8 @@
 
 namespace mslr {
 
-// Counts calls per `where` ("step" or "checkpoint") and fails when the plan names this rank and count.
+// Counts the calls at the planned `where` ("step", "checkpoint" or "output") and fails when the plan names
+// this rank and count.
 void fault_point(const char* where, int rank);
 
 }  // namespace mslr
