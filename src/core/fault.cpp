@@ -12,7 +12,7 @@ namespace {
 
 struct FaultPlan {
   int rank = -1;
-  std::string where;  // "step", "checkpoint" or "output"
+  std::string where;  // "step", "checkpoint", "output" or "latest"
   int64_t count = -1;
   std::string kind = "throw";
   int64_t calls = 0;  // calls at `where` so far
@@ -32,7 +32,7 @@ FaultPlan read_plan() {
     const std::string key = item.substr(0, colon),
                       value = colon == std::string::npos ? "" : item.substr(colon + 1);
     if (key == "rank") p.rank = std::atoi(value.c_str());
-    if (key == "step" || key == "checkpoint" || key == "output") {
+    if (key == "step" || key == "checkpoint" || key == "output" || key == "latest") {
       p.where = key;
       p.count = std::atoll(value.c_str());
     }

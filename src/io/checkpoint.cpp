@@ -71,6 +71,7 @@ void point_link(const std::string& link, const std::string& target) {
   ::unlink(tmp.c_str());
   MSLR_CHECK(::symlink(target.c_str(), tmp.c_str()) == 0, tmp,
              ": cannot create link: ", std::strerror(errno));
+  fault_point("latest", 0);  // only rank 0 switches the link
   MSLR_CHECK(::rename(tmp.c_str(), link.c_str()) == 0, link, ": cannot update link: ", std::strerror(errno));
   fsync_path(dir_of(link), true);
 }

@@ -3,11 +3,14 @@ exception, an abort, an exit without MPI_Finalize) and wherever it strikes (in a
 a checkpoint together); the message names the rank; checkpoints/latest still opens and the fit resumes from it.
 Failures are injected with the test-only hook MSLR_FAULT (include/mslr/core/fault.h)."""
 import os
+import random
+import signal
 import subprocess
 import time
 import unittest
 
 import h5py
+import numpy as np
 
 from helpers import ENV, MPIEXEC, MSLR, ScratchTest, mslr
 
@@ -104,6 +107,97 @@ class OutputsAreAtomic(ScratchTest):
         mslr("predict", "--checkpoint", run, "--data", data, "--out", pred, np=2)
         with h5py.File(pred, "r") as f:
             self.assertEqual(f.attrs["format"], "mslr-predictions")
+
+
+def rank_pids(launcher_pid):
+    """The mslr processes that mpirun started (its children)."""
+    out = subprocess.run(["pgrep", "-P", str(launcher_pid)], capture_output=True, text=True).stdout
+    return [int(x) for x in out.split()]
+
+
+def latest_epoch(link):
+    """The epoch of the checkpoint a latest link names (epoch-NNNNNN[...].h5), 0 when there is none."""
+    try:
+        return int(os.readlink(link).split("-")[1].split(".")[0])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def params_of(path):
+    with h5py.File(path, "r") as f:
+        out = {"shared": f["shared/params"][...], "objective": f["log/objective"][...]}
+        for s in f["subjects"]:
+            out[s] = f["subjects"][s]["params"][...]
+        return out
+
+
+class FaultCampaign(ScratchTest):
+    """Kills at random moments — SIGKILL of one rank or of all ranks, an abort of one rank while a checkpoint is
+    being written or of rank 0 while checkpoints/latest is being switched — each followed by a resume on 2 or 3
+    ranks: latest always names a complete checkpoint that never goes backwards, and the fit ends bit for bit
+    where an unbroken one ends. Seeded: MSLR_CAMPAIGN_SEED replays a campaign, MSLR_CAMPAIGN_KILLS makes it
+    longer (default 20)."""
+
+    def test_random_kills_never_lose_the_fit(self):
+        kills = int(os.environ.get("MSLR_CAMPAIGN_KILLS", "20"))
+        seed = int(os.environ.get("MSLR_CAMPAIGN_SEED", "2026"))
+        rng = random.Random(seed)
+        print(f"\n  fault campaign: {kills} kills, seed {seed}")
+        data = self.path("d.h5")
+        mslr("simulate", "--out", data, "--subjects", 3, "--neurons-min", 300, "--neurons-max", 500,
+             "--time-points", 1500)
+        epochs = 8 + 4 * kills  # each attempt advances a few epochs: room for every kill
+        common = ["--data", data, "--batches", 6, "--checkpoint-every", 1, "--keep-checkpoints", 2,
+                  "--lr-schedule", f"0:0.01,{epochs // 2}:0.003", "--epochs", epochs, "--quiet"]
+        mslr("fit", *common, "--out", self.path("unbroken"), np=2, timeout=300)
+        run = self.path("run")
+        ckpts = os.path.join(run, "checkpoints")
+        latest = os.path.join(ckpts, "latest")
+        last_epoch = 0
+        ways = ["one rank", "all ranks", "checkpoint write", "latest switch"]
+        for i in range(kills):
+            if i % len(ways) == 0:
+                rng.shuffle(ways)  # every way in every round of four, in a random order
+            how = ways[i % len(ways)]
+            np_ = rng.choice([2, 3])
+            args = ["fit", "--resume", run] if os.path.exists(latest) else ["fit", *common, "--out", run]
+            env = dict(ENV)
+            # The two narrow windows are hit with the fault hook (an abort there leaves the files as a kill
+            # would); the other kills are SIGKILLs at random moments.
+            if how == "latest switch":
+                env["MSLR_FAULT"] = f"rank:0,latest:{rng.randint(1, 3)},kind:abort"
+            if how == "checkpoint write":
+                env["MSLR_FAULT"] = f"rank:{rng.randrange(np_)},checkpoint:{rng.randint(1, 3)},kind:abort"
+            p = subprocess.Popen([MPIEXEC, "-np", str(np_), MSLR] + [str(a) for a in args], env=env,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.time() + 60
+            if how in ("one rank", "all ranks"):
+                # A random point within the next few epochs (progress read from the name latest points at).
+                target = latest_epoch(latest) + rng.randint(1, 3)
+                while p.poll() is None and latest_epoch(latest) < target and time.time() < deadline:
+                    time.sleep(0.002)
+                time.sleep(rng.uniform(0.0, 0.03))
+            if how in ("one rank", "all ranks") and p.poll() is None:
+                pids = rank_pids(p.pid)
+                for pid in (pids if how == "all ranks" else [rng.choice(pids)] if pids else []):
+                    try:
+                        os.kill(pid, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            p.wait(timeout=60)
+            self.assertTrue(os.path.exists(latest), f"kill {i + 1} ({how}): no checkpoint yet")
+            with h5py.File(latest, "r") as f:
+                self.assertEqual(int(f.attrs["complete"]), 1, f"kill {i + 1} ({how}): latest is incomplete")
+                epoch = int(f.attrs["epoch"])
+            self.assertGreaterEqual(epoch, last_epoch, f"kill {i + 1} ({how}): latest went backwards")
+            self.assertLess(epoch, epochs, f"kill {i + 1}: the fit finished before it could be killed")
+            last_epoch = epoch
+            print(f"  kill {i + 1:2d}: {how:16s} on {np_} ranks, status {p.returncode:4d}, latest epoch {epoch}")
+        mslr("fit", "--resume", run, np=2, timeout=300)
+        a, b = params_of(self.path("unbroken", "checkpoints", "final.h5")), params_of(os.path.join(ckpts, "final.h5"))
+        self.assertEqual(sorted(a), sorted(b))
+        for k in a:
+            self.assertTrue(np.array_equal(a[k], b[k]), f"{k} differs from the unbroken fit")
 
 
 if __name__ == "__main__":

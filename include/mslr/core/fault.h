@@ -3,7 +3,8 @@
 //
 // Read once from the environment variable MSLR_FAULT, e.g. "rank:1,step:7,kind:throw" (the 7th optimisation
 // step this process takes), "rank:1,checkpoint:2,kind:abort" (while writing its 2nd checkpoint's data) or
-// "rank:0,output:1,kind:abort" (after an output file is written, before it is renamed into place).
+// "rank:0,output:1,kind:abort" (after an output file is written, before it is renamed into place) or
+// "rank:0,latest:2,kind:abort" (between making the new checkpoints/latest link and switching it).
 // Kinds: throw (an exception on that rank only), abort (std::abort), exit (the process ends with status 7,
 // without MPI_Finalize). Without MSLR_FAULT nothing happens and the cost is one comparison.
 #pragma once
@@ -12,8 +13,8 @@
 
 namespace mslr {
 
-// Counts the calls at the planned `where` ("step", "checkpoint" or "output") and fails when the plan names
-// this rank and count.
+// Counts the calls at the planned `where` ("step", "checkpoint", "output" or "latest") and fails when the
+// plan names this rank and count.
 void fault_point(const char* where, int rank);
 
 }  // namespace mslr
