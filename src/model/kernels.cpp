@@ -24,7 +24,10 @@ namespace {
 
 // 2^n for integer-valued n in [-126, 127], by building the float's exponent bits.
 MSLR_ALWAYS_INLINE float pow2i(float n) {
-  return __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
+  // NaN (from a NaN argument) becomes 0 here, so that the conversion to int stays defined; the result is NaN
+  // anyway through the polynomial.
+  const float m = n == n ? n : 0.0f;
+  return __builtin_bit_cast(float, (static_cast<int32_t>(m) + 127) << 23);
 }
 
 MSLR_ALWAYS_INLINE float exp_inline(float x) {
