@@ -321,14 +321,14 @@ class Engine final : public BatchedModel::Impl {
   T* scratch(int64_t n);
   double* dscratch(int64_t n);
 
-  __attribute__((noinline)) void predictors_forward(const Call& c);
-  __attribute__((noinline)) void predictors_backward(const Call& c);
+  void predictors_forward(const Call& c);
+  void predictors_backward(const Call& c);
   void mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b);
   void mlp_backward(const Call& c, PredictorRun& r, int64_t block);
-  __attribute__((noinline)) void projections(const Call& c);
+  void projections(const Call& c);
   template <bool kGrad>
-  __attribute__((noinline)) void outputs(const Call& c);
-  __attribute__((noinline)) void mode_gradients(const Call& c);
+  void outputs(const Call& c);
+  void mode_gradients(const Call& c);
 
   const SharedModules& shared_;
   std::vector<SubjectPlan> plans_;
