@@ -1,5 +1,5 @@
-// The subcommands of the mslr program (DESIGN §6). Each takes the arguments after its name and the job's
-// world, and returns the process exit status.
+// The subcommands of the mslr program (docs/DESIGN.md §6). Each takes the arguments after its name and the
+// job's world, and returns the process exit status.
 #pragma once
 
 #include <string>

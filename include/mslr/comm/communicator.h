@@ -1,6 +1,6 @@
-// The one communication interface of mslr (DESIGN §4). Math and I/O code takes a `const Communicator&`; a
-// world of size 1 is an ordinary world whose collectives return at once. Collectives take tensors and derive
-// count and element type from them.
+// The one communication interface of mslr (docs/DESIGN.md §4). Math and I/O code takes a `const
+// Communicator&`; a world of size 1 is an ordinary world whose collectives return at once. Collectives take
+// tensors and derive count and element type from them.
 #pragma once
 
 #include <ATen/ATen.h>

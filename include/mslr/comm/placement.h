@@ -1,4 +1,4 @@
-// Placement of subjects on ranks and on the devices of a rank, by estimated cost (DESIGN §4).
+// Placement of subjects on ranks and on the devices of a rank, by estimated cost (docs/DESIGN.md §4).
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// The built-in ground-truth scenario of `mslr simulate` (DESIGN §6): subjects with different numbers of
-// neurons at random 3-D positions in a unit-cube reference brain, a smooth random stimulus, and neural
+// The built-in ground-truth scenario of `mslr simulate` (docs/DESIGN.md §6): subjects with different numbers
+// of neurons at random 3-D positions in a unit-cube reference brain, a smooth random stimulus, and neural
 // dynamics driven by the stimulus and by K latents read out from the neurons; every mode is a smooth sum of
 // Gaussian bumps over position, the same functions for every subject, so that mode predictors shared by all
 // subjects can learn them. The recurrence is scaled to be stable.

@@ -48,9 +48,9 @@ struct TimeRange {
   int64_t begin = 0, end = 0;
 };
 
-// The train/test split by time (DESIGN §5): by default the first round(f·T) points are training data and the
-// rest test data; explicit ranges, when given, apply to every subject instead. Sample pairs stay inside a
-// part.
+// The train/test split by time (docs/DESIGN.md §5): by default the first round(f·T) points are training data
+// and the rest test data; explicit ranges, when given, apply to every subject instead. Sample pairs stay
+// inside a part.
 struct Split {
   double train_fraction = 0.8;
   bool explicit_ranges = false;

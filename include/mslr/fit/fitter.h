@@ -1,4 +1,4 @@
-// The distributed multi-subject fitter (DESIGN §3-§4): the C++ counterpart of the seed's
+// The distributed multi-subject fitter (docs/DESIGN.md §3-§4): the C++ counterpart of the seed's
 // MultiSubjectRegressionFitter, with subjects spread over MPI ranks and the devices of each rank.
 //
 // Every rank constructs the Fitter with the same arguments (it is collective). Each rank then holds its own

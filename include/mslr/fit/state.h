@@ -10,7 +10,7 @@
 
 namespace mslr {
 
-// Per epoch (DESIGN §3). Figures are means over the epoch's minibatches (the seed kept only the last
+// Per epoch (docs/DESIGN.md §3). Figures are means over the epoch's minibatches (the seed kept only the last
 // minibatch's values); a subject's figure is (n_s / b_s)·NLL_s(minibatch), an estimate of its NLL on all its
 // training data, and the objective is their sum over the fitted subjects.
 struct FitLog {

@@ -1,5 +1,5 @@
-// Checkpoints (DESIGN §5): one HDF5 file each, written collectively by all ranks, visible under its final
-// name only when complete.
+// Checkpoints (docs/DESIGN.md §5): one HDF5 file each, written collectively by all ranks, visible under its
+// final name only when complete.
 //
 //   /                         attrs format="mslr-checkpoint", version=1, epoch, batch, world_size, adam_lr,
 //                                   elapsed, config (the resolved config text), model (the model section),

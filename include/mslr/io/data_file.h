@@ -1,4 +1,4 @@
-// The mslr-data v1 input format (DESIGN §5), readable and writable with h5py:
+// The mslr-data v1 input format (docs/DESIGN.md §5), readable and writable with h5py:
 //
 //   /                                       attrs format="mslr-data", version=1
 //   /subjects/<name>/groups/<group>         float [T, d]

@@ -1,4 +1,5 @@
-// The predictions file written by `mslr predict`, gathered from all ranks into one HDF5 file (DESIGN §5):
+// The predictions file written by `mslr predict`, gathered from all ranks into one HDF5 file
+// (docs/DESIGN.md §5):
 //
 //   /                                  attrs format="mslr-predictions", version=1, checkpoint, data, split,
 //                                            config (the options predict used)

@@ -1,4 +1,4 @@
-// Mappings m from the G input projections to the H transformed latents (DESIGN §1).
+// Mappings m from the G input projections to the H transformed latents (docs/DESIGN.md §1).
 #pragma once
 
 #include <ATen/ATen.h>

@@ -1,4 +1,5 @@
-// The structure of a multi-subject latent regression model (DESIGN §1–§2), independent of any subject's data.
+// The structure of a multi-subject latent regression model (docs/DESIGN.md §1–§2), independent of any
+// subject's data.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +47,7 @@ struct ModelSpec {
   std::optional<MappingSpec> shared_mapping;  // when set, m = shared_mapping ∘ mapping, one module for all
   std::vector<std::pair<int, int>> direct_pairs;  // (input index, output index): mn_h += c ⊙ x_g
   // Divide predicted p-modes by the number of variables N of their group, so that x·p is a mean over
-  // variables (DESIGN §9). Changes no model class; makes the fit well conditioned at any N.
+  // variables (docs/DESIGN.md §9). Changes no model class; makes the fit well conditioned at any N.
   bool p_modes_mean = true;
   double psi_init = 1.0;
 

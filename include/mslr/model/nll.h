@@ -1,4 +1,4 @@
-// The Gaussian negative log-likelihood of DESIGN §1 for one output group:
+// The Gaussian negative log-likelihood of docs/DESIGN.md §1 for one output group:
 //   0.5·n·d·log(2π) + 0.5·n·Σ_j log psi_j + 0.5·Σ_i Σ_j (y_ij − mn_ij)² / psi_j
 #pragma once
 

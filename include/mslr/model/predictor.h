@@ -1,6 +1,6 @@
-// Mode predictors (DESIGN §2): small networks that map each variable's properties (e.g. a neuron's 3-D
-// position) to its row of mode loadings. A predictor is normally shared by all subjects; that is what lets a
-// fitted model give modes for a subject never seen in training.
+// Mode predictors (docs/DESIGN.md §2): small networks that map each variable's properties (e.g. a neuron's
+// 3-D position) to its row of mode loadings. A predictor is normally shared by all subjects; that is what
+// lets a fitted model give modes for a subject never seen in training.
 #pragma once
 
 #include <ATen/ATen.h>

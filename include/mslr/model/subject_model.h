@@ -1,4 +1,5 @@
-// One subject's latent regression model (DESIGN §1) and the modules shared by all subjects (DESIGN §2).
+// One subject's latent regression model (docs/DESIGN.md §1) and the modules shared by all subjects
+// (docs/DESIGN.md §2).
 //
 //   proj_g = x_g · p_g          x_g [n, d_in_g], p_g [d_in_g, d_proj_g]
 //   tran   = m(proj_1 … proj_G)
