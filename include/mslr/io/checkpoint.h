@@ -1,15 +1,17 @@
 // Checkpoints (docs/DESIGN.md §5): one HDF5 file each, written collectively by all ranks, visible under its
 // final name only when complete.
 //
-//   /                         attrs format="mslr-checkpoint", version=1, epoch, batch, world_size, adam_lr,
-//                                   elapsed, config (the resolved config text), model (the model section),
-//                                   complete=1 (written last)
-//   /shared/params|adam_m|adam_v   [P]  attrs adam_step, param_names, param_shapes, param_offsets
-//   /subjects/<name>/params|adam_m|adam_v   [P_s]  attrs index, fitted, param_names, param_shapes,
-//   param_offsets /subjects/<name>/adam_step, partial_nll        scalars /subjects/<name>/modes/p.<group> |
-//   u.<group>   [d, k] the modes the fitted model uses (for plots) /subjects/<name>/props/<group>,
-//   groups/<group> copies of the data (on request), so a checkpoint can predict /log/epoch, elapsed,
-//   objective, lr [E];  /log/subject_nll [E, F];  /log/fitted [F] (subject indices)
+//   /                                        attrs format="mslr-checkpoint", version=1, epoch, batch,
+//                                            world_size, adam_lr, elapsed, config (the resolved config text),
+//                                            model (its model section), complete=1 (written last)
+//   /shared/params|adam_m|adam_v             [P]    attrs adam_step, param_names, param_shapes, param_offsets
+//   /subjects/<name>/params|adam_m|adam_v    [P_s]  attrs index, fitted, param_names, param_shapes,
+//                                                   param_offsets
+//   /subjects/<name>/adam_step, partial_nll  scalars
+//   /subjects/<name>/modes/p.<group>|u.<group>   [d, k] the modes the fitted model uses (for plots)
+//   /subjects/<name>/props/<group>, groups/<group>, segments   copies of the data (on request), so that a
+//                                                              checkpoint alone can predict
+//   /log/epoch, elapsed, objective, lr [E];  /log/subject_nll [E, F];  /log/fitted [F] (subject indices)
 //
 // Every rank creates every group, dataset and attribute with the same arguments (parallel HDF5 metadata is
 // collective); each rank then writes only its own subjects' datasets; rank 0 writes the shared ones and the

@@ -80,9 +80,9 @@ class Location {
 class File : public Location {
  public:
   enum Mode { kRead, kCreate };
-  // Opens or creates `path`. With a world that has MPI the call is collective and uses MPI-IO; with
-  // `serial` (or a world without MPI) only the calling process opens it. Throws with the path and a reason
-  // (missing, not HDF5, not writable).
+  // Opens or creates `path`. With a communicator that has MPI the call is collective over it and uses
+  // MPI-IO; with none (nullptr), or a world of one rank without MPI, only the calling process opens it.
+  // Throws with the path and a reason (missing, not HDF5, not writable).
   File(const std::string& path, Mode mode, const Communicator* comm = nullptr);
   // Closes the file (collective under MPI). Called by the destructor if not before.
   void close();
