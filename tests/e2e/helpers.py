@@ -32,6 +32,17 @@ def tool(name, *args, cwd=None, check=True):
     return p
 
 
+def final_params(path):
+    """A checkpoint's shared and per-subject parameters and its logged objective, by name (numpy arrays)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        out = {"shared": f["shared/params"][...], "objective": f["log/objective"][...]}
+        for s in f["subjects"]:
+            out[s] = f["subjects"][s]["params"][...]
+        return out
+
+
 class ScratchTest(unittest.TestCase):
     """A test case with its own scratch folder, removed afterwards."""
 

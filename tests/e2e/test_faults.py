@@ -12,7 +12,7 @@ import unittest
 import h5py
 import numpy as np
 
-from helpers import ENV, MPIEXEC, MSLR, ScratchTest, mslr
+from helpers import ENV, MPIEXEC, MSLR, ScratchTest, final_params, mslr
 
 LIMIT_S = 30
 
@@ -123,14 +123,6 @@ def latest_epoch(link):
         return 0
 
 
-def params_of(path):
-    with h5py.File(path, "r") as f:
-        out = {"shared": f["shared/params"][...], "objective": f["log/objective"][...]}
-        for s in f["subjects"]:
-            out[s] = f["subjects"][s]["params"][...]
-        return out
-
-
 class FaultCampaign(ScratchTest):
     """Kills at random moments — SIGKILL of one rank or of all ranks, an abort of one rank while a checkpoint is
     being written or of rank 0 while checkpoints/latest is being switched — each followed by a resume on 2 or 3
@@ -194,7 +186,8 @@ class FaultCampaign(ScratchTest):
             last_epoch = epoch
             print(f"  kill {i + 1:2d}: {how:16s} on {np_} ranks, status {p.returncode:4d}, latest epoch {epoch}")
         mslr("fit", "--resume", run, np=2, timeout=300)
-        a, b = params_of(self.path("unbroken", "checkpoints", "final.h5")), params_of(os.path.join(ckpts, "final.h5"))
+        a = final_params(self.path("unbroken", "checkpoints", "final.h5"))
+        b = final_params(os.path.join(ckpts, "final.h5"))
         self.assertEqual(sorted(a), sorted(b))
         for k in a:
             self.assertTrue(np.array_equal(a[k], b[k]), f"{k} differs from the unbroken fit")

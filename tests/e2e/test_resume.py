@@ -10,15 +10,7 @@ import unittest
 import h5py
 import numpy as np
 
-from helpers import ENV, MPIEXEC, MSLR, ScratchTest, mslr
-
-
-def final_params(path):
-    with h5py.File(path, "r") as f:
-        out = {"shared": f["shared/params"][...], "objective": f["log/objective"][...]}
-        for s in f["subjects"]:
-            out[s] = f["subjects"][s]["params"][...]
-        return out
+from helpers import ENV, MPIEXEC, MSLR, ScratchTest, final_params, mslr
 
 
 class Resume(ScratchTest):
