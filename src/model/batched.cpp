@@ -7,6 +7,7 @@
 
 #include "mslr/core/error.h"
 #include "mslr/model/kernels.h"
+#include "vector_clones.h"
 
 namespace mslr {
 namespace {
@@ -91,12 +92,6 @@ struct Item {
 // copied from the series into a scratch block that stays in L2, where small BLAS products run at the
 // machine's rate; the element-wise work is one vectorised pass. These loops are compiled per x86-64 feature
 // level (MSLR_VECTOR_CLONES): they are most of a step's time.
-
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MSLR_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MSLR_VECTOR_CLONES
-#endif
 
 // Asks for the cache lines of n values at p: the rows of a minibatch are scattered over the series, and
 // without this every row starts with a full memory latency.

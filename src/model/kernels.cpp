@@ -7,15 +7,7 @@
 #include <limits>
 
 #include "mslr/core/error.h"
-
-// The float loops below are compiled once per x86-64 feature level and the best one is picked when the
-// program starts (GCC function multi-versioning), so that one binary uses AVX-512 or AVX2 where the CPU has
-// them. Each version is deterministic; a job's ranks run on nodes of one kind, so they all pick the same one.
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MSLR_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
-#else
-#define MSLR_VECTOR_CLONES
-#endif
+#include "vector_clones.h"
 // The scalar bodies must be inlined into the loops for the loops to vectorise.
 #define MSLR_ALWAYS_INLINE inline __attribute__((always_inline))
 
@@ -30,41 +22,17 @@ MSLR_ALWAYS_INLINE float pow2i(float n) {
   return __builtin_bit_cast(float, (static_cast<int32_t>(m) + 127) << 23);
 }
 
-MSLR_ALWAYS_INLINE float exp_inline(float x) {
-  // exp(x) = 2^n · exp(r) with n = round(x / ln 2) and |r| <= ln(2)/2; ln 2 is split in two parts so that
-  // r is exact. exp(r) by its Taylor series to r^7 (truncation error < 6e-9 relative). 2^n is applied in two
-  // halves so that n = 128 (x just below the overflow point) still has representable factors.
-  constexpr float kHi = 88.72283f, kLo = -87.33654f;  // exp of these is FLT_MAX and FLT_MIN
+// Range reduction for exp: y = n ln 2 + r with n = round(y / ln 2) and |r| <= ln(2)/2; ln 2 is split in two
+// parts so that r is exact. Returns r and sets n.
+MSLR_ALWAYS_INLINE float reduce_ln2(float y, float* n) {
   constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
   constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
-  // Comparisons rather than fmin/fmax, so that NaN stays NaN.
-  const float xc = x < kLo ? kLo : (x > kHi ? kHi : x);
-  const float n = (xc * kLog2e + kRound) - kRound;
-  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
-  float p = 1.0f / 5040.0f;
-  p = p * r + 1.0f / 720.0f;
-  p = p * r + 1.0f / 120.0f;
-  p = p * r + 1.0f / 24.0f;
-  p = p * r + 1.0f / 6.0f;
-  p = p * r + 0.5f;
-  p = p * r + 1.0f;
-  p = p * r + 1.0f;
-  const float half = (n * 0.5f + kRound) - kRound;
-  const float y = (p * pow2i(half)) * pow2i(n - half);
-  return x > kHi ? std::numeric_limits<float>::infinity() : (x < kLo ? 0.0f : y);
+  *n = (y * kLog2e + kRound) - kRound;
+  return (y - *n * kLn2Hi) - *n * kLn2Lo;
 }
 
-MSLR_ALWAYS_INLINE float tanh_inline(float x) {
-  // tanh|x| = -m / (2 + m) with m = expm1(-2|x|), which has no cancellation anywhere. expm1(y) =
-  // 2^n (q(r) + 1) - 1 with y = n ln 2 + r, |r| <= ln(2)/2 and q(r) = exp(r) - 1 by its Taylor series to r^8
-  // (error < 6e-9 relative); written as 2^n q + (2^n - 1), exact where n = 0 and free of cancellation where
-  // n < 0. Beyond |x| = 9, tanh rounds to ±1 in float32.
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;
-  const float a = std::fabs(x);
-  const float y = -2.0f * (a > 9.0f ? 9.0f : a);  // comparison, not fmin: NaN stays NaN
-  const float n = (y * kLog2e + kRound) - kRound;
-  const float r = (y - n * kLn2Hi) - n * kLn2Lo;
+// exp(r) - 1 for |r| <= ln(2)/2 by its Taylor series to r^8 (truncation error < 6e-9 relative).
+MSLR_ALWAYS_INLINE float expm1_reduced(float r) {
   float q = 1.0f / 40320.0f;
   q = q * r + 1.0f / 5040.0f;
   q = q * r + 1.0f / 720.0f;
@@ -73,7 +41,31 @@ MSLR_ALWAYS_INLINE float tanh_inline(float x) {
   q = q * r + 1.0f / 6.0f;
   q = q * r + 0.5f;
   q = q * r + 1.0f;
-  q = q * r;
+  return q * r;
+}
+
+MSLR_ALWAYS_INLINE float exp_inline(float x) {
+  // exp(x) = 2^n · (1 + expm1(r)). 2^n is applied in two halves so that n = 128 (x just below the overflow
+  // point) still has representable factors.
+  constexpr float kHi = 88.72283f, kLo = -87.33654f;  // exp of these is FLT_MAX and FLT_MIN
+  constexpr float kRound = 12582912.0f;
+  // Comparisons rather than fmin/fmax, so that NaN stays NaN.
+  const float xc = x < kLo ? kLo : (x > kHi ? kHi : x);
+  float n;
+  const float p = 1.0f + expm1_reduced(reduce_ln2(xc, &n));
+  const float half = (n * 0.5f + kRound) - kRound;
+  const float y = (p * pow2i(half)) * pow2i(n - half);
+  return x > kHi ? std::numeric_limits<float>::infinity() : (x < kLo ? 0.0f : y);
+}
+
+MSLR_ALWAYS_INLINE float tanh_inline(float x) {
+  // tanh|x| = -m / (2 + m) with m = expm1(-2|x|), which has no cancellation anywhere: expm1(y) =
+  // 2^n (expm1(r) + 1) - 1, written as 2^n expm1(r) + (2^n - 1), exact where n = 0 and free of cancellation
+  // where n < 0. Beyond |x| = 9, tanh rounds to ±1 in float32.
+  const float a = std::fabs(x);
+  const float y = -2.0f * (a > 9.0f ? 9.0f : a);  // comparison, not fmin: NaN stays NaN
+  float n;
+  const float q = expm1_reduced(reduce_ln2(y, &n));
   const float s = pow2i(n);  // n in [-26, 0]
   const float m = s * q + (s - 1.0f);
   return std::copysign(-m / (2.0f + m), x);
