@@ -66,6 +66,7 @@ struct PredictorRun {
   struct Segment {
     int subject;
     int64_t row0, rows, param_offset;  // param_offset: the predictor's first parameter in its layout
+    int64_t block0 = 0, blocks = 0;    // its blocks, consecutive in `blocks`
   };
   struct Block {
     int segment;
@@ -75,9 +76,10 @@ struct PredictorRun {
   std::vector<Block> blocks;
   std::vector<int64_t> w_off, b_off, w_in, w_out;  // per MLP layer, relative to the first parameter
   at::Tensor input;  // MLP: scaled properties and a column of ones [R, n_props + 1]; hypercube: [R, K] int64
-  std::vector<at::Tensor> hidden;  // MLP hidden activations and a column of ones [R, w_out[l] + 1]
-  at::Tensor out, dout;            // [R, n_out]
-  at::Tensor partial;              // MLP: gradients per block [blocks, n_params]
+  std::vector<at::Tensor> input_parts;  // while building: each segment's part of `input`
+  std::vector<at::Tensor> hidden;       // MLP hidden activations and a column of ones [R, w_out[l] + 1]
+  at::Tensor out, dout;                 // [R, n_out]
+  at::Tensor partial;                   // MLP: gradients per block [blocks, n_params]
 };
 
 // One work item of a regression pass: a subject's input or output slot, one chunk of its variables.
@@ -86,12 +88,11 @@ struct Item {
   int64_t chunk, j0, cols;
 };
 
-// ---- the chunk kernels
-// ---------------------------------------------------------------------------------------- One work item
-// each: a chunk of at most kColumns variables of one subject's group over the minibatch's rows. The rows are
-// copied from the series into a scratch block that stays in L2, where small BLAS products run at the
-// machine's rate; the element-wise work is one vectorised pass. These loops are compiled per x86-64 feature
-// level (MSLR_VECTOR_CLONES): they are most of a step's time.
+// ---- the chunk kernels -----------------------------------------------------------------------------------
+// One work item each: a chunk of at most kColumns variables of one subject's group over the minibatch's rows.
+// The rows are copied from the series into a scratch block that stays in L2, where small BLAS products run
+// at the machine's rate; the element-wise work is one vectorised pass. These loops are compiled per x86-64
+// feature level (MSLR_VECTOR_CLONES): they are most of a step's time.
 
 // Asks for the cache lines of n values at p: the rows of a minibatch are scattered over the series, and
 // without this every row starts with a full memory latency.
@@ -122,9 +123,9 @@ void copy_rows(const Rows<T>& r, int64_t j0, int64_t cols, T* block, int64_t ld)
   }
 }
 
-// The output pass of one chunk. On entry z [B, ld] holds tran · uᵀ for the chunk's columns; the pass forms
-// mn = scale ⊙ s(z) + offset and the residual against y, adds Σ_i residual² per variable into sq, and either
-// writes the means (forward) or overwrites z with d(w · NLL)/dz and adds the offsets' and scales' gradients.
+// The output pass of one chunk, row by row: z = tran · uᵀ for the chunk's columns, mn = scale ⊙ s(z) +
+// offset, the residual against y and Σ_i residual² per variable (into sq); then either the means (forward)
+// or d(w · NLL)/dz into dz and the offsets' and scales' gradients (step).
 template <class T>
 struct ElementwiseArgs {
   Rows<T> y;
@@ -308,13 +309,14 @@ class Engine final : public BatchedModel::Impl {
     double* nll = nullptr;
   };
 
-  ModeRef mode_ref(const SubjectModel& m, bool input, int index, int subject, int64_t row0_hint);
   int add_to_run(const ModePredictor* pred, bool shared_pred, const ParamLayout& layout, int key, int subject,
                  const at::Tensor& props, int64_t* row0);
   const T* mode_ptr(const Call& c, int s, const ModeRef& r) const;
   T* mode_grad_ptr(const Call& c, int s, const ModeRef& r) const;
   T* scratch(int64_t n);
   double* dscratch(int64_t n);
+  // The minibatch's rows at t-1 of an input chunk, copied into this thread's scratch: [count, kColumns].
+  const T* input_chunk(const Minibatch& mb, const Item& item);
 
   void predictors_forward(const Call& c);
   void predictors_backward(const Call& c);
@@ -472,13 +474,17 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   // Predictor buffers, now that every segment is known.
   for (PredictorRun& r : runs_) {
     const auto opts = at::TensorOptions().dtype(dtype);
+    r.input = at::cat(r.input_parts);
+    r.input_parts.clear();
     r.out = at::zeros({r.rows, r.n_out}, opts);
     r.dout = at::zeros({r.rows, r.n_out}, opts);
     // Blocks are cut from each segment alone, so a subject's blocks do not depend on the other subjects.
     for (size_t si = 0; si < r.segments.size(); ++si) {
-      const auto& seg = r.segments[si];
+      auto& seg = r.segments[si];
+      seg.block0 = static_cast<int64_t>(r.blocks.size());
       for (int64_t r0 = 0; r0 < seg.rows; r0 += kBlockRows)
         r.blocks.push_back({static_cast<int>(si), seg.row0 + r0, std::min(kBlockRows, seg.rows - r0)});
+      seg.blocks = static_cast<int64_t>(r.blocks.size()) - seg.block0;
     }
     if (r.mlp) {
       for (size_t l = 0; l + 1 < r.w_out.size(); ++l)
@@ -540,7 +546,7 @@ int Engine<T>::add_to_run(const ModePredictor* pred, bool shared_pred, const Par
   at::Tensor prepared = pred->prepare(props.to(at::kDouble)).to(r.mlp ? dtype : at::kLong);
   if (r.mlp) prepared = at::cat({prepared, at::ones({n, 1}, prepared.options())}, 1);  // the bias column
   prepared = prepared.contiguous();
-  r.input = r.input.defined() ? at::cat({r.input, prepared}) : prepared;
+  r.input_parts.push_back(prepared);
   *row0 = r.rows;
   r.segments.push_back({subject, r.rows, n, layout[first].offset});
   r.rows += n;
@@ -586,6 +592,15 @@ T* Engine<T>::scratch(int64_t n) {
 }
 
 template <class T>
+const T* Engine<T>::input_chunk(const Minibatch& mb, const Item& item) {
+  const InputPlan& ip = plans_[item.subject].in[item.slot];
+  const Rows<T> x{static_cast<const T*>(ip.series), ip.d, mb.times[item.subject], mb.count[item.subject], -1};
+  T* block = scratch(x.count * kColumns);
+  copy_rows(x, item.j0, item.cols, block, kColumns);
+  return block;
+}
+
+template <class T>
 double* Engine<T>::dscratch(int64_t n) {
   const int t = at::get_thread_num();
   MSLR_CHECK(n <= dscratch_size_ && t < static_cast<int>(dscratch_.size()),
@@ -593,8 +608,7 @@ double* Engine<T>::dscratch(int64_t n) {
   return dscratch_[t].data();
 }
 
-// ---- predictors
-// ---------------------------------------------------------------------------------------------
+// ---- predictors ------------------------------------------------------------------------------------------
 
 // The layers' weights and bias are consecutive in the layout, W_l [in, out] then b_l [out]: together they are
 // one [in + 1, out] matrix. Every layer's input carries a last column of ones, so that one product applies
@@ -695,14 +709,11 @@ void Engine<T>::predictors_backward(const Call& c) {
         const auto& seg = r.segments[si];
         T* dest = (r.shared ? c.shared_grads[seg.subject] : c.grads[seg.subject]) + seg.param_offset;
         if (r.mlp) {
-          bool first = true;
-          for (size_t bi = 0; bi < r.blocks.size(); ++bi) {
-            if (r.blocks[bi].segment != static_cast<int>(si)) continue;
-            const T* g = r.partial.template data_ptr<T>() + static_cast<int64_t>(bi) * r.n_params;
+          const T* g = r.partial.template data_ptr<T>() + seg.block0 * r.n_params;
+          std::copy_n(g, r.n_params, dest);
+          for (int64_t bi = 1; bi < seg.blocks; ++bi)
             for (int64_t j = 0; j < r.n_params; ++j)
-              dest[j] = first ? g[j] : dest[j] + g[j];
-            first = false;
-          }
+              dest[j] += g[bi * r.n_params + j];
           continue;
         }
         const int64_t K = r.input.size(1), n_out = r.n_out;
@@ -719,8 +730,7 @@ void Engine<T>::predictors_backward(const Call& c) {
   }
 }
 
-// ---- the regression passes
-// ------------------------------------------------------------------------------------
+// ---- the regression passes -------------------------------------------------------------------------------
 
 template <class T>
 void Engine<T>::projections(const Call& c) {
@@ -731,13 +741,11 @@ void Engine<T>::projections(const Call& c) {
       const Item& item = items_in_[it];
       const SubjectPlan& p = plans_[item.subject];
       const InputPlan& ip = p.in[item.slot];
-      const Rows<T> x{static_cast<const T*>(ip.series), ip.d, mb.times[item.subject], mb.count[item.subject],
-                      -1};
-      T* block = scratch(x.count * kColumns);  // [B, kColumns] the chunk of x
-      copy_rows(x, item.j0, item.cols, block, kColumns);
+      const T* block = input_chunk(mb, item);
       T* out = p.proj_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * ip.K;
-      kernels::gemm<T>(false, false, x.count, ip.K, item.cols, static_cast<T>(ip.modes.alpha), block,
-                       kColumns, mode_ptr(c, item.subject, ip.modes) + item.j0 * ip.K, ip.K, T(0), out, ip.K);
+      kernels::gemm<T>(false, false, mb.count[item.subject], ip.K, item.cols, static_cast<T>(ip.modes.alpha),
+                       block, kColumns, mode_ptr(c, item.subject, ip.modes) + item.j0 * ip.K, ip.K, T(0), out,
+                       ip.K);
     }
   });
   // The transformed latents: concatenated (or identical) projections.
@@ -884,13 +892,10 @@ void Engine<T>::mode_gradients(const Call& c) {
       const Item& item = items_grad_[it];
       const SubjectPlan& p = plans_[item.subject];
       const InputPlan& ip = p.in[item.slot];
-      const Rows<T> x{static_cast<const T*>(ip.series), ip.d, mb.times[item.subject], mb.count[item.subject],
-                      -1};
-      T* block = scratch(x.count * kColumns);
-      copy_rows(x, item.j0, item.cols, block, kColumns);
+      const T* block = input_chunk(mb, item);
       const int64_t ld = p.out[ip.h].D;
-      kernels::gemm<T>(true, false, item.cols, ip.K, x.count, static_cast<T>(ip.modes.alpha), block, kColumns,
-                       p.dtran[ip.h].template data_ptr<T>() + ip.col, ld, T(0),
+      kernels::gemm<T>(true, false, item.cols, ip.K, mb.count[item.subject], static_cast<T>(ip.modes.alpha),
+                       block, kColumns, p.dtran[ip.h].template data_ptr<T>() + ip.col, ld, T(0),
                        mode_grad_ptr(c, item.subject, ip.modes) + item.j0 * ip.K, ip.K);
     }
   });
