@@ -1,6 +1,5 @@
 #include "mslr/core/fault.h"
 
-#include <cstdio>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>

@@ -76,7 +76,8 @@ struct Fitter::Impl {
   FitOptions opt;
   std::vector<Local> local;
   std::vector<Device> dev;
-  at::Tensor reduce_buf;   // [n_shared + 1] float64 on device 0: the shared gradient, then the stop flag
+  at::Tensor reduce_buf;   // [n_shared + 2] float64 on device 0: the shared gradient, the stop flag, and
+                           // the count of subjects whose numbers were not finite
   std::vector<int> order;  // positions in `local` of the fitted subjects, in global subject order
   at::Tensor flag_prev;    // the previous step's reduced flags: [stop, non-finite count]
   struct Where {
@@ -452,8 +453,8 @@ void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
 void Fitter::Impl::make_reduce_buffer() {
   // Shared gradients are summed in float64 over subjects in global index order, then over ranks: the sum does
   // not depend on where subjects live, so a fit gives the same parameters for any number of ranks or devices
-  // (to float64 rounding, which the conversion back to float32 almost always removes). The stop flag rides in
-  // the last element, so a step needs exactly one collective.
+  // (to float64 rounding, which the conversion back to float32 almost always removes). The stop flag and the
+  // non-finite count ride in the last two elements, so a step needs exactly one collective.
   reduce_buf = at::zeros({dev[0].shared_flat.numel() + 2},
                          at::TensorOptions().dtype(at::kDouble).device(dev[0].device));
   std::vector<int> fitted;

@@ -1,10 +1,5 @@
 #include "mslr/io/predictions.h"
 
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
 #include "mslr/core/error.h"
 #include "mslr/io/atomic_file.h"
 #include "mslr/io/hdf5.h"

@@ -24,11 +24,6 @@ std::string join(const std::vector<T>& v) {
   return s;
 }
 
-// Affine map of each property's range onto [-1, 1].
-struct InputScaling {
-  at::Tensor center, half_width;  // [n_props] double
-};
-
 }  // namespace
 
 MlpPredictor::MlpPredictor(const PredictorSpec& spec, int64_t n_props, int64_t n_out, ParamLayout& layout,
