@@ -132,6 +132,18 @@ struct Problem {
     }
   }
 
+  // Subject s's minibatch: the inputs at t-1 and the outputs at t, [n, d] each, in `dtype`.
+  std::pair<std::vector<at::Tensor>, std::vector<at::Tensor>> minibatch(size_t s,
+                                                                        at::ScalarType dtype) const {
+    const SubjectModel& m = *models[s];
+    std::vector<at::Tensor> x, y;
+    for (const auto& g : m.spec().inputs)
+      x.push_back(gather_rows(data[s].groups.at(g.group).to(dtype), times[s], -1));
+    for (const auto& h : m.spec().outputs)
+      y.push_back(gather_rows(data[s].groups.at(h.group).to(dtype), times[s], 0));
+    return {x, y};
+  }
+
   // The autograd reference: per subject, weight · NLL and its gradients (subject, shared).
   struct Result {
     std::vector<double> nll;
@@ -149,11 +161,7 @@ struct Problem {
       for (const auto& [g, p] : data[s].props)
         props[g] = p.to(dtype);
       const ModeSet modes = m.predict_modes(props, v);
-      std::vector<at::Tensor> x, y;
-      for (const auto& g : m.spec().inputs)
-        x.push_back(gather_rows(data[s].groups.at(g.group).to(dtype), times[s], -1));
-      for (const auto& h : m.spec().outputs)
-        y.push_back(gather_rows(data[s].groups.at(h.group).to(dtype), times[s], 0));
+      const auto [x, y] = minibatch(s, dtype);
       const at::Tensor loss = m.nll_reference(y, m.forward(x, modes, v), v) * weight[s];
       torch::autograd::backward({loss});
       r.nll.push_back(loss.item<double>());
@@ -274,9 +282,7 @@ TEST_P(BatchedStep, ForwardGivesTheReferenceMeans) {
   for (size_t s = 0; s < p.models.size(); ++s) {
     const SubjectModel& m = *p.models[s];
     const ParamViews v{m.layout().views(p.params[s]), p.shared->layout().views(p.shared_params)};
-    std::vector<at::Tensor> x;
-    for (const auto& g : m.spec().inputs)
-      x.push_back(gather_rows(p.data[s].groups.at(g.group), p.times[s], -1));
+    const auto x = p.minibatch(s, at::kDouble).first;
     const auto ref = m.forward(x, m.predict_modes(p.data[s].props, v), v);
     BatchedSubject b{&m, p.data[s].groups, p.data[s].props, p.times[s].numel()};
     BatchedModel model(*p.shared, {b}, at::kDouble);
@@ -297,11 +303,7 @@ TEST_P(BatchedStep, PredictionGoesThroughTheBatchedForwardInBatches) {
   for (size_t s = 0; s < p.models.size(); ++s) {
     const SubjectModel& m = *p.models[s];
     const ParamViews v{m.layout().views(p.params[s]), p.shared->layout().views(p.shared_params)};
-    std::vector<at::Tensor> x, y;
-    for (const auto& g : m.spec().inputs)
-      x.push_back(gather_rows(p.data[s].groups.at(g.group), p.times[s], -1));
-    for (const auto& h : m.spec().outputs)
-      y.push_back(gather_rows(p.data[s].groups.at(h.group), p.times[s], 0));
+    const auto [x, y] = p.minibatch(s, at::kDouble);
     const auto ref = m.forward(x, m.predict_modes(p.data[s].props, v), v);
     const double ref_nll = m.nll_reference(y, ref, v).item<double>();
     // Batches of 7 samples: the last one is short.
