@@ -39,8 +39,8 @@ void adam_step(at::Tensor& param, const at::Tensor& grad_in, AdamState& s, doubl
                      grad_in.scalar_type() == param.scalar_type() &&
                      (param.scalar_type() == at::kFloat || param.scalar_type() == at::kDouble);
   if (fused) {
-    // One pass over the buffers and no temporaries (a step allocates nothing); element-wise, so the result
-    // does not depend on the number of threads.
+    // One pass over the buffers and no temporaries; element-wise, so the result does not depend on the
+    // number of threads.
     AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "adam_step", [&] {
       scalar_t* p = param.data_ptr<scalar_t>();
       const scalar_t* g = grad_in.data_ptr<scalar_t>();
