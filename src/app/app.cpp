@@ -1,5 +1,6 @@
 #include "mslr/app/app.h"
 
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <string>
@@ -8,6 +9,7 @@
 #include "mslr/app/selfcheck.h"
 #include "mslr/comm/mpi_communicator.h"
 #include "mslr/core/error.h"
+#include "mslr/io/hdf5.h"
 
 namespace mslr {
 namespace {
@@ -36,21 +38,8 @@ int dispatch(const std::string& cmd, const Args& args, const MpiCommunicator& wo
   throw UsageError("mslr: unknown command '" + cmd + "' (see mslr --help)");
 }
 
-}  // namespace
-
-int run_main(int argc, char** argv) {
-  const std::string cmd = argc > 1 ? argv[1] : "";
-  if (cmd == "--version" || cmd == "version") {
-    std::printf("mslr %s\n", MSLR_VERSION);
-    return kExitOk;
-  }
-  if (cmd.empty() || cmd == "--help" || cmd == "-h" || cmd == "help") {
-    std::printf("%s", kUsage);
-    return cmd.empty() ? kExitUsage : kExitOk;
-  }
-  MpiSession mpi(&argc, &argv);
-  const MpiCommunicator world;
-  const Args args(argv + 2, argv + argc);
+// Runs a command and turns what it throws into one message and an exit status.
+int run_command(const std::string& cmd, const Args& args, const MpiCommunicator& world) {
   try {
     return dispatch(cmd, args, world);
   } catch (const UsageError& e) {
@@ -70,6 +59,29 @@ int run_main(int argc, char** argv) {
     if (world.size() > 1) abort_world(kExitError);
     return kExitError;
   }
+}
+
+}  // namespace
+
+int run_main(int argc, char** argv) {
+  const std::string cmd = argc > 1 ? argv[1] : "";
+  if (cmd == "--version" || cmd == "version") {
+    std::printf("mslr %s\n", MSLR_VERSION);
+    return kExitOk;
+  }
+  if (cmd.empty() || cmd == "--help" || cmd == "-h" || cmd == "help") {
+    std::printf("%s", kUsage);
+    return cmd.empty() ? kExitUsage : kExitOk;
+  }
+  // A write beyond a file-size limit then fails with EFBIG, which mslr reports and cleans up after, instead
+  // of killing the process half-way through a file.
+  std::signal(SIGXFSZ, SIG_IGN);
+  h5::start();  // before MPI_Init: see h5::start
+  MpiSession mpi(&argc, &argv);
+  const MpiCommunicator world;
+  const int status = run_command(cmd, Args(argv + 2, argv + argc), world);
+  h5::stop();
+  return status;
 }
 
 }  // namespace mslr

@@ -15,18 +15,6 @@ void Console::line(const std::string& text) const {
   std::fflush(stdout);
 }
 
-std::string human_bytes(long long b) {
-  if (b < 0) return "?";
-  const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(b);
-  int u = 0;
-  while (v >= 1024 && u < 4)
-    v /= 1024, ++u;
-  char buf[32];
-  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : "%.1f %s", v, unit[u]);
-  return buf;
-}
-
 std::string human_seconds(double s) {
   char buf[32];
   if (s < 1)

@@ -50,8 +50,8 @@ int openblas_threads() {
 
 namespace {
 
-long long status_kib(const char* key) {
-  FILE* f = std::fopen("/proc/self/status", "r");
+long long status_kib(const char* key, const char* file = "/proc/self/status") {
+  FILE* f = std::fopen(file, "r");
   if (!f) return -1;
   char line[256];
   long long v = -1;
@@ -74,6 +74,22 @@ long long resident_bytes() {
 
 long long peak_resident_bytes() {
   const long long k = status_kib("VmHWM:");
+  return k < 0 ? -1 : k * 1024;
+}
+
+std::string human_bytes(double b) {
+  if (b < 0) return "?";
+  const char* unit[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  int u = 0;
+  while (b >= 1024 && u < 6)
+    b /= 1024, ++u;
+  char buf[48];
+  std::snprintf(buf, sizeof buf, u == 0 ? "%.0f %s" : b < 1e6 ? "%.1f %s" : "%.3g %s", b, unit[u]);
+  return buf;
+}
+
+long long available_memory_bytes() {
+  const long long k = status_kib("MemAvailable:", "/proc/meminfo");
   return k < 0 ? -1 : k * 1024;
 }
 

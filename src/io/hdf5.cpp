@@ -2,27 +2,46 @@
 
 #include <hdf5.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cstring>
+#include <exception>
 
 #include "mslr/core/error.h"
+#include "mslr/core/system.h"
 
 namespace mslr::h5 {
 namespace {
 
-// The innermost message of HDF5's error stack, e.g. "unable to open file", for our own error lines.
+// The outermost message of HDF5's error stack, e.g. "can't write data", and the system's reason when a
+// deeper entry gives one ("error message = 'No space left on device'"), for our own error lines.
+struct Reason {
+  std::string what, system;
+};
+
 herr_t take_message(unsigned n, const H5E_error2_t* e, void* out) {
-  auto* s = static_cast<std::string*>(out);
-  if (n == 0 && e->desc) *s = e->desc;
+  auto* r = static_cast<Reason*>(out);
+  if (!e->desc) return 0;
+  if (n == 0) r->what = e->desc;
+  const char* key = "error message = '";
+  if (const char* m = std::strstr(e->desc, key); m && r->system.empty()) {
+    m += std::strlen(key);
+    const char* end = std::strchr(m, '\'');
+    r->system.assign(m, end ? static_cast<size_t>(end - m) : std::strlen(m));
+  }
   return 0;
 }
 
 std::string hdf5_reason() {
-  std::string s;
-  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, take_message, &s);
+  Reason r;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, take_message, &r);
   H5Eclear2(H5E_DEFAULT);
-  return s.empty() ? "HDF5 error" : s;
+  if (r.what.empty()) r.what = "HDF5 error";
+  return r.system.empty() ? r.what : r.what + ": " + r.system;
 }
+
+// Set once a file has been abandoned: HDF5 must then never be closed (see File::close).
+bool g_abandoned = false;
 
 #define MSLR_H5(expr, ...)                                                              \
   [&] {                                                                                 \
@@ -99,23 +118,154 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 Handle::~Handle() {
   close();
 }
+int64_t Handle::release() {
+  const int64_t id = id_;
+  id_ = -1;
+  return id;
+}
 void Handle::close() {
   if (id_ >= 0 && close_) close_(id_);
   id_ = -1;
 }
 
-bool Location::exists(const std::string& path) const {
-  // Check each link of the path so that a missing parent is not an error.
-  std::string partial;
+namespace {
+
+// The type and value size of the link `name` in the group `parent` (relative to `loc`). Found by iterating
+// over the group: HDF5 1.10's H5Lget_info makes a collective metadata read under MPI-IO, which hangs when
+// one rank calls it alone.
+struct LinkFound {
+  const char* name;
+  bool found = false;
+  H5L_info_t info{};
+};
+
+bool find_link(hid_t loc, const std::string& parent, const std::string& name, H5L_info_t* out) {
+  LinkFound want{name.c_str()};
+  H5Literate_by_name(
+      loc, parent.c_str(), H5_INDEX_NAME, H5_ITER_INC, nullptr,
+      [](hid_t, const char* n, const H5L_info_t* info, void* data) -> herr_t {
+        auto* w = static_cast<LinkFound*>(data);
+        if (std::strcmp(n, w->name) != 0) return 0;
+        w->found = true;
+        w->info = *info;
+        return 1;  // stop
+      },
+      &want, H5P_DEFAULT);
+  H5Eclear2(H5E_DEFAULT);
+  *out = want.info;
+  return want.found;
+}
+
+// Whether `path` (relative to `loc`) exists, checking each link so that a missing parent is not an error and
+// refusing links to other files, also where a soft link's target leads through one.
+bool link_exists(hid_t loc, const std::string& path, const std::string& file, const std::string& where,
+                 int depth) {
+  MSLR_CHECK(depth < 16, file, ": ", where, path, ": too many soft links in a row");
   size_t start = 0;
   while (start <= path.size()) {
     const size_t slash = path.find('/', start);
-    partial = path.substr(0, slash);
-    if (!partial.empty() && H5Lexists(h_.id(), partial.c_str(), H5P_DEFAULT) <= 0) return false;
+    const std::string partial = path.substr(0, slash);
+    const std::string name =
+        path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+    if (!name.empty()) {
+      if (H5Lexists(loc, partial.c_str(), H5P_DEFAULT) <= 0) return false;
+      H5L_info_t li;
+      const std::string parent = start == 0 ? "." : start == 1 ? "/" : path.substr(0, start - 1);
+      if (!find_link(loc, parent, name, &li)) return false;
+      if (li.type != H5L_TYPE_HARD) {
+        std::vector<char> value(li.u.val_size + 1, '\0');
+        H5Lget_val(loc, partial.c_str(), value.data(), value.size(), H5P_DEFAULT);
+        if (li.type == H5L_TYPE_SOFT) {
+          if (!link_exists(loc, value.data(), file, where, depth + 1)) return false;
+        } else {
+          const char *target_file = "?", *target = "?";
+          unsigned flags = 0;
+          if (li.type == H5L_TYPE_EXTERNAL)
+            H5Lunpack_elink_val(value.data(), value.size(), &flags, &target_file, &target);
+          fail(file, ": ", where, partial, " is a link to another file (", target_file, ":", target,
+               "); mslr reads only what is stored in the file itself");
+        }
+      }
+    }
     if (slash == std::string::npos) break;
     start = slash + 1;
   }
   return true;
+}
+
+}  // namespace
+
+bool Location::exists(const std::string& path) const {
+  return link_exists(h_.id(), path, file_, full_path(""), 0);
+}
+
+std::string Location::full_path(const std::string& path) const {
+  const std::string here = name();
+  return (here == "/" ? here : here + "/") + path;
+}
+
+const char* ObjectInfo::kind_name() const {
+  switch (kind) {
+    case kMissing:
+      return "missing";
+    case kGroup:
+      return "a group";
+    case kDataset:
+      return "a dataset";
+    default:
+      return "a named type or other object";
+  }
+}
+
+const char* ObjectInfo::type_name() const {
+  switch (type) {
+    case kInteger:
+      return "integers";
+    case kFloat:
+      return "floating-point numbers";
+    case kString:
+      return "strings";
+    case kCompound:
+      return "compound records";
+    default:
+      return "values of an unsupported type";
+  }
+}
+
+ObjectInfo Location::info(const std::string& path) const {
+  ObjectInfo info;
+  if (!exists(path)) return info;
+  Handle obj(MSLR_H5(H5Oopen(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open '", path, "'"), H5Oclose);
+  const H5I_type_t t = H5Iget_type(obj.id());
+  info.kind = t == H5I_GROUP     ? ObjectInfo::kGroup
+              : t == H5I_DATASET ? ObjectInfo::kDataset
+                                 : ObjectInfo::kOther;
+  if (info.kind != ObjectInfo::kDataset) return info;
+  Handle type(H5Dget_type(obj.id()), close_type);
+  switch (H5Tget_class(type.id())) {
+    case H5T_INTEGER:
+      info.type = ObjectInfo::kInteger;
+      break;
+    case H5T_FLOAT:
+      info.type = ObjectInfo::kFloat;
+      break;
+    case H5T_STRING:
+      info.type = ObjectInfo::kString;
+      break;
+    case H5T_COMPOUND:
+      info.type = ObjectInfo::kCompound;
+      break;
+    default:
+      info.type = ObjectInfo::kOtherType;
+  }
+  info.element_size = static_cast<int64_t>(H5Tget_size(type.id()));
+  Handle space(H5Dget_space(obj.id()), close_space);
+  const int rank = H5Sget_simple_extent_ndims(space.id());
+  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
+  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
+  info.shape.assign(dims.begin(), dims.end());
+  info.stored_bytes = static_cast<int64_t>(H5Dget_storage_size(obj.id()));
+  return info;
 }
 
 std::vector<std::string> Location::children() const {
@@ -249,13 +399,32 @@ std::vector<int64_t> Location::shape(const std::string& path) const {
 }
 
 at::Tensor Location::read(const std::string& path, at::ScalarType dtype) const {
-  const auto dims = shape(path);
+  const auto dims = info(path).shape;
   return read_rows(path, 0, dims.empty() ? 1 : dims[0], dtype);
+}
+
+void Location::check_allocation(const std::string& path, const std::vector<int64_t>& shape,
+                                size_t element_size) const {
+  // The product in double: a declared shape may overflow int64 by itself.
+  double bytes = static_cast<double>(element_size);
+  for (int64_t n : shape)
+    bytes *= static_cast<double>(n);
+  const long long available = available_memory_bytes();
+  MSLR_CHECK(available < 0 || bytes <= static_cast<double>(available), file_, ": ", full_path(path),
+             " would need ", human_bytes(bytes), " of memory to read, more than the ", human_bytes(available),
+             " this node has available");
 }
 
 at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t rows,
                                at::ScalarType dtype) const {
-  const auto dims = shape(path);
+  const ObjectInfo what = info(path);
+  MSLR_CHECK(what.kind == ObjectInfo::kDataset, file_, ": ", full_path(path), " is ", what.kind_name(),
+             ", not a dataset");
+  MSLR_CHECK(what.type == ObjectInfo::kInteger || what.type == ObjectInfo::kFloat, file_, ": ",
+             full_path(path), " holds ", what.type_name(), ", not numbers");
+  MSLR_CHECK(what.type == ObjectInfo::kInteger || !at::isIntegralType(dtype, false), file_, ": ",
+             full_path(path), " holds floating-point numbers where integers are expected");
+  const auto& dims = what.shape;
   Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"),
            close_dataset);
   if (dims.empty()) {  // scalar
@@ -268,6 +437,7 @@ at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t ro
              ") are outside dataset '", path, "' of ", dims[0], " rows");
   std::vector<int64_t> out_shape = dims;
   out_shape[0] = rows;
+  check_allocation(path, out_shape, at::elementSize(dtype));
   at::Tensor out = at::empty(out_shape, dtype);
   if (out.numel() == 0) return out;
   Handle file_space(H5Dget_space(d.id()), close_space);
@@ -314,7 +484,11 @@ void Location::put(const std::string& path, const at::Tensor& data) const {
   write(path, data);
 }
 
-File::File(const std::string& path, Mode mode, const Communicator* comm) : Location(Handle(), path) {
+File::File(const std::string& path, Mode mode, const Communicator* comm)
+    : Location(Handle(), path),
+      comm_(comm),
+      writing_(mode == kCreate),
+      exceptions_(std::uncaught_exceptions()) {
   quiet_errors();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), close_plist);
   if (comm && comm->mpi_handle())
@@ -337,8 +511,62 @@ File::File(const std::string& path, Mode mode, const Communicator* comm) : Locat
   }
 }
 
+File::~File() {
+  if (!h_.valid()) return;
+  if (writing_ && std::uncaught_exceptions() > exceptions_) {
+    abandon();  // its content is of no use, and flushing it may fail again
+    return;
+  }
+  try {
+    close();
+  } catch (const std::exception&) {
+    // close() has abandoned the file; a destructor cannot report it
+  }
+}
+
 void File::close() {
-  h_.close();
+  if (!h_.valid()) return;
+  if (writing_) {
+    auto flush = [&] { MSLR_H5(H5Fflush(h_.id(), H5F_SCOPE_LOCAL), "cannot write the file"); };
+    try {
+      if (comm_ && comm_->size() > 1)
+        run_collectively(*comm_, flush);  // every rank abandons, or none
+      else
+        flush();
+    } catch (...) {
+      abandon();
+      throw;
+    }
+  }
+  const int64_t id = h_.release();
+  if (H5Fclose(id) < 0) {
+    g_abandoned = true;  // HDF5 holds a file it failed to close: it must not try again at the end
+    fail(file_, ": cannot close the file (", hdf5_reason(), ")");
+  }
+}
+
+void File::abandon() noexcept {
+  g_abandoned = true;
+  const int64_t id = h_.release();
+  Handle fapl(H5Fget_access_plist(id), close_plist);
+  const bool mpio = fapl.valid() && H5Pget_driver(fapl.id()) == H5FD_MPIO;
+  void* handle = nullptr;
+  if (H5Fget_vfd_handle(id, H5P_DEFAULT, &handle) < 0 || !handle) return;
+  if (mpio)
+    MPI_File_close(static_cast<MPI_File*>(handle));
+  else
+    ::close(*static_cast<int*>(handle));
+  H5Eclear2(H5E_DEFAULT);
+}
+
+void start() {
+  H5dont_atexit();
+  H5open();
+  quiet_errors();
+}
+
+void stop() {
+  if (!g_abandoned) H5close();
 }
 
 }  // namespace mslr::h5

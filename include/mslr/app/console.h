@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "mslr/core/system.h"
 #include "mslr/fit/fitter.h"
 
 namespace mslr {
@@ -41,7 +42,6 @@ class MetricsFile {
   std::vector<std::string> names_;
 };
 
-std::string human_bytes(long long bytes);
 std::string human_seconds(double s);
 
 }  // namespace mslr

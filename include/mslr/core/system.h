@@ -4,6 +4,8 @@
 // not limit the other, and two full pools on the same cores made fits 2-3x slower. mslr sets both.
 #pragma once
 
+#include <string>
+
 namespace mslr {
 
 // Cores this process may run on (its CPU affinity mask). When the mask covers the whole machine (ranks not
@@ -22,5 +24,9 @@ int openblas_threads();
 // Resident memory of this process now and at its peak (VmRSS, VmHWM), in bytes; -1 when unknown.
 long long resident_bytes();
 long long peak_resident_bytes();
+// Memory the node can still give without swapping (MemAvailable), in bytes; -1 when unknown.
+long long available_memory_bytes();
+// "1.5 GiB"; "?" for a negative count.
+std::string human_bytes(double bytes);
 
 }  // namespace mslr

@@ -2,6 +2,9 @@
 // opened through MPI-IO when the world has MPI (collective open/create; every rank must then make the same
 // metadata calls: create groups, datasets and attributes with the same arguments), and with the default
 // driver otherwise. Dataset reads and writes are independent: each rank touches only its own subjects.
+//
+// What a file says is not trusted: a path never leads through a link to another file (opening one under
+// MPI-IO would be a collective call made by one rank), and no read allocates more than the node's memory.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -27,6 +30,7 @@ class Handle {
   int64_t id() const { return id_; }
   bool valid() const { return id_ >= 0; }
   void close();
+  int64_t release();  // gives the id up without closing it
 
  private:
   int64_t id_ = -1;
@@ -35,10 +39,25 @@ class Handle {
 
 class File;
 
+// What a path names, without reading it: for checking a file's layout before trusting it.
+struct ObjectInfo {
+  enum Kind { kMissing, kGroup, kDataset, kOther } kind = kMissing;
+  enum Type { kInteger, kFloat, kString, kCompound, kOtherType } type = kOtherType;  // datasets only
+  std::vector<int64_t> shape;                                                        // datasets only
+  int64_t element_size = 0;       // bytes per element in the file
+  int64_t stored_bytes = 0;       // bytes the file really holds for it (less than declared when compressed
+                                  // or never written)
+  const char* kind_name() const;  // "a group", "a dataset", ...
+  const char* type_name() const;  // "integers", "floating-point numbers", "strings", ...
+};
+
 // A group or a file's root: where datasets, subgroups and attributes live.
 class Location {
  public:
-  bool exists(const std::string& path) const;            // a link path relative to this location
+  // Whether a link path relative to this location exists. Throws naming the path when it leads through a
+  // link to another file.
+  bool exists(const std::string& path) const;
+  ObjectInfo info(const std::string& path) const;        // kind, type, shape and storage of `path`
   std::vector<std::string> children() const;             // names of the members, in name order
   Location group(const std::string& path) const;         // opens; throws naming the path when absent
   Location create_group(const std::string& path) const;  // creates (with missing parents)
@@ -57,7 +76,8 @@ class Location {
   // Dataset shape; throws naming the path when absent.
   std::vector<int64_t> shape(const std::string& path) const;
   // Reads a whole dataset, or rows [row0, row0 + rows) of its first dimension, converting to `dtype`
-  // (float32, float64 or int64).
+  // (float32, float64 or int64). Throws naming the dataset, before allocating, when the values would not fit
+  // in the memory available, and when integers are asked of a dataset of floating-point numbers.
   at::Tensor read(const std::string& path, at::ScalarType dtype) const;
   at::Tensor read_rows(const std::string& path, int64_t row0, int64_t rows, at::ScalarType dtype) const;
   // Creates a dataset of `shape` and element type `dtype` (collective under MPI).
@@ -67,12 +87,17 @@ class Location {
   // create() then write(): for files written by one process, or data every rank writes identically.
   void put(const std::string& path, const at::Tensor& data) const;
 
-  std::string name() const;  // the HDF5 path of this location
+  std::string name() const;                              // the HDF5 path of this location
+  std::string full_path(const std::string& path) const;  // the HDF5 path of `path` relative to it
   const std::string& file_name() const { return file_; }
   int64_t id() const { return h_.id(); }
 
  protected:
   Location(Handle h, std::string file) : h_(std::move(h)), file_(std::move(file)) {}
+  // Throws naming the dataset when reading `shape` elements of `element_size` bytes would take more memory
+  // than the node has available.
+  void check_allocation(const std::string& path, const std::vector<int64_t>& shape,
+                        size_t element_size) const;
   Handle h_;
   std::string file_;
 };
@@ -84,11 +109,29 @@ class File : public Location {
   // MPI-IO; with none (nullptr), or a world of one rank without MPI, only the calling process opens it.
   // Throws with the path and a reason (missing, not HDF5, not writable).
   File(const std::string& path, Mode mode, const Communicator* comm = nullptr);
-  // Closes the file (collective under MPI). Called by the destructor if not before.
+  File(File&&) = default;
+  // A file being written is closed by close(); one destroyed by an exception is abandoned (see close()).
+  ~File();
+  // Closes the file (collective under MPI). A file being written is flushed first; when that fails (a full
+  // disk, a file-size limit) it is abandoned on every rank — its descriptor closed, HDF5 never asked to
+  // close it again, since HDF5 1.10 crashes closing a file it cannot flush — and the error names the file
+  // and the system's reason.
   void close();
+
+ private:
+  void abandon() noexcept;
+  const Communicator* comm_ = nullptr;
+  bool writing_ = false;
+  int exceptions_ = 0;  // std::uncaught_exceptions() when opened
 };
 
 // Turns off HDF5's own error printing (mslr reports errors itself); safe to call more than once.
 void quiet_errors();
+
+// HDF5's lifetime under the program's control: start() before MPI_Init, so that HDF5 registers no clean-up
+// of its own at MPI_Finalize or exit; stop() before MPI_Finalize closes HDF5 — unless a file was abandoned,
+// whose close would flush into the same failure again.
+void start();
+void stop();
 
 }  // namespace mslr::h5
