@@ -5,8 +5,10 @@
 #include <sstream>
 
 #include "mslr/core/error.h"
+#include "mslr/core/system.h"
 #include "mslr/io/atomic_file.h"
 #include "mslr/io/hdf5.h"
+#include "mslr/model/params.h"
 
 namespace mslr {
 namespace {
@@ -14,37 +16,70 @@ namespace {
 constexpr const char* kFormat = "mslr-data";
 constexpr int64_t kVersion = 1;
 
+// A file that declares this many times more data than it stores is damaged or was never written: no
+// compression of real data comes near it (deflate's limit is about 1000:1).
+constexpr double kMostCompression = 1 << 14;
+
+// The checks every dataset of a subject must pass before its declared shape is believed: a dataset of numbers
+// (integers when `integers`), of `dims` dimensions, storing a plausible share of the bytes it declares.
+// Returns its shape; `what` names it in messages ("subject 'S', group 'G'").
+std::vector<int64_t> checked_dataset(const h5::Location& loc, const std::string& path,
+                                     const std::string& what, size_t dims, bool integers) {
+  const std::string& file = loc.file_name();
+  const h5::ObjectInfo i = loc.info(path);
+  MSLR_CHECK(i.kind == h5::ObjectInfo::kDataset, file, ": ", what, " is ", i.kind_name(), ", not a dataset (",
+             loc.full_path(path), ")");
+  MSLR_CHECK(i.type == h5::ObjectInfo::kFloat || i.type == h5::ObjectInfo::kInteger, file, ": ", what,
+             " holds ", i.type_name(), ", not numbers");
+  MSLR_CHECK(!integers || i.type == h5::ObjectInfo::kInteger, file, ": ", what,
+             " holds floating-point numbers; it must hold integers");
+  MSLR_CHECK(i.shape.size() == dims, file, ": ", what, " must have ", dims, " dimensions, has ",
+             i.shape.size());
+  double declared = static_cast<double>(i.element_size);
+  for (int64_t n : i.shape)
+    declared *= static_cast<double>(n);
+  MSLR_CHECK(declared <= kMostCompression * static_cast<double>(i.stored_bytes) + 65536.0, file, ": ", what,
+             " declares ", shape_str(i.shape), " (", human_bytes(declared), ") but the file stores only ",
+             human_bytes(static_cast<double>(i.stored_bytes)), " of it: damaged or never written");
+  return i.shape;
+}
+
 SubjectInfo describe_subject(const h5::Location& subjects, const std::string& name, const std::string& file) {
+  const std::string who = cat("subject '", name, "'");
+  const h5::ObjectInfo kind = subjects.info(name);
+  MSLR_CHECK(kind.kind == h5::ObjectInfo::kGroup, file, ": ", who, " is ", kind.kind_name(), ", not a group");
   const h5::Location s = subjects.group(name);
   SubjectInfo info;
   info.name = name;
-  MSLR_CHECK(s.exists("groups"), file, ": subject '", name, "' has no 'groups'");
+  MSLR_CHECK(s.info("groups").kind == h5::ObjectInfo::kGroup, file, ": ", who, " has no group 'groups'");
   const h5::Location groups = s.group("groups");
   for (const std::string& g : groups.children()) {
-    const auto shape = groups.shape(g);
-    MSLR_CHECK(shape.size() == 2, file, ": subject '", name, "', group '", g, "' must be [T, d], has ",
-               shape.size(), " dimensions");
+    const std::string what = cat(who, ", group '", g, "'");
+    const auto shape = checked_dataset(groups, g, what, 2, false);
+    MSLR_CHECK(shape[0] > 0 && shape[1] > 0, file, ": ", what, " is ", shape_str(shape),
+               ": it needs at least one time point and one variable");
     if (info.widths.empty()) info.n_time = shape[0];
-    MSLR_CHECK(shape[0] == info.n_time, file, ": subject '", name, "', group '", g, "' has ", shape[0],
+    MSLR_CHECK(shape[0] == info.n_time, file, ": ", what, " has ", shape[0],
                " time points, the subject's other groups have ", info.n_time);
     info.widths[g] = shape[1];
   }
-  MSLR_CHECK(!info.widths.empty(), file, ": subject '", name, "' has no groups");
+  MSLR_CHECK(!info.widths.empty(), file, ": ", who, " has no groups");
   if (s.exists("props")) {
+    MSLR_CHECK(s.info("props").kind == h5::ObjectInfo::kGroup, file, ": ", who, ": 'props' must be a group");
     const h5::Location props = s.group("props");
     for (const std::string& g : props.children()) {
-      const auto shape = props.shape(g);
-      MSLR_CHECK(info.widths.count(g), file, ": subject '", name, "' has properties for group '", g,
+      const std::string what = cat(who, ", properties of group '", g, "'");
+      MSLR_CHECK(info.widths.count(g), file, ": ", who, " has properties for group '", g,
                  "' but no such group");
-      MSLR_CHECK(shape.size() == 2 && shape[0] == info.widths[g], file, ": subject '", name,
-                 "': properties of group '", g, "' have ", shape.empty() ? 0 : shape[0],
-                 " rows, the group has ", info.widths[g], " variables");
+      const auto shape = checked_dataset(props, g, what, 2, false);
+      MSLR_CHECK(shape[0] == info.widths[g], file, ": ", who, ": properties of group '", g, "' have ",
+                 shape[0], " rows, the group has ", info.widths[g], " variables");
       info.n_props[g] = shape[1];
     }
   }
   if (s.exists("segments")) {
-    const auto shape = s.shape("segments");
-    MSLR_CHECK(shape.size() == 2 && shape[1] == 2, file, ": subject '", name, "': segments must be [k, 2]");
+    const auto shape = checked_dataset(s, "segments", who + ", 'segments'", 2, true);
+    MSLR_CHECK(shape[1] == 2, file, ": ", who, ": segments must be [k, 2], are ", shape_str(shape));
     info.segments = s.read("segments", at::kLong);
     try {
       validate_segments(info.segments, info.n_time, name);
@@ -52,7 +87,17 @@ SubjectInfo describe_subject(const h5::Location& subjects, const std::string& na
       fail(file, ": ", e.what());
     }
   }
-  if (s.exists("truth/means")) info.has_true_means = true;
+  if (s.exists("truth/means")) {
+    const h5::Location means = s.group("truth/means");
+    for (const std::string& g : means.children()) {
+      if (!info.widths.count(g)) continue;
+      const std::string what = cat(who, ", true means of group '", g, "'");
+      const auto shape = checked_dataset(means, g, what, 2, false);
+      MSLR_CHECK(shape[0] == info.n_time && shape[1] == info.widths[g], file, ": ", what, " are ",
+                 shape_str(shape), ", the group is [", info.n_time, ", ", info.widths[g], "]");
+    }
+    info.has_true_means = true;
+  }
   return info;
 }
 

@@ -446,8 +446,23 @@ at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t ro
   count[0] = static_cast<hsize_t>(rows);
   H5Sselect_hyperslab(file_space.id(), H5S_SELECT_SET, start.data(), nullptr, count.data(), nullptr);
   Handle mem_space(H5Screate_simple(static_cast<int>(count.size()), count.data(), nullptr), close_space);
-  MSLR_H5(H5Dread(d.id(), native(dtype), mem_space.id(), file_space.id(), H5P_DEFAULT, out.data_ptr()),
-          "cannot read dataset '", path, "'");
+  // A value that does not fit the type asked for (1e39 read as float32) stops the read rather than
+  // becoming infinity or a clipped integer.
+  Handle dxpl(H5Pcreate(H5P_DATASET_XFER), close_plist);
+  bool out_of_range = false;
+  H5Pset_type_conv_cb(
+      dxpl.id(),
+      [](H5T_conv_except_t e, hid_t, hid_t, void*, void*, void* flag) {
+        if (e != H5T_CONV_EXCEPT_RANGE_HI && e != H5T_CONV_EXCEPT_RANGE_LOW) return H5T_CONV_UNHANDLED;
+        *static_cast<bool*>(flag) = true;
+        return H5T_CONV_ABORT;
+      },
+      &out_of_range);
+  const herr_t rc =
+      H5Dread(d.id(), native(dtype), mem_space.id(), file_space.id(), dxpl.id(), out.data_ptr());
+  MSLR_CHECK(!out_of_range, file_, ": ", full_path(path), " holds a value beyond the range of ",
+             dtype == at::kFloat ? "float32" : dtype == at::kDouble ? "float64" : "int64");
+  MSLR_H5(rc, "cannot read dataset '", path, "'");
   return out;
 }
 
