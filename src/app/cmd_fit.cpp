@@ -1,5 +1,6 @@
 // mslr fit: read the data, place subjects on ranks, fit, checkpoint, and leave a run folder:
 //   OUT/config.ini  OUT/metrics.jsonl  OUT/checkpoints/{epoch-NNNNNN.h5, final.h5, latest -> ...}
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,8 +20,10 @@
 #include "mslr/comm/nccl_communicator.h"
 #include "mslr/core/error.h"
 #include "mslr/fit/fitter.h"
+#include "mslr/io/atomic_file.h"
 #include "mslr/io/checkpoint.h"
 #include "mslr/io/data_file.h"
+#include "mslr/io/paths.h"
 
 namespace mslr {
 namespace {
@@ -32,6 +35,8 @@ std::vector<OptionDecl> fit_options() {
           {"out", "",
            "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
           {"resume", "", "continue from a checkpoint file or run folder (its checkpoints/latest)"},
+          {"overwrite", "false", "start afresh in an --out folder that already holds a fit, deleting it",
+           OptionDecl::kFlag},
           {"epochs", "100", "total epochs (a resumed fit stops at the same total)"},
           {"batches", "10",
            "minibatches per epoch; every subject's training samples are split into this many"},
@@ -78,22 +83,34 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-bool is_dir(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+// The run folder a resumed checkpoint belongs to (RUN for RUN/checkpoints/FILE), or "" for a checkpoint file
+// kept elsewhere.
+std::string run_folder_of(const std::string& checkpoint) {
+  const std::string dir = dir_of(checkpoint);
+  const auto slash = dir.find_last_of('/');
+  const std::string base = slash == std::string::npos ? dir : dir.substr(slash + 1);
+  return base == "checkpoints" ? dir_of(dir) : "";
 }
 
-void make_dirs(const std::string& path) {
-  std::string partial;
-  for (size_t i = 0; i <= path.size(); ++i) {
-    if (i == path.size() || path[i] == '/') {
-      if (!partial.empty() && !is_dir(partial))
-        MSLR_CHECK(::mkdir(partial.c_str(), 0755) == 0 || errno == EEXIST, partial,
-                   ": cannot create the folder: ", std::strerror(errno));
+// Whether `out` already holds a fit: a checkpoint.
+bool holds_fit(const std::string& out) {
+  struct stat st;
+  return ::lstat((out + "/checkpoints/latest").c_str(), &st) == 0;
+}
+
+// Removes what an earlier fit left in `out` (--overwrite), so that its checkpoints are never taken for this
+// fit's: its log, config and every checkpoint file.
+void clear_run_folder(const std::string& out) {
+  for (const char* f : {"/metrics.jsonl", "/config.ini", "/checkpoints/latest"})
+    ::unlink((out + f).c_str());
+  const std::string dir = out + "/checkpoints";
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      const std::string n = e->d_name;
+      if (n.rfind("epoch-", 0) == 0 || n.rfind("final.h5", 0) == 0) ::unlink((dir + "/" + n).c_str());
     }
-    if (i < path.size()) partial += path[i];
+    ::closedir(d);
   }
-  MSLR_CHECK(::access(path.c_str(), W_OK) == 0, path, ": the output folder is not writable");
 }
 
 // Predictor ranges default to the bounding box of all subjects' properties (each rank reads some subjects).
@@ -214,6 +231,9 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   auto [go, opts] = parse("");
   if (!go) return kExitOk;
   const Console console(world.is_root(), opts.flag("quiet"));
+  // The run folder: --out as given here (never the one saved in a resumed checkpoint), else the folder of
+  // the checkpoint resumed.
+  std::string out = opts.has("out") ? opts.str("out") : "";
   std::unique_ptr<CheckpointFile> resume;
   if (opts.has("resume")) {
     resume = std::make_unique<CheckpointFile>(opts.str("resume"), world);
@@ -229,9 +249,15 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     opts.set("data", {full});
     std::free(full);
   }
-  std::string out = opts.has("out") ? opts.str("out") : "";
-  if (out.empty() && resume && is_dir(opts.str("resume"))) out = opts.str("resume");
-  if (out.empty()) throw UsageError("mslr fit: --out is required (see mslr fit --help)");
+  const std::string resumed_run = resume ? run_folder_of(resume->path()) : "";
+  if (out.empty()) out = resumed_run;
+  if (out.empty())
+    throw UsageError(resume ? "mslr fit: --out is required: the checkpoint resumed is not in a run folder's "
+                              "checkpoints/"
+                            : "mslr fit: --out is required (see mslr fit --help)");
+  if (holds_fit(out) && !(resume && same_file(out, resumed_run)) && !opts.flag("overwrite"))
+    throw UsageError("mslr fit: --out " + out + " already holds a fit; continue it with --resume " + out +
+                     ", or start afresh there with --overwrite (which deletes it)");
   fill_property_ranges(opts, data, world);
   const ModelSpec spec = model_from_options(opts);
   const FitOptions fo = fit_options_from(opts, data);
@@ -246,7 +272,9 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     checkpoint_epochs.insert(std::stoi(e));
   const std::string ckpt_dir = out + "/checkpoints";
   run_collectively(world, [&] {
-    if (world.is_root()) make_dirs(ckpt_dir);
+    if (!world.is_root()) return;
+    if (opts.flag("overwrite") && !resume) clear_run_folder(out);
+    make_dirs(ckpt_dir);
   });
 
   // The step's communicator: NCCL between GPUs when it is built in, MPI otherwise.
@@ -290,7 +318,8 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     return data.read(s, r);
   });
 
-  const std::string config_text = opts.resolved();
+  // The run folder is where the config lives, not part of it: a copied folder resumes where it is.
+  const std::string config_text = opts.resolved({"config", "resume", "out", "overwrite", "quiet"});
   console.line("mslr " MSLR_VERSION " fit: " + std::to_string(world.size()) + " rank(s), " +
                std::to_string(threads) + " thread(s) per rank, " + comm.backend() + " all-reduce; " +
                fitter.describe());

@@ -13,6 +13,7 @@
 #include "mslr/fit/predict.h"
 #include "mslr/io/checkpoint.h"
 #include "mslr/io/data_file.h"
+#include "mslr/io/paths.h"
 #include "mslr/io/predictions.h"
 
 namespace mslr {
@@ -61,6 +62,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   if (!o.has("data"))
     throw UsageError("mslr predict: --data is required (the checkpoint names no data file)");
   DataFile data(o.str("data"), world);
+  run_collectively(world, [&] { check_output_file(o.str("out"), "--out", {data.path(), ckpt.path()}); });
   const auto& infos = data.subjects();
   auto range_of = [&](const SubjectInfo& i) {
     if (which == "train") return split.train(i.n_time);

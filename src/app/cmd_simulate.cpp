@@ -7,6 +7,7 @@
 #include "mslr/core/error.h"
 #include "mslr/data/simulate.h"
 #include "mslr/io/data_file.h"
+#include "mslr/io/paths.h"
 
 namespace mslr {
 
@@ -46,15 +47,14 @@ int cmd_simulate(const Args& args, const Communicator& world) {
     throw UsageError("mslr simulate: " + std::string(e.what()));
   }
   const std::string out = o.str("out");
+  run_collectively(world, [&] { check_output_file(out, "--out", {}); });
   const Console console(world.is_root(), o.flag("quiet"));
   run_collectively(world, [&] {
     if (!world.is_root()) return;
     const auto subjects = simulate(s);
-    // Written under a temporary name and renamed, so that a file under `out` is always complete.
     write_data_file(
-        out + ".tmp", subjects,
+        out, subjects,
         {{"model", simulated_model_config(s)}, {"simulate", o.resolved({"config", "out", "quiet"})}});
-    MSLR_CHECK(std::rename((out + ".tmp").c_str(), out.c_str()) == 0, out, ": cannot rename into place");
     int64_t neurons = 0;
     for (const auto& d : subjects)
       neurons += d.groups.at("neurons").size(1);

@@ -14,22 +14,13 @@
 #include "mslr/core/fault.h"
 #include "mslr/io/atomic_file.h"
 #include "mslr/io/hdf5.h"
+#include "mslr/io/paths.h"
 
 namespace mslr {
 namespace {
 
 constexpr const char* kFormat = "mslr-checkpoint";
 constexpr int64_t kVersion = 1;
-
-bool is_dir(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool is_file(const std::string& p) {
-  struct stat st;
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
 
 // Layouts travel as three attributes: names (one per line), shapes ("3,32;32;" per parameter) and offsets.
 void write_layout(const h5::Location& g, const ParamLayout& layout) {

@@ -461,7 +461,9 @@ at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t ro
   const herr_t rc =
       H5Dread(d.id(), native(dtype), mem_space.id(), file_space.id(), dxpl.id(), out.data_ptr());
   MSLR_CHECK(!out_of_range, file_, ": ", full_path(path), " holds a value beyond the range of ",
-             dtype == at::kFloat ? "float32" : dtype == at::kDouble ? "float64" : "int64");
+             dtype == at::kFloat    ? "float32"
+             : dtype == at::kDouble ? "float64"
+                                    : "int64");
   MSLR_H5(rc, "cannot read dataset '", path, "'");
   return out;
 }
