@@ -27,7 +27,7 @@ echo "ranks,seconds_per_epoch,seconds,epochs,objective" > "$out/results.csv"
 for r in ${RANKS:-1 2 4 8 16}; do
   # Checkpoints only at the end: the study measures fitting, not I/O.
   # shellcheck disable=SC2086
-  line=$(srun --mpi=pmix --kill-on-bad-exit=1 -n "$r" "$mslr" fit --data "$data" --out "$out/r$r" --epochs "$epochs" \
+  line=$(srun --mpi=pmix --kill-on-bad-exit=1 -n "$r" "$mslr" fit --data "$data" --out "$out/r$r" --overwrite --epochs "$epochs" \
            --checkpoint-every 0 --threads "$threads" --update-interval "$epochs" ${MSLR_ARGS:-} | grep '^done:')
   echo "$r ranks: $line"
   # "done: E epochs, S s of fitting (T s/epoch), objective O, ranks R, ..."

@@ -6,6 +6,7 @@
 #include "mslr/app/commands.h"
 #include "mslr/app/console.h"
 #include "mslr/core/error.h"
+#include "mslr/core/json.h"
 #include "mslr/io/data_file.h"
 #include "mslr/io/predictions.h"
 
@@ -38,16 +39,12 @@ void squares(const at::Tensor& target, const at::Tensor& pred, double* res, doub
   *tot += (y - y.mean(0)).pow(2).sum().item<double>();
 }
 
-std::string json_number(double v) {
-  if (!std::isfinite(v)) return "null";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.10g", v);
-  return buf;
-}
-
-std::string json_score(const Score& s) {
-  return "{\"samples\": " + std::to_string(s.samples) + ", \"nll\": " + json_number(s.nll_per_sample()) +
-         ", \"r2_data\": " + json_number(s.r2_data()) + ", \"r2_true\": " + json_number(s.r2_true()) + "}";
+JsonObject json_score(const Score& s) {
+  return JsonObject()
+      .add("samples", s.samples)
+      .add("nll", s.nll_per_sample(), 10)
+      .add("r2_data", s.r2_data(), 10)
+      .add("r2_true", s.r2_true(), 10);
 }
 
 }  // namespace
@@ -81,10 +78,21 @@ int cmd_eval(const Args& args, const Communicator& world) {
       r.true_means = true;
       r.props = false;
       const SubjectData d = data.read(s, r);
+      const std::string who = cat(o.str("predictions"), ": subject '", h.name, "'");
+      const SubjectInfo& info = data.subjects()[s];
+      if (p.times.numel() > 0) {
+        const int64_t lo = p.times.min().item<int64_t>(), hi = p.times.max().item<int64_t>();
+        MSLR_CHECK(lo >= 0 && hi < info.n_time, who, " has times in [", lo, ", ", hi, "], outside the ",
+                   info.n_time, " time points of ", data.path());
+      }
       Score sc;
       sc.samples = h.samples;
       sc.nll = p.nll;
       for (const auto& [g, mean] : p.means) {
+        MSLR_CHECK(d.groups.count(g), who, " predicts group '", g, "', which ", data.path(),
+                   " does not have");
+        MSLR_CHECK(mean.size(1) == info.widths.at(g), who, ": predictions of group '", g, "' have ",
+                   mean.size(1), " variables, the data has ", info.widths.at(g));
         squares(gather_rows(d.group(g), p.times, 0), mean, &sc.res_data, &sc.tot_data);
         if (d.true_means.count(g)) {
           sc.has_true = true;
@@ -95,13 +103,10 @@ int cmd_eval(const Args& args, const Communicator& world) {
       scores.emplace_back(h.name + (h.in_fit ? "" : " *"), sc);
     }
     if (o.flag("json")) {
-      out = "{\"subjects\": {";
-      for (size_t i = 0; i < scores.size(); ++i) {
-        std::string name = scores[i].first;
-        if (name.size() > 2 && name.compare(name.size() - 2, 2, " *") == 0) name.resize(name.size() - 2);
-        out += (i ? ", " : "") + ("\"" + name + "\": ") + json_score(scores[i].second);
-      }
-      out += "}, \"pooled\": " + json_score(pooled) + "}";
+      JsonObject subjects;
+      for (size_t i = 0; i < scores.size(); ++i)
+        subjects.add(pred.header.subjects[i].name, json_score(scores[i].second));
+      out = JsonObject().add("subjects", subjects).add("pooled", json_score(pooled)).str();
     } else {
       char line[256];
       std::snprintf(line, sizeof line, "%-24s %9s %14s %9s %9s\n", "subject", "samples", "nll/sample",

@@ -156,11 +156,36 @@ void fill_property_ranges(Options& o, const DataFile& data, const Communicator& 
   if (!o.has("model.range-hi")) o.set("model.range-hi", {join(his)});
 }
 
+// An item of --subjects: a subject's name, else its index. A name that reads as the index of another
+// subject is refused rather than guessed.
+int subject_index(const std::string& item, const DataFile& data) {
+  const auto& subjects = data.subjects();
+  int named = -1;
+  for (size_t i = 0; i < subjects.size(); ++i)
+    if (subjects[i].name == item) named = static_cast<int>(i);
+  char* end = nullptr;
+  errno = 0;
+  const long v = std::strtol(item.c_str(), &end, 10);
+  const bool numeric = !item.empty() && *end == '\0' && errno == 0;
+  if (numeric && named >= 0 && named != v && v >= 0 && v < static_cast<long>(subjects.size()))
+    throw UsageError(cat("mslr fit: --subjects: '", item, "' is both the name of subject ", named,
+                         " and the index of subject '", subjects[v].name, "': write ", named,
+                         " for the first or ", subjects[v].name, " for the second"));
+  if (named >= 0) return named;
+  if (!numeric) throw UsageError(cat("mslr fit: --subjects: ", data.path(), ": no subject '", item, "'"));
+  if (v < 0 || v >= static_cast<long>(subjects.size()))
+    throw UsageError(cat("mslr fit: --subjects: index ", item, " is outside [0, ", subjects.size(), ") (",
+                         data.path(), " has ", subjects.size(), " subjects)"));
+  return static_cast<int>(v);
+}
+
 FitOptions fit_options_from(const Options& o, const DataFile& data) {
   FitOptions f;
   f.epochs = static_cast<int>(o.integer("epochs"));
   f.batches = static_cast<int>(o.integer("batches"));
   try {
+    if (!o.has("lr-schedule") && !(o.number("lr") > 0))
+      throw UsageError("mslr fit: --lr must be a positive number, got " + o.str("lr"));
     f.lr = o.has("lr-schedule") ? LrSchedule::parse(o.str("lr-schedule")) : LrSchedule(o.number("lr"));
   } catch (const Error& e) {
     throw UsageError("mslr fit: --" + std::string(e.what()));
@@ -183,11 +208,8 @@ FitOptions fit_options_from(const Options& o, const DataFile& data) {
   } catch (const Error& e) {
     throw UsageError("mslr fit: --" + std::string(e.what()));
   }
-  for (const auto& item : split_commas(o.has("subjects") ? o.str("subjects") : "")) {
-    char* end = nullptr;
-    const long v = std::strtol(item.c_str(), &end, 10);
-    f.subjects.push_back(*end == '\0' ? static_cast<int>(v) : data.index_of(item));
-  }
+  for (const auto& item : split_commas(o.has("subjects") ? o.str("subjects") : ""))
+    f.subjects.push_back(subject_index(item, data));
   try {
     f.validate();
   } catch (const Error& e) {
@@ -224,9 +246,9 @@ std::vector<ExtraDataset> extras_of(const SubjectModel& m, const SubjectInfo& in
 
 int cmd_fit(const Args& args, const MpiCommunicator& world) {
   // Options: the command line, then --config, then the resumed checkpoint's config or the data file's model.
-  auto parse = [&](const std::string& base) {
+  auto parse = [&](const std::string& base, const std::string& origin = "") {
     Options o("fit", kFitSummary, fit_options());
-    return std::make_pair(o.parse(args, base), o);
+    return std::make_pair(o.parse(args, base, origin), o);
   };
   auto [go, opts] = parse("");
   if (!go) return kExitOk;
@@ -237,12 +259,12 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
   std::unique_ptr<CheckpointFile> resume;
   if (opts.has("resume")) {
     resume = std::make_unique<CheckpointFile>(opts.str("resume"), world);
-    opts = parse(resume->config()).second;
+    opts = parse(resume->config(), resume->path() + ": the saved config").second;
   }
   if (!opts.has("data")) throw UsageError("mslr fit: --data is required (see mslr fit --help)");
   DataFile data(opts.str("data"), world);
   if (!resume && opts.list("model.input").empty() && !data.model_config().empty())
-    opts = parse("[model]\n" + data.model_config()).second;
+    opts = parse("[model]\n" + data.model_config(), data.path() + ": the 'model' attribute").second;
   // The saved config names the data file absolutely, so that predict and the plot tools find it from
   // anywhere.
   if (char* full = ::realpath(opts.str("data").c_str(), nullptr)) {
@@ -268,8 +290,14 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     throw UsageError(
         "mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
   std::set<int> checkpoint_epochs;
-  for (const auto& e : split_commas(opts.has("checkpoint-epochs") ? opts.str("checkpoint-epochs") : ""))
-    checkpoint_epochs.insert(std::stoi(e));
+  for (const auto& e : split_commas(opts.has("checkpoint-epochs") ? opts.str("checkpoint-epochs") : "")) {
+    char* end = nullptr;
+    errno = 0;
+    const long v = std::strtol(e.c_str(), &end, 10);
+    if (*end != '\0' || errno != 0 || v < 1 || v > INT32_MAX)
+      throw UsageError("mslr fit: --checkpoint-epochs: '" + e + "' is not an epoch number (1 or more)");
+    checkpoint_epochs.insert(static_cast<int>(v));
+  }
   const std::string ckpt_dir = out + "/checkpoints";
   run_collectively(world, [&] {
     if (!world.is_root()) return;
@@ -305,7 +333,9 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
       MSLR_CHECK(resume->subject_names() == names, resume->path(),
                  ": the checkpoint's subjects differ from those of ", data.path());
     });
-    fitter.restore(resume->read_state(fitter.local_subjects()));
+    FitState state;
+    run_collectively(world, [&] { state = resume->read_state(fitter.local_subjects()); });
+    fitter.restore(state);
   } else {
     fitter.initialize();
   }

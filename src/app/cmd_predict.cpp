@@ -46,10 +46,13 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   if (!first.has("checkpoint"))
     throw UsageError("mslr predict: --checkpoint is required (see mslr predict --help)");
   if (!first.has("out")) throw UsageError("mslr predict: --out is required (see mslr predict --help)");
+  if (first.given("gpus-per-rank") && first.integer("gpus-per-rank") != 0)
+    throw UsageError(
+        "mslr predict: --gpus-per-rank: prediction runs on the CPU in this version; leave it at 0");
   CheckpointFile ckpt(first.str("checkpoint"), world);
   // The fit's own settings (model, data file, split) are the defaults.
   Options o("predict", summary, predict_options());
-  o.parse(args, ckpt.config());
+  o.parse(args, ckpt.config(), ckpt.path() + ": the saved config");
   const Console console(world.is_root(), o.flag("quiet"));
   apply_threads(o, world);
   const ModelSpec spec = model_from_options(o);
@@ -101,7 +104,8 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   });
   const Placement placement = place_subjects(cost, world.size(), 1);
   const at::ScalarType dtype = o.str("dtype") == "float64" ? at::kDouble : at::kFloat;
-  const at::Tensor shared_params = ckpt.read_shared_params().to(dtype);
+  at::Tensor shared_params;
+  run_collectively(world, [&] { shared_params = ckpt.read_shared_params().to(dtype); });
   std::map<int, SubjectPredictionData> mine;
   int unseen = 0;
   run_collectively(world, [&] {

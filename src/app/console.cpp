@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "mslr/core/error.h"
+#include "mslr/core/json.h"
 
 namespace mslr {
 
@@ -63,6 +64,7 @@ MetricsFile::MetricsFile(const std::string& path, bool active, const FitLog& log
                          const std::vector<std::string>& names)
     : names_(names) {
   if (!active) return;
+  path_ = path;
   f_ = std::fopen(path.c_str(), "w");
   MSLR_CHECK(f_, path, ": cannot write the metrics file: ", std::strerror(errno));
   append(log, 0);
@@ -75,15 +77,20 @@ MetricsFile::~MetricsFile() {
 void MetricsFile::append(const FitLog& log, size_t first) {
   if (!f_) return;
   for (size_t e = first; e < log.size(); ++e) {
-    std::fprintf(f_,
-                 "{\"epoch\": %d, \"elapsed\": %.6f, \"objective\": %.17g, \"lr\": %.17g, \"subject_nll\": {",
-                 log.epoch[e], log.elapsed[e], log.objective[e], log.lr[e]);
+    JsonObject nll;
     for (size_t k = 0; k < log.fitted.size(); ++k)
-      std::fprintf(f_, "%s\"%s\": %.17g", k ? ", " : "", names_[log.fitted[k]].c_str(),
-                   log.subject_nll[e][k]);
-    std::fprintf(f_, "}}\n");
+      nll.add(names_[log.fitted[k]], log.subject_nll[e][k]);
+    const std::string line = JsonObject()
+                                 .add("epoch", log.epoch[e])
+                                 .add("elapsed", log.elapsed[e], 10)
+                                 .add("objective", log.objective[e])
+                                 .add("lr", log.lr[e])
+                                 .add("subject_nll", nll)
+                                 .str();
+    std::fprintf(f_, "%s\n", line.c_str());
   }
-  std::fflush(f_);
+  MSLR_CHECK(std::fflush(f_) == 0 && !std::ferror(f_), path_,
+             ": cannot write the metrics file: ", std::strerror(errno));
 }
 
 }  // namespace mslr

@@ -2,6 +2,9 @@
 
 #include <boost/program_options.hpp>
 
+#include <sys/stat.h>
+
+#include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -41,7 +44,8 @@ Options::Options(std::string command, std::string summary, std::vector<OptionDec
       decls_(std::move(decls)),
       positional_(std::move(positional)) {}
 
-bool Options::parse(const std::vector<std::string>& args, const std::string& base_config) {
+bool Options::parse(const std::vector<std::string>& args, const std::string& base_config,
+                    const std::string& base_origin) {
   const po::options_description desc = describe(decls_, true);
   po::positional_options_description pos;
   for (const auto& p : positional_)
@@ -57,8 +61,11 @@ bool Options::parse(const std::vector<std::string>& args, const std::string& bas
     }
     if (vm.count("config")) {
       const std::string path = vm["config"].as<std::string>();
+      struct stat st;
+      if (::stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode))
+        usage(command_, "--config " + path + ": is not a file");
       std::ifstream in(path);
-      if (!in) usage(command_, "cannot read config file '" + path + "'");
+      if (!in) usage(command_, "--config " + path + ": cannot read the file");
       try {
         po::store(po::parse_config_file(in, describe(decls_, false)), vm);
       } catch (const po::error& e) {
@@ -67,7 +74,11 @@ bool Options::parse(const std::vector<std::string>& args, const std::string& bas
     }
     if (!base_config.empty()) {
       std::istringstream in(base_config);
-      po::store(po::parse_config_file(in, describe(decls_, false), /*allow_unregistered=*/true), vm);
+      try {
+        po::store(po::parse_config_file(in, describe(decls_, false), /*allow_unregistered=*/true), vm);
+      } catch (const po::error& e) {
+        usage(command_, base_origin + ": " + e.what());
+      }
     }
   } catch (const po::error& e) {
     usage(command_, e.what());
@@ -144,10 +155,10 @@ double Options::number(const std::string& name) const {
   try {
     size_t used = 0;
     const double x = std::stod(v, &used);
-    if (used == v.size()) return x;
+    if (used == v.size() && std::isfinite(x)) return x;
   } catch (const std::exception&) {
   }
-  usage(command_, "--" + name + ": '" + v + "' is not a number");
+  usage(command_, "--" + name + ": '" + v + "' is not a finite number");
 }
 
 bool Options::flag(const std::string& name) const {

@@ -1,5 +1,7 @@
 #include "mslr/fit/schedule.h"
 
+#include <cmath>
+
 #include <sstream>
 
 #include "mslr/core/error.h"
@@ -9,8 +11,9 @@ namespace mslr {
 LrSchedule::LrSchedule(std::vector<std::pair<int, double>> points) : points_(std::move(points)) {
   MSLR_CHECK(!points_.empty() && points_[0].first == 0, "lr-schedule must start at epoch 0");
   for (size_t i = 0; i < points_.size(); ++i) {
-    MSLR_CHECK(points_[i].second > 0.0, "lr-schedule: learning rate at epoch ", points_[i].first,
-               " must be positive, got ", points_[i].second);
+    MSLR_CHECK(std::isfinite(points_[i].second) && points_[i].second > 0.0,
+               "lr-schedule: learning rate at epoch ", points_[i].first, " must be a positive number, got ",
+               points_[i].second);
     MSLR_CHECK(i == 0 || points_[i].first > points_[i - 1].first, "lr-schedule: epochs must increase, got ",
                points_[i - 1].first, " then ", points_[i].first);
   }

@@ -7,12 +7,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <sstream>
 
 #include "mslr/core/error.h"
 #include "mslr/core/fault.h"
 #include "mslr/io/atomic_file.h"
+#include "mslr/io/data_file.h"
 #include "mslr/io/hdf5.h"
 #include "mslr/io/paths.h"
 
@@ -38,20 +40,80 @@ void write_layout(const h5::Location& g, const ParamLayout& layout) {
   g.set_attr("param_offsets", offsets);
 }
 
-ParamLayout read_layout(const h5::Location& g) {
+// Reads a layout back, checking every name, dimension and offset: `who` names the group in messages.
+ParamLayout read_layout(const h5::Location& g, const std::string& who) {
+  const std::string& file = g.file_name();
   std::istringstream names(g.attr_string("param_names")), shapes(g.attr_string("param_shapes"));
+  const std::vector<int64_t> offsets = g.attr_ints("param_offsets");
   ParamLayout layout;
   std::string name, shape;
-  while (std::getline(names, name) && std::getline(shapes, shape, ';')) {
+  while (std::getline(names, name)) {
+    MSLR_CHECK(std::getline(shapes, shape, ';'), file, ": ", who, ": parameter '", name, "' has no shape");
     std::vector<int64_t> dims;
     std::stringstream ss(shape);
     std::string d;
-    while (std::getline(ss, d, ','))
-      dims.push_back(std::stoll(d));
-    layout.add(name, dims, Init::constant(0.0));
+    while (std::getline(ss, d, ',')) {
+      char* end = nullptr;
+      errno = 0;
+      const long long v = std::strtoll(d.c_str(), &end, 10);
+      MSLR_CHECK(!d.empty() && *end == '\0' && errno == 0 && v >= 0 && v <= (int64_t{1} << 40), file, ": ",
+                 who, ": parameter '", name, "' has a bad dimension '", d, "'");
+      dims.push_back(v);
+    }
+    MSLR_CHECK(!layout.contains(name), file, ": ", who, ": parameter '", name, "' appears twice");
+    const int k = layout.add(name, dims, Init::constant(0.0));
+    MSLR_CHECK(static_cast<size_t>(k) < offsets.size() && offsets[k] == layout.entries()[k].offset, file,
+               ": ", who, ": the offset of parameter '", name, "' does not follow from the shapes");
   }
+  MSLR_CHECK(layout.entries().size() == offsets.size() && !std::getline(shapes, shape, ';'), file, ": ", who,
+             ": the parameter names, shapes and offsets do not agree in number");
   return layout;
 }
+
+// The shape of a dataset that must exist, for the checks below.
+std::vector<int64_t> shape_of(const h5::Location& f, const std::string& path) {
+  const h5::ObjectInfo i = f.info(path);
+  MSLR_CHECK(i.kind == h5::ObjectInfo::kDataset, f.file_name(), ": ", f.full_path(path), " is ",
+             i.kind_name(), ", not a dataset");
+  return i.shape;
+}
+
+// A 1-D dataset of `n` values, checked before it is read.
+void expect_length(const h5::Location& f, const std::string& path, int64_t n) {
+  const auto shape = shape_of(f, path);
+  MSLR_CHECK(shape.size() == 1 && shape[0] == n, f.file_name(), ": ", f.full_path(path), " is ",
+             shape_str(shape), ", expected [", n, "]");
+}
+
+// Reads a whole float64 buffer and checks that every value is finite (and, with `non_negative`, >= 0).
+at::Tensor read_values(const h5::Location& f, const std::string& path, int64_t n, bool non_negative = false) {
+  expect_length(f, path, n);
+  at::Tensor x = f.read(path, at::kDouble);
+  check_finite(x, f.file_name() + ": " + f.full_path(path), "index", nullptr);
+  if (non_negative && n > 0) {
+    const auto [lo, at_index] = x.min(0);
+    MSLR_CHECK(lo.item<double>() >= 0, f.file_name(), ": ", f.full_path(path), " has a negative value (",
+               lo.item<double>(), ") at index ", at_index.item<int64_t>());
+  }
+  return x;
+}
+
+// An integer attribute within [lo, hi].
+int64_t attr_in(const h5::Location& g, const std::string& name, int64_t lo, int64_t hi) {
+  const int64_t v = g.attr_int(name);
+  MSLR_CHECK(v >= lo && v <= hi, g.file_name(), ": attribute '", name, "' of ", g.name(), " is ", v,
+             ", outside [", lo, ", ", hi, "]");
+  return v;
+}
+
+double finite_attr(const h5::Location& g, const std::string& name) {
+  const double v = g.attr_double(name);
+  MSLR_CHECK(std::isfinite(v) && v >= 0, g.file_name(), ": attribute '", name, "' of ", g.name(), " is ", v,
+             ", not a finite number >= 0");
+  return v;
+}
+
+constexpr int64_t kMostEpochs = 1000000000;
 
 const std::vector<const char*> kBuffers = {"params", "adam_m", "adam_v"};
 
@@ -210,19 +272,50 @@ CheckpointFile::CheckpointFile(const std::string& path, const Communicator& comm
     MSLR_CHECK(f.has_attr("complete") && f.attr_int("complete") == 1, path_, ": checkpoint is incomplete");
     config_ = f.attr_string("config");
     model_ = f.attr_string("model");
-    epoch_ = static_cast<int>(f.attr_int("epoch"));
-    world_size_ = static_cast<int>(f.attr_int("world_size"));
-    shared_layout_ = read_layout(f.group("shared"));
+    epoch_ = static_cast<int>(attr_in(f, "epoch", 0, kMostEpochs));
+    attr_in(f, "batch", 0, kMostEpochs);
+    world_size_ = static_cast<int>(attr_in(f, "world_size", 1, kMostEpochs));
+    finite_attr(f, "adam_lr");
+    finite_attr(f, "elapsed");
+    shared_layout_ = read_layout(f.group("shared"), "the shared parameters");
+    attr_in(f.group("shared"), "adam_step", 0, std::numeric_limits<int64_t>::max());
+    for (const char* b : kBuffers)
+      expect_length(f, std::string("shared/") + b, shared_layout_.numel());
     const h5::Location subjects = f.group("subjects");
+    const std::vector<std::string> children = subjects.children();
+    const int64_t n = static_cast<int64_t>(children.size());
     std::vector<std::pair<int64_t, std::string>> order;
-    for (const std::string& n : subjects.children())
-      order.emplace_back(subjects.group(n).attr_int("index"), n);
+    for (const std::string& name : children)
+      order.emplace_back(attr_in(subjects.group(name), "index", 0, n - 1), name);
     std::sort(order.begin(), order.end());
-    for (const auto& [i, n] : order) {
-      names_.push_back(n);
-      subject_layouts_.push_back(read_layout(subjects.group(n)));
-      fitted_.push_back(subjects.group(n).attr_int("fitted") != 0);
+    for (size_t i = 0; i < order.size(); ++i) {
+      const auto& [index, name] = order[i];
+      MSLR_CHECK(index == static_cast<int64_t>(i), path_, ": subjects '", order[i > 0 ? i - 1 : 0].second,
+                 "' and '", name, "' have the same index ", index);
+      const h5::Location g = subjects.group(name);
+      const std::string who = cat("subject '", name, "'");
+      names_.push_back(name);
+      subject_layouts_.push_back(read_layout(g, who));
+      fitted_.push_back(attr_in(g, "fitted", 0, 1) != 0);
+      for (const char* b : kBuffers)
+        expect_length(g, b, subject_layouts_.back().numel());
+      for (const char* scalar : {"adam_step", "partial_nll"})
+        MSLR_CHECK(shape_of(g, scalar).empty(), path_, ": ", g.full_path(scalar), " must be a single value");
     }
+    // The log: E entries of F fitted subjects, the subjects' own indices, epochs in order up to the position.
+    const auto epoch_shape = shape_of(f, "log/epoch");
+    const int64_t entries = epoch_shape.size() == 1 ? epoch_shape[0] : -1;
+    MSLR_CHECK(entries >= 0 && entries <= epoch_, path_, ": log/epoch is ", shape_str(epoch_shape),
+               ", expected one entry per epoch done (at most ", epoch_, ")");
+    for (const char* name : {"log/elapsed", "log/objective", "log/lr"})
+      expect_length(f, name, entries);
+    const auto fitted_shape = shape_of(f, "log/fitted");
+    MSLR_CHECK(fitted_shape.size() == 1 && fitted_shape[0] <= n, path_, ": log/fitted is ",
+               shape_str(fitted_shape), ", expected at most [", n, "] subject indices");
+    const auto nll_shape = shape_of(f, "log/subject_nll");
+    MSLR_CHECK(nll_shape == std::vector<int64_t>({entries, fitted_shape[0]}), path_, ": log/subject_nll is ",
+               shape_str(nll_shape), ", expected [", entries, ", ", fitted_shape[0],
+               "] (entries x fitted subjects)");
   });
 }
 
@@ -266,49 +359,65 @@ FitState CheckpointFile::read_state(const std::vector<int>& mine) const {
   s.batch = static_cast<int>(f.attr_int("batch"));
   s.adam_lr = f.attr_double("adam_lr");
   s.elapsed = f.attr_double("elapsed");
-  // Buffers are read as float64 (exact for float32 files too); the fitter converts to its own dtype.
-  s.shared_params = f.read("shared/params", at::kDouble);
-  s.shared_m = f.read("shared/adam_m", at::kDouble);
-  s.shared_v = f.read("shared/adam_v", at::kDouble);
+  // Buffers are read as float64 (exact for float32 files too); the fitter converts to its own dtype. Every
+  // length was checked when the file was opened; every value is checked here.
+  const int64_t P = shared_layout_.numel();
+  s.shared_params = read_values(f, "shared/params", P);
+  s.shared_m = read_values(f, "shared/adam_m", P);
+  s.shared_v = read_values(f, "shared/adam_v", P, true);
   s.shared_step = f.group("shared").attr_int("adam_step");
   // The log is read into plain vectors through raw pointers: a long fit has entries x subjects values.
+  const int64_t entries = f.info("log/epoch").shape[0];
   const at::Tensor fitted = f.read("log/fitted", at::kLong), epoch = f.read("log/epoch", at::kLong);
-  const at::Tensor elapsed = f.read("log/elapsed", at::kDouble),
-                   objective = f.read("log/objective", at::kDouble), lr = f.read("log/lr", at::kDouble),
-                   nll = f.read("log/subject_nll", at::kDouble);
-  s.log.fitted.assign(fitted.data_ptr<int64_t>(), fitted.data_ptr<int64_t>() + fitted.numel());
-  s.log.epoch.assign(epoch.data_ptr<int64_t>(), epoch.data_ptr<int64_t>() + epoch.numel());
-  s.log.elapsed.assign(elapsed.data_ptr<double>(), elapsed.data_ptr<double>() + elapsed.numel());
-  s.log.objective.assign(objective.data_ptr<double>(), objective.data_ptr<double>() + objective.numel());
-  s.log.lr.assign(lr.data_ptr<double>(), lr.data_ptr<double>() + lr.numel());
-  const int64_t columns = nll.size(1);
-  for (int64_t e = 0; e < epoch.numel(); ++e) {
+  const at::Tensor elapsed = read_values(f, "log/elapsed", entries),
+                   objective = read_values(f, "log/objective", entries),
+                   lr = read_values(f, "log/lr", entries), nll = f.read("log/subject_nll", at::kDouble);
+  check_finite(nll, path_ + ": /log/subject_nll", "entry", "column");
+  const int64_t* fi = fitted.data_ptr<int64_t>();
+  for (int64_t k = 0; k < fitted.numel(); ++k)
+    MSLR_CHECK(fi[k] >= 0 && fi[k] < static_cast<int64_t>(names_.size()) && (k == 0 || fi[k] > fi[k - 1]),
+               path_, ": /log/fitted[", k, "] = ", fi[k], " is not a subject index in increasing order");
+  const int64_t* ep = epoch.data_ptr<int64_t>();
+  for (int64_t e = 0; e < entries; ++e)
+    MSLR_CHECK(ep[e] >= 0 && ep[e] < s.epoch && (e == 0 || ep[e] > ep[e - 1]), path_, ": /log/epoch[", e,
+               "] = ", ep[e], " is not an epoch before ", s.epoch, " in increasing order");
+  s.log.fitted.assign(fi, fi + fitted.numel());
+  s.log.epoch.assign(ep, ep + entries);
+  s.log.elapsed.assign(elapsed.data_ptr<double>(), elapsed.data_ptr<double>() + entries);
+  s.log.objective.assign(objective.data_ptr<double>(), objective.data_ptr<double>() + entries);
+  s.log.lr.assign(lr.data_ptr<double>(), lr.data_ptr<double>() + entries);
+  const int64_t columns = fitted.numel();
+  for (int64_t e = 0; e < entries; ++e) {
     const double* row = nll.data_ptr<double>() + e * columns;
     s.log.subject_nll.emplace_back(row, row + columns);
   }
   for (int i : mine) {
     const std::string base = "subjects/" + names_.at(i) + "/";
     const h5::Location g = f.group(base);
+    const int64_t n = subject_layouts_.at(i).numel();
     SubjectState ss;
-    ss.index = static_cast<int>(g.attr_int("index"));
+    ss.index = i;
     ss.name = names_[i];
-    ss.fitted = g.attr_int("fitted") != 0;
-    ss.params = f.read(base + "params", at::kDouble);
-    ss.adam_m = f.read(base + "adam_m", at::kDouble);
-    ss.adam_v = f.read(base + "adam_v", at::kDouble);
-    ss.adam_step = f.read(base + "adam_step", at::kLong).item<int64_t>();
-    ss.partial_nll = f.read(base + "partial_nll", at::kDouble).item<double>();
+    ss.fitted = fitted_[i];
+    ss.params = read_values(g, "params", n);
+    ss.adam_m = read_values(g, "adam_m", n);
+    ss.adam_v = read_values(g, "adam_v", n, true);
+    ss.adam_step = g.read("adam_step", at::kLong).item<int64_t>();
+    MSLR_CHECK(ss.adam_step >= 0, path_, ": ", g.full_path("adam_step"), " is negative");
+    ss.partial_nll = g.read("partial_nll", at::kDouble).item<double>();
+    MSLR_CHECK(std::isfinite(ss.partial_nll), path_, ": ", g.full_path("partial_nll"), " is not finite");
     s.subjects.push_back(ss);
   }
   return s;
 }
 
 at::Tensor CheckpointFile::read_subject_params(int i) const {
-  return impl_->file->read("subjects/" + names_.at(i) + "/params", at::kDouble);
+  return read_values(impl_->file->group("subjects/" + names_.at(i)), "params",
+                     subject_layouts_.at(i).numel());
 }
 
 at::Tensor CheckpointFile::read_shared_params() const {
-  return impl_->file->read("shared/params", at::kDouble);
+  return read_values(*impl_->file, "shared/params", shared_layout_.numel());
 }
 
 bool CheckpointFile::has_extra(int i, const std::string& path) const {

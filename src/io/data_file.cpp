@@ -176,13 +176,12 @@ void check_finite(const at::Tensor& x, const std::string& where, const char* row
   else if (c.scalar_type() == at::kDouble)
     first_non_finite(c.data_ptr<double>(), c.numel(), &bad);
   if (bad < 0) return;
-  const int64_t cols = c.dim() == 2 ? c.size(1) : 1;
   const double v = c.view({-1})[bad].item<double>();
-  fail(where, " has a non-finite value (",
-       std::isnan(v) ? "nan"
-       : v > 0       ? "inf"
-                     : "-inf",
-       ") at ", row_name, " ", bad / cols, ", ", col_name, " ", bad % cols);
+  const char* what = std::isnan(v) ? "nan" : v > 0 ? "inf" : "-inf";
+  if (c.dim() != 2 || !col_name) fail(where, " has a non-finite value (", what, ") at ", row_name, " ", bad);
+  const int64_t cols = c.size(1);
+  fail(where, " has a non-finite value (", what, ") at ", row_name, " ", bad / cols, ", ", col_name, " ",
+       bad % cols);
 }
 
 DataFile::DataFile(const std::string& path, const Communicator& comm) : path_(path) {

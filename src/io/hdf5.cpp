@@ -40,8 +40,9 @@ std::string hdf5_reason() {
   return r.system.empty() ? r.what : r.what + ": " + r.system;
 }
 
-// Set once a file has been abandoned: HDF5 must then never be closed (see File::close).
-bool g_abandoned = false;
+// Files an exception unwound while they were open, closed by stop(): read ones, and written ones abandoned
+// (see File::close).
+std::vector<int64_t> g_left_open, g_abandoned;
 
 #define MSLR_H5(expr, ...)                                                              \
   [&] {                                                                                 \
@@ -530,8 +531,10 @@ File::File(const std::string& path, Mode mode, const Communicator* comm)
 
 File::~File() {
   if (!h_.valid()) return;
-  if (writing_ && std::uncaught_exceptions() > exceptions_) {
-    abandon();  // its content is of no use, and flushing it may fail again
+  if (std::uncaught_exceptions() > exceptions_) {
+    // Unwinding: no collective close here, where it could wait for a rank that is not failing; stop()
+    // closes what is left once every rank is past the failure (or MPI_Abort ends them all first).
+    (writing_ ? g_abandoned : g_left_open).push_back(h_.release());
     return;
   }
   try {
@@ -547,33 +550,19 @@ void File::close() {
     auto flush = [&] { MSLR_H5(H5Fflush(h_.id(), H5F_SCOPE_LOCAL), "cannot write the file"); };
     try {
       if (comm_ && comm_->size() > 1)
-        run_collectively(*comm_, flush);  // every rank abandons, or none
+        run_collectively(*comm_, flush);  // every rank abandons it, or none
       else
         flush();
     } catch (...) {
-      abandon();
+      g_abandoned.push_back(h_.release());
       throw;
     }
   }
   const int64_t id = h_.release();
   if (H5Fclose(id) < 0) {
-    g_abandoned = true;  // HDF5 holds a file it failed to close: it must not try again at the end
+    g_abandoned.push_back(-1);  // HDF5 holds a file it failed to close: it must not try again at the end
     fail(file_, ": cannot close the file (", hdf5_reason(), ")");
   }
-}
-
-void File::abandon() noexcept {
-  g_abandoned = true;
-  const int64_t id = h_.release();
-  Handle fapl(H5Fget_access_plist(id), close_plist);
-  const bool mpio = fapl.valid() && H5Pget_driver(fapl.id()) == H5FD_MPIO;
-  void* handle = nullptr;
-  if (H5Fget_vfd_handle(id, H5P_DEFAULT, &handle) < 0 || !handle) return;
-  if (mpio)
-    MPI_File_close(static_cast<MPI_File*>(handle));
-  else
-    ::close(*static_cast<int*>(handle));
-  H5Eclear2(H5E_DEFAULT);
 }
 
 void start() {
@@ -583,7 +572,23 @@ void start() {
 }
 
 void stop() {
-  if (!g_abandoned) H5close();
+  for (int64_t id : g_left_open)
+    H5Fclose(id);
+  // An abandoned file: its descriptor closed (MPI_File_close is collective: every rank abandoned it), the
+  // file itself never closed by HDF5, nor HDF5 itself.
+  for (int64_t id : g_abandoned) {
+    if (id < 0) continue;
+    Handle fapl(H5Fget_access_plist(id), close_plist);
+    const bool mpio = fapl.valid() && H5Pget_driver(fapl.id()) == H5FD_MPIO;
+    void* handle = nullptr;
+    if (H5Fget_vfd_handle(id, H5P_DEFAULT, &handle) < 0 || !handle) continue;
+    if (mpio)
+      MPI_File_close(static_cast<MPI_File*>(handle));
+    else
+      ::close(*static_cast<int*>(handle));
+  }
+  H5Eclear2(H5E_DEFAULT);
+  if (g_abandoned.empty()) H5close();
 }
 
 }  // namespace mslr::h5

@@ -3,6 +3,7 @@
 #include "mslr/core/error.h"
 #include "mslr/io/atomic_file.h"
 #include "mslr/io/hdf5.h"
+#include "mslr/model/params.h"
 
 namespace mslr {
 namespace {
@@ -56,15 +57,21 @@ Predictions read_predictions(const std::string& path) {
   const h5::Location subjects = f.group("subjects");
   for (const std::string& name : subjects.children()) {
     const h5::Location g = subjects.group(name);
+    const std::string who = cat(path, ": subject '", name, "'");
     PredictionsHeader::Subject s;
     s.name = name;
     s.samples = g.attr_int("samples");
     s.in_fit = g.attr_int("in_fit") != 0;
     SubjectPredictionData d;
     d.times = g.read("times", at::kLong);
+    MSLR_CHECK(d.times.dim() == 1 && d.times.numel() == s.samples, who, ": 'times' is ",
+               shape_str(d.times.sizes()), ", the 'samples' attribute says ", s.samples);
     d.nll = g.read("nll", at::kDouble).item<double>();
     for (const std::string& child : g.children()) {
       if (child == "times" || child == "nll") continue;
+      const auto shape = g.info(child).shape;
+      MSLR_CHECK(shape.size() == 2 && shape[0] == s.samples, who, ": predictions of group '", child, "' are ",
+                 shape_str(shape), ", expected [", s.samples, ", variables]");
       d.means[child] = g.read(child, at::kFloat);
       s.outputs.emplace_back(child, d.means[child].size(1));
     }

@@ -1,5 +1,6 @@
 #include "mslr/model/model_spec.h"
 
+#include <cmath>
 #include <numeric>
 #include <set>
 
@@ -72,10 +73,12 @@ void ModelSpec::validate() const {
     MSLR_CHECK(seen_in.insert(g.group).second, "input group '", g.group, "' is listed twice");
     MSLR_CHECK(g.n_modes > 0, "input group '", g.group, "' needs a positive number of modes, got ",
                g.n_modes);
+    if (g.modes == ModeSource::kPredicted) g.predictor.validate();
   }
   for (const auto& h : outputs) {
     MSLR_CHECK(!h.group.empty(), "an output group has no name");
     MSLR_CHECK(seen_out.insert(h.group).second, "output group '", h.group, "' is listed twice");
+    if (h.modes == ModeSource::kPredicted) h.predictor.validate();
   }
   const auto trans = trans_dims();
   MSLR_CHECK(trans.size() == outputs.size(), "the mapping (", mapping.describe(),
@@ -87,7 +90,7 @@ void ModelSpec::validate() const {
         "direct pair (", g, ", ", h, ") is out of range for ", inputs.size(), " inputs and ", outputs.size(),
         " outputs");
   }
-  MSLR_CHECK(psi_init > 0.0, "psi-init must be positive, got ", psi_init);
+  MSLR_CHECK(std::isfinite(psi_init) && psi_init > 0.0, "psi-init must be a positive number, got ", psi_init);
 }
 
 }  // namespace mslr

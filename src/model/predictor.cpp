@@ -66,6 +66,27 @@ at::Tensor MlpPredictor::forward_prepared(const at::Tensor& scaled,
   return h;  // [N, n_out]
 }
 
+void PredictorSpec::validate() const {
+  auto all_positive = [](const std::vector<int64_t>& v, const char* name) {
+    MSLR_CHECK(!v.empty(), name, " is empty");
+    for (int64_t x : v)
+      MSLR_CHECK(x >= 1, name, " must be >= 1, got ", x);
+  };
+  if (kind == kMlp) all_positive(hidden, "hidden");
+  if (kind == kHypercube) {
+    all_positive(divisions, "divisions");
+    all_positive(cube_side, "cube-side");
+  }
+  MSLR_CHECK(!range_lo.empty() && range_lo.size() == range_hi.size(),
+             "range-lo and range-hi need the same, "
+             "non-zero number of values, got ",
+             range_lo.size(), " and ", range_hi.size());
+  for (size_t i = 0; i < range_lo.size(); ++i)
+    MSLR_CHECK(std::isfinite(range_lo[i]) && std::isfinite(range_hi[i]) && range_lo[i] < range_hi[i],
+               "property ", i, ": range-lo ", range_lo[i], " must be below range-hi ", range_hi[i]);
+  MSLR_CHECK(std::isfinite(init_std) && init_std > 0, "init-std must be a positive number, got ", init_std);
+}
+
 std::string PredictorSpec::describe() const {
   std::string s = kind == kMlp ? cat("mlp hidden=", join(hidden), " activation=", to_string(activation))
                                : cat("hypercube divisions=", join(divisions), " cube-side=", join(cube_side));

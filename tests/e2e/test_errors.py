@@ -33,9 +33,9 @@ class Errors(ScratchTest):
         self.assertTrue(lines, p.stderr)
         return lines[0]
 
-    def fit_fails(self, data, *extra, np=2):
+    def fit_fails(self, data, *extra, np=2, code=1):
         out = self.path("run")
-        msg = self.fails("fit", "--data", data, "--out", out, "--epochs", 2, *extra, np=np)
+        msg = self.fails("fit", "--data", data, "--out", out, "--epochs", 2, *extra, np=np, code=code)
         # Nothing under the run folder that looks like a checkpoint.
         ckpts = os.path.join(out, "checkpoints")
         self.assertFalse(os.path.exists(ckpts) and [x for x in os.listdir(ckpts) if x.endswith(".h5")])
@@ -55,7 +55,8 @@ class Errors(ScratchTest):
 
     def test_missing_subject(self):
         small_data(self.path("d.h5"))
-        self.assertIn("d.h5: no subject 'fish9'", self.fit_fails(self.path("d.h5"), "--subjects", "fish9"))
+        self.assertIn("--subjects: " + self.path("d.h5") + ": no subject 'fish9'",
+                      self.fit_fails(self.path("d.h5"), "--subjects", "fish9", code=2))
 
     def test_missing_group(self):
         small_data(self.path("d.h5"), **{"subjects/subject1/groups/stim": None})

@@ -134,7 +134,7 @@ class Divergence(ScratchTest):
         run = self.path("run")
         # A sane rate for two epochs, then one that sends every parameter to overflow.
         args = ["fit", "--data", self.path("d.h5"), "--out", run, "--epochs", 5, "--checkpoint-every", 1,
-                "--batches", 4, "--lr-schedule", "0:0.01,2:1e20"]
+                "--batches", 4, "--lr-schedule", "0:0.01,2:1e20", "--overwrite"]
         for np_ in (2, 3):
             p = mslr(*args, np=np_, check=False, timeout=120)
             self.assertEqual(p.returncode, 4, p.stdout + p.stderr)

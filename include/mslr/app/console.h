@@ -39,6 +39,7 @@ class MetricsFile {
 
  private:
   FILE* f_ = nullptr;
+  std::string path_;
   std::vector<std::string> names_;
 };
 

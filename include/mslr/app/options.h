@@ -28,7 +28,9 @@ class Options {
   // Parses argv (after the subcommand) and the files it names. Throws UsageError with one line naming the
   // option for unknown options, missing values, malformed INI lines. Returns false when --help was asked
   // (the help text has then been printed).
-  bool parse(const std::vector<std::string>& args, const std::string& base_config = "");
+  // `base_origin` names where `base_config` came from in its errors ("d.h5: the 'model' attribute").
+  bool parse(const std::vector<std::string>& args, const std::string& base_config = "",
+             const std::string& base_origin = "the saved configuration");
 
   std::string help() const;
   bool given(const std::string& name) const;  // set by the command line or a config (not a default)

@@ -61,7 +61,8 @@ void write_data_file(const std::string& path, const std::vector<SubjectData>& su
                      const std::map<std::string, std::string>& attributes = {});
 
 // Throws "<file>: subject 'S', group 'G' has a non-finite value (nan) at time t, variable j" for the first
-// non-finite value of x [T, d] (or "property" rows for props), without temporaries of x's size.
+// non-finite value of x [T, d] (or "property" rows for props), without temporaries of x's size. With a
+// 1-D x or no `col_name`: "... at <row_name> i", i the flat index.
 void check_finite(const at::Tensor& x, const std::string& where, const char* row_name, const char* col_name);
 
 }  // namespace mslr

@@ -110,7 +110,8 @@ class File : public Location {
   // Throws with the path and a reason (missing, not HDF5, not writable).
   File(const std::string& path, Mode mode, const Communicator* comm = nullptr);
   File(File&&) = default;
-  // A file being written is closed by close(); one destroyed by an exception is abandoned (see close()).
+  // Closes the file, except when destroyed by an exception: then it is left to stop(), since a collective
+  // close could wait for ranks that are not failing, and a file being written is abandoned (see close()).
   ~File();
   // Closes the file (collective under MPI). A file being written is flushed first; when that fails (a full
   // disk, a file-size limit) it is abandoned on every rank — its descriptor closed, HDF5 never asked to
@@ -119,7 +120,6 @@ class File : public Location {
   void close();
 
  private:
-  void abandon() noexcept;
   const Communicator* comm_ = nullptr;
   bool writing_ = false;
   int exceptions_ = 0;  // std::uncaught_exceptions() when opened
@@ -129,8 +129,8 @@ class File : public Location {
 void quiet_errors();
 
 // HDF5's lifetime under the program's control: start() before MPI_Init, so that HDF5 registers no clean-up
-// of its own at MPI_Finalize or exit; stop() before MPI_Finalize closes HDF5 — unless a file was abandoned,
-// whose close would flush into the same failure again.
+// of its own at MPI_Finalize or exit; stop() before MPI_Finalize closes the files exceptions left open, then
+// HDF5 — unless a file was abandoned, whose close would flush into the same failure again.
 void start();
 void stop();
 

@@ -33,6 +33,9 @@ struct PredictorSpec {
   bool per_subject = false;
 
   std::string describe() const;
+  // Throws naming the first setting out of its range (hidden widths, divisions and cube sides >= 1, a
+  // non-empty finite range with lo < hi, a positive finite init-std).
+  void validate() const;
 };
 
 class ModePredictor {
