@@ -1,9 +1,12 @@
 #include "mslr/io/hdf5.h"
 
 #include <hdf5.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstring>
 #include <exception>
 
@@ -32,11 +35,28 @@ herr_t take_message(unsigned n, const H5E_error2_t* e, void* out) {
   return 0;
 }
 
-std::string hdf5_reason() {
+// Why writing `file` may have failed, from the file system itself: the MPI-IO driver reports a failed write
+// without the system's reason. "" when neither the disk nor the file-size limit is the cause.
+std::string storage_trouble(const std::string& file) {
+  struct statvfs fs;
+  const std::string dir =
+      file.find('/') == std::string::npos ? "." : file.substr(0, file.find_last_of('/') + 1);
+  if (::statvfs(dir.c_str(), &fs) == 0 && static_cast<double>(fs.f_bavail) * fs.f_frsize < 1 << 20)
+    return std::strerror(ENOSPC);
+  struct rlimit lim;
+  struct stat st;
+  if (::getrlimit(RLIMIT_FSIZE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+      ::stat(file.c_str(), &st) == 0 && static_cast<rlim_t>(st.st_size) + (1 << 16) >= lim.rlim_cur)
+    return std::strerror(EFBIG);
+  return "";
+}
+
+std::string hdf5_reason(const std::string& file = "") {
   Reason r;
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, take_message, &r);
   H5Eclear2(H5E_DEFAULT);
   if (r.what.empty()) r.what = "HDF5 error";
+  if (r.system.empty() && !file.empty()) r.system = storage_trouble(file);
   return r.system.empty() ? r.what : r.what + ": " + r.system;
 }
 
@@ -44,11 +64,11 @@ std::string hdf5_reason() {
 // (see File::close).
 std::vector<int64_t> g_left_open, g_abandoned;
 
-#define MSLR_H5(expr, ...)                                                              \
-  [&] {                                                                                 \
-    const auto mslr_rv_ = (expr);                                                       \
-    if (mslr_rv_ < 0) ::mslr::fail(file_, ": ", __VA_ARGS__, " (", hdf5_reason(), ")"); \
-    return mslr_rv_;                                                                    \
+#define MSLR_H5(expr, ...)                                                                   \
+  [&] {                                                                                      \
+    const auto mslr_rv_ = (expr);                                                            \
+    if (mslr_rv_ < 0) ::mslr::fail(file_, ": ", __VA_ARGS__, " (", hdf5_reason(file_), ")"); \
+    return mslr_rv_;                                                                         \
   }()
 
 int close_file(int64_t id) {
@@ -177,7 +197,12 @@ bool link_exists(hid_t loc, const std::string& path, const std::string& file, co
         std::vector<char> value(li.u.val_size + 1, '\0');
         H5Lget_val(loc, partial.c_str(), value.data(), value.size(), H5P_DEFAULT);
         if (li.type == H5L_TYPE_SOFT) {
-          if (!link_exists(loc, value.data(), file, where, depth + 1)) return false;
+          // An absolute target is found from the file's root, a relative one from the link's group.
+          const std::string target = value.data();
+          const bool absolute = !target.empty() && target[0] == '/';
+          if (!link_exists(loc, absolute ? target : parent + "/" + target, file, absolute ? "" : where,
+                           depth + 1))
+            return false;
         } else {
           const char *target_file = "?", *target = "?";
           unsigned flags = 0;
@@ -384,8 +409,9 @@ void Location::set_attr(const std::string& n, double value) const {
 }
 
 void Location::set_attr(const std::string& n, const std::vector<int64_t>& value) const {
+  const int64_t none = 0;  // HDF5 refuses a null buffer, even for no values
   write_attr(*this, file_, n, H5T_NATIVE_INT64, H5T_STD_I64LE, {static_cast<hsize_t>(value.size())},
-             value.data());
+             value.empty() ? &none : value.data());
 }
 
 std::vector<int64_t> Location::shape(const std::string& path) const {

@@ -15,10 +15,10 @@ ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIR
            OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
 
 
-def mslr(*args, np=None, cwd=None, check=True, timeout=600):
+def mslr(*args, np=None, cwd=None, check=True, timeout=600, env=None):
     """Runs mslr ARGS (under mpirun -np NP when np is given); returns the CompletedProcess."""
     cmd = ([MPIEXEC, "-np", str(np), MSLR] if np else [MSLR]) + [str(a) for a in args]
-    p = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=timeout)
+    p = subprocess.run(cmd, cwd=cwd, env=env or ENV, capture_output=True, text=True, timeout=timeout)
     if check and p.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} exited {p.returncode}\nstdout:\n{p.stdout}\nstderr:\n{p.stderr}")
     return p

@@ -1,12 +1,18 @@
 """Bad input through the real binary: one clear line naming the file, subject, group or option, a non-zero exit,
 no hang, and no output file that looks complete. Also every subcommand's --help."""
+import json
 import os
+import resource
+import shutil
+import signal
+import stat
+import subprocess
 import unittest
 
 import h5py
 import numpy as np
 
-from helpers import ScratchTest, mslr, tool
+from helpers import ENV, MSLR, ScratchTest, mslr, tool
 
 
 def small_data(path, **changes):
@@ -24,16 +30,24 @@ def small_data(path, **changes):
                 f[k] = v(data) if callable(v) else v
 
 
-class Errors(ScratchTest):
-    def fails(self, *args, code=1, np=None):
-        """Runs mslr, expects exit status `code` and returns stderr (one line)."""
-        p = mslr(*args, np=np, check=False, timeout=120)
+# Library messages that must never reach the user in place of ours.
+RAW = ("Expected reduction", "stoi", "stoll", "Dimension out of range", "value cannot be converted",
+       "HDF5-DIAG", "terminate called", "Segmentation fault", "std::")
+
+
+class FailingRuns(ScratchTest):
+    def fails(self, *args, code=1, np=None, env=None):
+        """Runs mslr, expects exit status `code`, no library message, and returns our first line on stderr."""
+        p = mslr(*args, np=np, check=False, timeout=120, env=env)
         self.assertEqual(p.returncode, code, f"mslr {' '.join(map(str, args))}\n{p.stdout}\n{p.stderr}")
+        for raw in RAW:
+            self.assertNotIn(raw, p.stderr, p.stderr)
         lines = [line for line in p.stderr.splitlines() if line.startswith("mslr")]
         self.assertTrue(lines, p.stderr)
         return lines[0]
 
     def fit_fails(self, data, *extra, np=2, code=1):
+        """A 2-rank fit of `data` that fails with `code` and leaves no checkpoint; returns its message."""
         out = self.path("run")
         msg = self.fails("fit", "--data", data, "--out", out, "--epochs", 2, *extra, np=np, code=code)
         # Nothing under the run folder that looks like a checkpoint.
@@ -41,6 +55,8 @@ class Errors(ScratchTest):
         self.assertFalse(os.path.exists(ckpts) and [x for x in os.listdir(ckpts) if x.endswith(".h5")])
         return msg
 
+
+class Errors(FailingRuns):
     def test_missing_file(self):
         self.assertIn(f"{self.path('nope.h5')}: no such file", self.fit_fails(self.path("nope.h5")))
 
@@ -150,6 +166,338 @@ class Errors(ScratchTest):
             for o in options:
                 self.assertIn(o, out, f"mslr {cmd} --help lacks {o}")
         self.assertIn("commands:", mslr("--help").stdout)
+
+
+class Hostile(FailingRuns):
+    """Hostile and malformed input, one kind of failure per test: each ends with one line of ours naming the file,
+    subject, group or option, the documented exit status, no hang, no crash, and nothing half-written left."""
+
+    def setUp(self):
+        super().setUp()
+        small_data(self.path("d.h5"))
+
+    def variant(self, name, edit):
+        """A copy of the valid data file with `edit(h5py.File)` applied."""
+        path = self.path(name)
+        shutil.copy(self.path("d.h5"), path)
+        with h5py.File(path, "a") as f:
+            edit(f)
+        return path
+
+    def fit(self, out="a", *extra, np=None):
+        mslr("fit", "--data", self.path("d.h5"), "--out", self.path(out), "--epochs", 3, "--batches", 2,
+             "--checkpoint-every", 1, *extra, np=np)
+        return self.path(out)
+
+    def leftovers(self, folder):
+        return [os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs if f.endswith(".tmp")]
+
+    # 1
+    def test_a_failed_write_exits_1_and_leaves_no_temporary(self):
+        def limited(max_bytes):
+            def limit():
+                signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+                resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, max_bytes))
+            return limit
+        # Open MPI's shared-memory store would itself hit the limit; its hash store writes no files.
+        env = dict(ENV, PMIX_MCA_gds="hash")
+        big = ["--subjects", 2, "--neurons-min", 200, "--neurons-max", 300, "--time-points", 1200]
+        cases = [("simulate", ["simulate", "--out", self.path("s.h5"), *big], self.path("s.h5")),
+                 ("fit", ["fit", "--data", self.path("d.h5"), "--out", self.path("run"), "--epochs", 2,
+                          "--copy-data"], self.path("run", "checkpoints", "final.h5")),
+                 ("predict", ["predict", "--checkpoint", self.fit(), "--split", "all", "--out", self.path("p.h5")],
+                  self.path("p.h5"))]
+        for name, args, output in cases:
+            with self.subTest(name):
+                p = subprocess.run([MSLR, *map(str, args)], env=env, capture_output=True, text=True, timeout=120,
+                                   preexec_fn=limited({"simulate": 20000, "fit": 40000, "predict": 8000}[name]))
+                self.assertEqual(p.returncode, 1, p.stderr)
+                self.assertIn("File too large", p.stderr)
+                self.assertNotIn("Segmentation", p.stderr)
+                self.assertFalse(os.path.exists(output))
+                self.assertEqual(self.leftovers(self.dir), [])
+
+    def test_a_full_disk_on_two_ranks_keeps_the_last_checkpoint(self):
+        tiny = self.path("tiny")
+        os.mkdir(tiny)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=120k", "tmpfs", tiny], capture_output=True).returncode:
+            self.skipTest("cannot mount a small tmpfs here")
+        try:
+            msg = self.fails("fit", "--data", self.path("d.h5"), "--out", os.path.join(tiny, "run"), "--epochs", 4,
+                             "--checkpoint-every", 1, "--copy-data", np=2)
+            self.assertIn("No space left on device", msg)
+            ckpts = os.path.join(tiny, "run", "checkpoints")
+            self.assertEqual(self.leftovers(tiny), [])
+            with h5py.File(os.path.join(ckpts, "latest"), "r") as f:
+                self.assertEqual(int(f.attrs["complete"]), 1)
+        finally:
+            subprocess.run(["umount", tiny])
+
+    # 2
+    def test_links_to_other_files_are_refused_without_a_hang(self):
+        def external(f):
+            del f["subjects/subject1"]
+            f["subjects/subject1"] = h5py.ExternalLink(self.path("d.h5"), "/subjects/subject1")
+
+        def dangling(f):
+            del f["subjects/subject1/groups/stim"]
+            f["subjects/subject1/groups/stim"] = h5py.ExternalLink("nowhere.h5", "/x")
+
+        def soft_to_external(f):
+            f["elsewhere"] = h5py.ExternalLink("nowhere.h5", "/x")
+            del f["subjects/subject0/props"]
+            f["subjects/subject0/props"] = h5py.SoftLink("/elsewhere")
+        run = self.fit()
+        for edit, where in ((external, "/subjects/subject1"), (dangling, "/subjects/subject1/groups/stim"),
+                            (soft_to_external, "/elsewhere")):
+            data = self.variant(edit.__name__ + ".h5", edit)
+            with self.subTest(edit.__name__):
+                for args in (["fit", "--data", data, "--out", self.path("r"), "--epochs", 1],
+                             ["predict", "--checkpoint", run, "--data", data, "--out", self.path("p.h5")]):
+                    msg = self.fails(*args, np=2)
+                    self.assertIn(f"{data}: {where} is a link to another file", msg)
+        # A soft link inside the file is followed.
+        def soft(f):
+            f.move("subjects/subject1/props", "kept")
+            f["subjects/subject1/props"] = h5py.SoftLink("/kept")
+        mslr("fit", "--data", self.variant("soft.h5", soft), "--out", self.path("soft"), "--epochs", 1, np=2)
+
+    # 3
+    def test_declared_sizes_are_checked_against_what_the_file_stores(self):
+        def huge(path, shape, **kw):
+            def edit(f):
+                del f[path]
+                f.create_dataset(path, shape=shape, dtype="f4", **kw)
+                if "chunks" in kw:
+                    f[path][:10] = 1
+            return edit
+        for name, edit, says in (
+                ("time", huge("subjects/subject1/groups/stim", (2**40, 4)),
+                 "subject 'subject1', group 'stim' declares [1099511627776, 4] (16.0 TiB) but the file stores only 0 B"),
+                ("chunked", huge("subjects/subject1/groups/stim", (2**40, 4), chunks=(1024, 4), compression="gzip"),
+                 "subject 'subject1', group 'stim' declares [1099511627776, 4] (16.0 TiB) but the file stores only"),
+                ("neurons", huge("subjects/subject0/props/neurons", (2**40, 3)),
+                 "subject 'subject0', properties of group 'neurons' declares [1099511627776, 3] (12.0 TiB)"),
+                ("props", huge("subjects/subject0/props/neurons", (25, 2**40)),
+                 "subject 'subject0', properties of group 'neurons' declares")):
+            with self.subTest(name):
+                self.assertIn(says, self.fit_fails(self.variant(name + ".h5", edit)))
+
+    # 4
+    def test_resuming_a_copied_run_folder_writes_into_the_copy(self):
+        a = self.fit()
+        before = {f: os.path.getmtime(os.path.join(a, "checkpoints", f)) for f in os.listdir(os.path.join(a, "checkpoints"))}
+        b = self.path("b")
+        shutil.copytree(a, b, symlinks=True)
+        mslr("fit", "--resume", b, "--epochs", 5, np=2)
+        with h5py.File(os.path.join(b, "checkpoints", "final.h5"), "r") as f:
+            self.assertEqual(int(f.attrs["epoch"]), 5)
+        after = {f: os.path.getmtime(os.path.join(a, "checkpoints", f)) for f in os.listdir(os.path.join(a, "checkpoints"))}
+        self.assertEqual(before, after)
+        with open(os.path.join(b, "config.ini")) as f:
+            self.assertNotIn("out =", f.read())
+        # A checkpoint file outside a run folder needs --out.
+        shutil.copy(os.path.join(a, "checkpoints", "final.h5"), self.path("loose.h5"))
+        self.assertIn("--out is required", self.fails("fit", "--resume", self.path("loose.h5"), "--epochs", 5, code=2))
+
+    # 5
+    def test_outputs_never_replace_inputs_devices_or_finished_runs(self):
+        run = self.fit()
+        with open(self.path("d.h5"), "rb") as f:
+            data = f.read()
+        os.symlink(self.path("d.h5"), self.path("alias.h5"))
+        os.mkfifo(self.path("fifo"))
+        for out, says in ((self.path("d.h5"), "is the input"), (self.path("alias.h5"), "is the input"),
+                          (os.path.join(run, "checkpoints", "final.h5"), "is the input"),
+                          (self.path("fifo"), "is a FIFO"), ("/dev/null", "is a device"), (self.dir, "is a folder")):
+            with self.subTest(out):
+                msg = self.fails("predict", "--checkpoint", run, "--out", out, np=2)
+                self.assertIn(f"--out {out} {says}", msg)
+        self.assertIn("/dev/null is a device", self.fails("simulate", "--out", "/dev/null"))
+        with open(self.path("d.h5"), "rb") as f:
+            self.assertEqual(f.read(), data)
+        self.assertTrue(stat.S_ISFIFO(os.stat(self.path("fifo")).st_mode))
+        # A finished run is continued or explicitly overwritten, never silently replaced.
+        msg = self.fails("fit", "--data", self.path("d.h5"), "--out", run, "--epochs", 1, code=2)
+        self.assertIn(f"--out {run} already holds a fit; continue it with --resume {run}, or start afresh there "
+                      "with --overwrite", msg)
+        mslr("fit", "--data", self.path("d.h5"), "--out", run, "--epochs", 1, "--overwrite")
+        self.assertEqual(sorted(os.listdir(os.path.join(run, "checkpoints"))), ["final.h5", "latest"])
+
+    # 6
+    def test_checkpoint_contents_are_validated(self):
+        run = self.fit(np=2)
+        final = os.path.join(run, "checkpoints", "final.h5")
+
+        def replace(path, fn):
+            def edit(f):
+                x = f[path][...]
+                del f[path]
+                f[path] = fn(x)
+            return edit
+
+        def set_value(path, index, value):
+            def edit(f):
+                x = f[path][...]
+                x[index] = value
+                f[path][...] = x
+            return edit
+
+        def attr(name, value):
+            return lambda f: f.attrs.__setitem__(name, value)
+        cases = [("short-log", replace("log/objective", lambda x: x[:1]), "/log/objective is [1], expected [3]", True),
+                 ("long-nll", replace("log/subject_nll", lambda x: np.zeros((x.shape[0] + 5, x.shape[1]))),
+                  "log/subject_nll is [8, 2], expected [3, 2]", True),
+                 ("flat-log", replace("log/subject_nll", lambda x: x.ravel()), "log/subject_nll is [6], expected [3, 2]",
+                  True),
+                 ("negative-epoch", attr("epoch", -5), "attribute 'epoch' of / is -5, outside [0, 1000000000]", True),
+                 ("huge-epoch", attr("epoch", 2**40), "attribute 'epoch' of / is 1099511627776", True),
+                 ("nan-params", set_value("subjects/subject1/params", 3, np.nan),
+                  "/subjects/subject1/params has a non-finite value (nan) at index 3", True),
+                 ("inf-shared", set_value("shared/params", 7, np.inf),
+                  "/shared/params has a non-finite value (inf) at index 7", True),
+                 ("bad-shape", lambda f: f["shared"].attrs.__setitem__("param_shapes", "3,x;"),
+                  "the shared parameters: parameter", True),
+                 ("fitted-index", set_value("log/fitted", 0, 99), "/log/fitted[0] = 99 is not a subject index", False),
+                 ("negative-v", set_value("shared/adam_v", 2, -1.0), "/shared/adam_v has a negative value", False),
+                 ("short-params", replace("subjects/subject0/params", lambda x: x[:-2]),
+                  "/subjects/subject0/params is [", True)]
+        for name, edit, says, predict_reads_it in cases:
+            with self.subTest(name):
+                bad = self.path(name + ".h5")
+                shutil.copy(final, bad)
+                with h5py.File(bad, "a") as f:
+                    edit(f)
+                msg = self.fails("fit", "--resume", bad, "--out", self.path("r-" + name), "--epochs", 5, np=2)
+                self.assertIn(f"{bad}: {says}", msg)
+                if predict_reads_it:
+                    self.assertIn(says, self.fails("predict", "--checkpoint", bad, "--out", self.path("p.h5"), np=2))
+
+    # 7
+    def test_eval_checks_predictions_against_the_data(self):
+        run = self.fit()
+        mslr("predict", "--checkpoint", run, "--out", self.path("p.h5"))
+
+        def variant(name, edit):
+            path = self.path(name + ".h5")
+            shutil.copy(self.path("p.h5"), path)
+            with h5py.File(path, "a") as f:
+                edit(f)
+            return path
+
+        def narrow(f):
+            x = f["subjects/subject0/neurons"][...]
+            del f["subjects/subject0/neurons"]
+            f["subjects/subject0/neurons"] = x[:, :1]
+
+        def time_beyond(f):
+            f["subjects/subject1/times"][3] = 10**6
+        for name, edit, says in (
+                ("narrow", narrow, "subject 'subject0': predictions of group 'neurons' have 1 variables, the data has"),
+                ("samples", lambda f: f["subjects/subject1"].attrs.__setitem__("samples", 5),
+                 "subject 'subject1': 'times' is [23], the 'samples' attribute says 5"),
+                ("times", time_beyond, "subject 'subject1' has times in ["),
+                ("group", lambda f: f.__setitem__("subjects/subject1/other", f["subjects/subject1/neurons"][...]),
+                 "subject 'subject1' predicts group 'other', which")):
+            with self.subTest(name):
+                self.assertIn(says, self.fails("eval", "--predictions", variant(name, edit)))
+
+    # 8
+    def test_names_and_non_finite_numbers_make_valid_json(self):
+        names = ['fish "A"', "back\\slash", "new\nline", "tab\there"]
+        rng = np.random.default_rng(1)
+        with h5py.File(self.path("named.h5"), "w") as f:
+            f.attrs["format"] = "mslr-data"
+            f.attrs["version"] = 1
+            for n in names:
+                f[f"subjects/{n}/groups/stim"] = rng.normal(size=(80, 2)).astype("f4")
+                f[f"subjects/{n}/groups/neurons"] = rng.normal(size=(80, 6)).astype("f4")
+        mslr("fit", "--data", self.path("named.h5"), "--out", self.path("run"), "--epochs", 2, "--batches", 2,
+             "--model.input", "stim:fixed:2", "--model.output", "neurons:owned", np=2)
+        with open(self.path("run", "metrics.jsonl")) as f:
+            entries = [json.loads(line) for line in f]
+        self.assertEqual(sorted(entries[-1]["subject_nll"]), sorted(names))
+        mslr("predict", "--checkpoint", self.path("run"), "--out", self.path("p.h5"))
+        scores = json.loads(mslr("eval", "--predictions", self.path("p.h5"), "--json").stdout)
+        self.assertEqual(sorted(scores["subjects"]), sorted(names))
+        self.assertIsNone(scores["pooled"]["r2_true"])  # no noise-free means in this file: null, not nan
+
+    # 9
+    def test_bad_values_are_refused(self):
+        run = self.fit()
+        def float_segments(f):
+            f["subjects/subject1/segments"] = np.array([[0, 50.7], [60, 120]])
+
+        def subject_named_1(f):
+            f.move("subjects/subject0", "subjects/1")
+        cases = [(["--lr", "-1"], "--lr must be a positive number, got -1"),
+                 (["--lr", "nan"], "--lr: 'nan' is not a finite number"),
+                 (["--lr", "inf"], "--lr: 'inf' is not a finite number"),
+                 (["--lr-schedule", "0:0.01,5:-1"], "learning rate at epoch 5 must be a positive number"),
+                 (["--model.init-std", "nan"], "--model.init-std: 'nan' is not a finite number"),
+                 (["--config", self.dir], f"--config {self.dir}: is not a file")]
+        for extra, says in cases:
+            with self.subTest(extra):
+                self.assertIn(says, self.fit_fails(self.path("d.h5"), *extra, code=2))
+        self.assertIn("subject 'subject1', 'segments' holds floating-point numbers; it must hold integers",
+                      self.fit_fails(self.variant("seg.h5", float_segments)))
+        msg = self.fit_fails(self.variant("named.h5", subject_named_1), "--subjects", "1", code=2)
+        self.assertIn("--subjects: '1' is both the name of subject 0 and the index of subject 'subject1': write 0 "
+                      "for the first or subject1 for the second", msg)
+        self.assertIn("--gpus-per-rank: prediction runs on the CPU",
+                      self.fails("predict", "--checkpoint", run, "--out", self.path("p.h5"), "--gpus-per-rank", 1,
+                                 code=2))
+
+    # 10
+    def test_our_messages_not_the_libraries(self):
+        def no_variables(f):
+            del f["subjects/subject1/groups/neurons"], f["subjects/subject1/props/neurons"]
+            f["subjects/subject1/groups/neurons"] = np.zeros((120, 0), "f4")
+            f["subjects/subject1/props/neurons"] = np.zeros((0, 3), "f4")
+
+        def beyond_float32(f):
+            x = f["subjects/subject1/groups/neurons"][...].astype("f8")
+            x[5, 3] = 1e39
+            del f["subjects/subject1/groups/neurons"]
+            f["subjects/subject1/groups/neurons"] = x
+
+        def bad_model(f):
+            f.attrs["model"] = "input = stim:fixed:4\nthis is not a setting\n"
+        self.assertIn("subject 'subject1', group 'neurons' is [120, 0]: it needs at least one time point and one "
+                      "variable", self.fit_fails(self.variant("empty.h5", no_variables)))
+        self.assertIn("/subjects/subject1/groups/neurons holds a value beyond the range of float32",
+                      self.fit_fails(self.variant("big.h5", beyond_float32)))
+        self.assertIn("the 'model' attribute: the options configuration file contains an invalid line 'this is not a "
+                      "setting'", self.fit_fails(self.variant("model.h5", bad_model), code=2))
+
+    # 11
+    def test_bad_option_values_exit_2(self):
+        for extra, says in ((["--model.hidden", "-5"], "hidden must be >= 1, got -5"),
+                            (["--model.predictor", "hypercube", "--model.divisions", "0"],
+                             "divisions must be >= 1, got 0"),
+                            (["--model.range-lo", "", "--model.range-hi", ""], "range-lo and range-hi need"),
+                            (["--model.range-lo", "1", "--model.range-hi", "0"], "range-lo 1 must be below range-hi 0"),
+                            (["--checkpoint-epochs", "a,b"], "--checkpoint-epochs: 'a' is not an epoch number")):
+            with self.subTest(extra):
+                self.assertIn(says, self.fit_fails(self.path("d.h5"), *extra, code=2))
+
+    # 12
+    def test_messages_name_file_subject_and_group(self):
+        def replace_stim(value):
+            def edit(f):
+                del f["subjects/subject1/groups/stim"]
+                if value is None:
+                    f.create_group("subjects/subject1/groups/stim")
+                else:
+                    f["subjects/subject1/groups/stim"] = value
+            return edit
+        for name, value, says in (
+                ("group", None, "is a group, not a dataset"),
+                ("strings", np.array([b"a", b"b"]), "holds strings, not numbers"),
+                ("compound", np.zeros((120,), dtype=[("a", "f4"), ("b", "f4")]), "holds compound records, not numbers")):
+            with self.subTest(name):
+                data = self.variant(name + ".h5", replace_stim(value))
+                self.assertIn(f"{data}: subject 'subject1', group 'stim' {says}", self.fit_fails(data))
 
 
 class DataTool(ScratchTest):
