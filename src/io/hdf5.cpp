@@ -544,6 +544,8 @@ File::File(const std::string& path, Mode mode, const Communicator* comm)
     struct stat st;
     MSLR_CHECK(::stat(path.c_str(), &st) == 0, path, ": no such file");
     MSLR_CHECK(!S_ISDIR(st.st_mode), path, ": is a directory, not an HDF5 file");
+    // Opening a FIFO or a device to look for HDF5's signature could wait forever.
+    MSLR_CHECK(S_ISREG(st.st_mode), path, ": is not a regular file (a FIFO or a device?), not an HDF5 file");
     MSLR_CHECK(H5Fis_hdf5(path.c_str()) > 0, path, ": not an HDF5 file");
     const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.id());
     MSLR_CHECK(id >= 0, path, ": cannot open (", hdf5_reason(), ")");
