@@ -195,6 +195,7 @@ FitOptions fit_options_from(const Options& o, const DataFile& data) {
   f.adam.eps = o.number("adam-eps");
   f.adam.weight_decay = o.number("adam-weight-decay");
   f.min_var = o.number("min-var");
+  if (o.integer("seed") < 0) throw UsageError("mslr fit: --seed must be >= 0, got " + o.str("seed"));
   f.seed = static_cast<uint64_t>(o.integer("seed"));
   f.split = split_from(o);
   f.gpus_per_rank = static_cast<int>(o.integer("gpus-per-rank"));
@@ -210,6 +211,8 @@ FitOptions fit_options_from(const Options& o, const DataFile& data) {
   }
   for (const auto& item : split_commas(o.has("subjects") ? o.str("subjects") : ""))
     f.subjects.push_back(subject_index(item, data));
+  if (o.has("subjects") && f.subjects.empty())
+    throw UsageError("mslr fit: --subjects: '" + o.str("subjects") + "' names no subject");
   try {
     f.validate();
   } catch (const Error& e) {

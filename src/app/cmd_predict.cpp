@@ -60,12 +60,16 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   const std::string which = o.str("split");
   if (which != "test" && which != "train" && which != "all")
     throw UsageError("mslr predict: --split: '" + which + "' is not test, train or all");
+  if (o.integer("seed") < 0) throw UsageError("mslr predict: --seed must be >= 0, got " + o.str("seed"));
   const int64_t batch = o.integer("batch-size");
   if (batch < 1) throw UsageError("mslr predict: --batch-size must be >= 1");
   if (!o.has("data"))
     throw UsageError("mslr predict: --data is required (the checkpoint names no data file)");
   DataFile data(o.str("data"), world);
-  run_collectively(world, [&] { check_output_file(o.str("out"), "--out", {data.path(), ckpt.path()}); });
+  run_collectively(world, [&] {
+    check_output_file(o.str("out"), "--out", {data.path(), ckpt.path()},
+                      {"mslr-predictions", "", "an mslr predictions file"});
+  });
   const auto& infos = data.subjects();
   auto range_of = [&](const SubjectInfo& i) {
     if (which == "train") return split.train(i.n_time);

@@ -47,7 +47,9 @@ int cmd_simulate(const Args& args, const Communicator& world) {
     throw UsageError("mslr simulate: " + std::string(e.what()));
   }
   const std::string out = o.str("out");
-  run_collectively(world, [&] { check_output_file(out, "--out", {}); });
+  run_collectively(world, [&] {
+    check_output_file(out, "--out", {}, {"mslr-data", "simulate", "a simulated data file"});
+  });
   const Console console(world.is_root(), o.flag("quiet"));
   run_collectively(world, [&] {
     if (!world.is_root()) return;

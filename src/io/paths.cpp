@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "mslr/core/error.h"
+#include "mslr/io/hdf5.h"
 
 namespace mslr {
 
@@ -49,18 +50,27 @@ void make_dirs(const std::string& path) {
 }
 
 void check_output_file(const std::string& path, const std::string& what,
-                       const std::vector<std::string>& inputs) {
+                       const std::vector<std::string>& inputs, const OutputKind& kind) {
   struct stat st;
   if (::stat(path.c_str(), &st) != 0) return;  // a new file
+  for (const auto& input : inputs)
+    MSLR_CHECK(!same_file(path, input), what, " ", path, " is the input ", input,
+               "; writing there would destroy it (choose another output file)");
   MSLR_CHECK(S_ISREG(st.st_mode), what, " ", path, " is ",
              S_ISDIR(st.st_mode)                          ? "a folder"
              : S_ISFIFO(st.st_mode)                       ? "a FIFO"
              : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
                                                           : "not a regular file",
              "; mslr writes its output as a new regular file and will not replace it");
-  for (const auto& input : inputs)
-    MSLR_CHECK(!same_file(path, input), what, " ", path, " is the input ", input,
-               "; writing there would destroy it (choose another output file)");
+  bool same_kind = false;
+  try {
+    const h5::File f(path, h5::File::kRead);
+    same_kind = f.has_attr("format") && f.attr_string("format") == kind.format &&
+                (kind.attribute.empty() || f.has_attr(kind.attribute));
+  } catch (const Error&) {
+  }
+  MSLR_CHECK(same_kind, what, " ", path, " exists and is not ", kind.describe,
+             "; mslr replaces only its own earlier output (remove the file first if it is not needed)");
 }
 
 }  // namespace mslr

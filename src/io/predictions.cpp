@@ -66,7 +66,9 @@ Predictions read_predictions(const std::string& path) {
     d.times = g.read("times", at::kLong);
     MSLR_CHECK(d.times.dim() == 1 && d.times.numel() == s.samples, who, ": 'times' is ",
                shape_str(d.times.sizes()), ", the 'samples' attribute says ", s.samples);
-    d.nll = g.read("nll", at::kDouble).item<double>();
+    const at::Tensor nll = g.read("nll", at::kDouble);
+    MSLR_CHECK(nll.dim() == 0, who, ": 'nll' must be a single value, is ", shape_str(nll.sizes()));
+    d.nll = nll.item<double>();
     for (const std::string& child : g.children()) {
       if (child == "times" || child == "nll") continue;
       const auto shape = g.info(child).shape;

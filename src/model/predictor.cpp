@@ -72,11 +72,10 @@ void PredictorSpec::validate() const {
     for (int64_t x : v)
       MSLR_CHECK(x >= 1, name, " must be >= 1, got ", x);
   };
-  if (kind == kMlp) all_positive(hidden, "hidden");
-  if (kind == kHypercube) {
-    all_positive(divisions, "divisions");
-    all_positive(cube_side, "cube-side");
-  }
+  // Every setting, also those of the other kind of predictor: a bad value is a mistake either way.
+  all_positive(hidden, "hidden");
+  all_positive(divisions, "divisions");
+  all_positive(cube_side, "cube-side");
   MSLR_CHECK(!range_lo.empty() && range_lo.size() == range_hi.size(),
              "range-lo and range-hi need the same, "
              "non-zero number of values, got ",

@@ -314,6 +314,19 @@ class Hostile(FailingRuns):
                 msg = self.fails("predict", "--checkpoint", run, "--out", out, np=2)
                 self.assertIn(f"--out {out} {says}", msg)
         self.assertIn("/dev/null is a device", self.fails("simulate", "--out", "/dev/null"))
+        # An existing file is replaced only by an output of its own kind: predictions by predictions, simulated
+        # data by simulated data; recorded data and checkpoints never.
+        recorded = self.variant("recorded.h5", lambda f: f.attrs.__delitem__("simulate"))
+        self.assertIn(f"--out {recorded} exists and is not an mslr predictions file",
+                      self.fails("predict", "--checkpoint", run, "--out", recorded))
+        self.assertIn(f"--out {recorded} exists and is not a simulated data file",
+                      self.fails("simulate", "--out", recorded))
+        final = os.path.join(run, "checkpoints", "final.h5")
+        self.assertIn("exists and is not a simulated data file", self.fails("simulate", "--out", final))
+        mslr("predict", "--checkpoint", run, "--out", self.path("p.h5"))
+        mslr("predict", "--checkpoint", run, "--out", self.path("p.h5"), "--split", "all")
+        small_data(self.path("d2.h5"))
+        small_data(self.path("d2.h5"))
         with open(self.path("d.h5"), "rb") as f:
             self.assertEqual(f.read(), data)
         self.assertTrue(stat.S_ISFIFO(os.stat(self.path("fifo")).st_mode))
@@ -398,7 +411,10 @@ class Hostile(FailingRuns):
                  "subject 'subject1': 'times' is [23], the 'samples' attribute says 5"),
                 ("times", time_beyond, "subject 'subject1' has times in ["),
                 ("group", lambda f: f.__setitem__("subjects/subject1/other", f["subjects/subject1/neurons"][...]),
-                 "subject 'subject1' predicts group 'other', which")):
+                 "subject 'subject1' predicts group 'other', which"),
+                ("nll", lambda f: (f.__delitem__("subjects/subject1/nll"),
+                                   f.__setitem__("subjects/subject1/nll", np.zeros(3))),
+                 "subject 'subject1': 'nll' must be a single value, is [3]")):
             with self.subTest(name):
                 self.assertIn(says, self.fails("eval", "--predictions", variant(name, edit)))
 
@@ -435,7 +451,10 @@ class Hostile(FailingRuns):
                  (["--lr", "inf"], "--lr: 'inf' is not a finite number"),
                  (["--lr-schedule", "0:0.01,5:-1"], "learning rate at epoch 5 must be a positive number"),
                  (["--model.init-std", "nan"], "--model.init-std: 'nan' is not a finite number"),
-                 (["--config", self.dir], f"--config {self.dir}: is not a file")]
+                 (["--config", self.dir], f"--config {self.dir}: is not a file"),
+                 (["--seed", "-1"], "--seed must be >= 0, got -1"),
+                 (["--subjects", ",,"], "--subjects: ',,' names no subject"),
+                 (["--model.cube-side", "0"], "cube-side must be >= 1, got 0")]
         for extra, says in cases:
             with self.subTest(extra):
                 self.assertIn(says, self.fit_fails(self.path("d.h5"), *extra, code=2))

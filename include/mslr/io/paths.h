@@ -17,9 +17,17 @@ std::string absolute_path(const std::string& path);
 // when it is not writable.
 void make_dirs(const std::string& path);
 
-// Throws naming `what` ("--out") and `path` when writing the file `path` would destroy something: it exists
-// and is not a regular file (a folder, a FIFO, a device), or it is one of `inputs` under any name.
+// What an existing output may replace: only an earlier output of the same kind, known by its HDF5 "format"
+// attribute (and, with `attribute`, one more root attribute it must carry, e.g. "simulate" for simulated
+// data, so that recorded data is never replaced by simulated).
+struct OutputKind {
+  std::string format, attribute, describe;  // describe: "an mslr predictions file"
+};
+
+// Throws naming `what` ("--out") and `path` when writing the file `path` would destroy something: it is one
+// of `inputs` under any name, it is not a regular file (a folder, a FIFO, a device), or it is a file other
+// than an earlier output of `kind`.
 void check_output_file(const std::string& path, const std::string& what,
-                       const std::vector<std::string>& inputs);
+                       const std::vector<std::string>& inputs, const OutputKind& kind);
 
 }  // namespace mslr
