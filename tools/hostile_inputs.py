@@ -30,6 +30,7 @@ RAW = ("Expected reduction", "stoi", "stoll", "Dimension out of range", "value c
 ENV = dict(os.environ, OMPI_ALLOW_RUN_AS_ROOT="1", OMPI_ALLOW_RUN_AS_ROOT_CONFIRM="1",
            OMPI_MCA_rmaps_base_oversubscribe="1", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
 LIMIT_S = 60
+MPIEXEC = os.environ.get("MPIEXEC", "mpirun")
 
 
 # ---- bad data files: (name, edit(h5py.File)) applied to a copy of a valid 3-subject file ------------------------
@@ -281,7 +282,7 @@ class Campaign:
         return os.path.join(self.dir, *p)
 
     def run(self, kind, name, args, np_=None, expect=(1, 2)):
-        cmd = (["mpirun", "-np", str(np_)] if np_ else []) + [self.mslr] + [str(a) for a in args]
+        cmd = ([MPIEXEC, "-np", str(np_)] if np_ else []) + [self.mslr] + [str(a) for a in args]
         start = time.time()
         try:
             p = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=self.limit,
@@ -327,7 +328,7 @@ def main():
     data = c.path("data.h5")
 
     def ok(*args, np_=None):
-        subprocess.run(([ "mpirun", "-np", str(np_)] if np_ else []) + [mslr] + list(map(str, args)), env=ENV,
+        subprocess.run(([MPIEXEC, "-np", str(np_)] if np_ else []) + [mslr] + list(map(str, args)), env=ENV,
                        check=True, capture_output=True, cwd=scratch)
     ok("simulate", "--out", data, "--subjects", 3, "--neurons-min", 20, "--neurons-max", 30, "--time-points", 120)
     ok("fit", "--data", data, "--out", c.path("run"), "--epochs", 3, "--batches", 2, "--checkpoint-every", 1, np_=2)
