@@ -68,10 +68,6 @@ at::Tensor ParamLayout::initial_values(uint64_t seed, uint64_t owner_key, at::Sc
         for (int64_t i = 0; i < e.numel; ++i)
           q[i] = e.init.a * rng.normal();
         break;
-      case Init::kUniform:
-        for (int64_t i = 0; i < e.numel; ++i)
-          q[i] = e.init.a + (e.init.b - e.init.a) * rng.uniform();
-        break;
       case Init::kIdentity:
         for (int64_t i = 0; i < e.numel; ++i)
           q[i] = 0.0;

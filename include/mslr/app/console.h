@@ -33,6 +33,8 @@ class MetricsFile {
  public:
   // Starts the file anew with the entries of `log` (those a resumed run keeps), or creates it empty.
   MetricsFile(const std::string& path, bool active, const FitLog& log, const std::vector<std::string>& names);
+  MetricsFile(const MetricsFile&) = delete;  // owns the open file
+  MetricsFile& operator=(const MetricsFile&) = delete;
   ~MetricsFile();
   // Appends log entries [first, log.size()).
   void append(const FitLog& log, size_t first);

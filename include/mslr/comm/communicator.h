@@ -13,6 +13,10 @@ namespace mslr {
 
 class Communicator {
  public:
+  Communicator() = default;
+  // A communicator owns its handles (an MPI or NCCL communicator): never copied.
+  Communicator(const Communicator&) = delete;
+  Communicator& operator=(const Communicator&) = delete;
   virtual ~Communicator() = default;
   virtual int rank() const = 0;
   virtual int size() const = 0;

@@ -14,14 +14,12 @@ namespace mslr {
 // How a parameter starts. Random draws come from a stream keyed by (seed, owner key, parameter name), so
 // adding a parameter never changes how the others start.
 struct Init {
-  enum Kind { kConstant, kNormal, kUniform, kIdentity } kind = kConstant;
-  double a = 0.0;  // constant value, normal std, or uniform low
-  double b = 0.0;  // uniform high
+  enum Kind { kConstant, kNormal, kIdentity } kind = kConstant;
+  double a = 0.0;  // constant value or normal std
 
-  static Init constant(double v) { return {kConstant, v, 0.0}; }
-  static Init normal(double std) { return {kNormal, std, 0.0}; }
-  static Init uniform(double lo, double hi) { return {kUniform, lo, hi}; }
-  static Init identity() { return {kIdentity, 0.0, 0.0}; }  // 2-D: ones on the diagonal
+  static Init constant(double v) { return {kConstant, v}; }
+  static Init normal(double std) { return {kNormal, std}; }
+  static Init identity() { return {kIdentity, 0.0}; }  // 2-D: ones on the diagonal
 };
 
 struct ParamEntry {
@@ -61,15 +59,6 @@ class ParamLayout {
  private:
   std::vector<ParamEntry> entries_;
   int64_t numel_ = 0;
-};
-
-// A layout and its flat values. `flat` requires grad when the set is being fitted.
-struct ParamBuffer {
-  ParamLayout layout;
-  at::Tensor flat;  // [layout.numel()]
-
-  std::vector<at::Tensor> views() const { return layout.views(flat); }
-  at::Tensor view(const std::string& name) const { return layout.view(flat, layout.index_of(name)); }
 };
 
 std::string shape_str(at::IntArrayRef shape);
