@@ -55,7 +55,7 @@ std::vector<OptionDecl> model_options() {
       {"model.offsets", "true", "learn an offset per output variable", OptionDecl::kFlag},
       {"model.predictor", "mlp", "mode predictor: mlp or hypercube"},
       {"model.hidden", "32,32", "MLP hidden layer widths"},
-      {"model.activation", "tanh", "MLP hidden activation: relu, tanh, sigmoid, softplus"},
+      {"model.activation", "tanh", "MLP hidden activation: relu, tanh, sigmoid, softplus, exp or identity"},
       {"model.divisions", "10", "hypercube cells per property (one value or one per property)"},
       {"model.cube-side", "2", "hypercube side in cells (one value or one per property)"},
       {"model.range-lo", "", "lowest property values, per property (default: from the data)"},

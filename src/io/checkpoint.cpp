@@ -150,6 +150,9 @@ void prune_checkpoints(const std::string& dir, int keep) {
 
 std::string resolve_checkpoint(const std::string& path) {
   if (is_file(path)) return path;
+  struct stat st;
+  MSLR_CHECK(::stat(path.c_str(), &st) != 0 || S_ISDIR(st.st_mode), path,
+             ": is not a regular file (a FIFO or a device?), not a checkpoint");
   MSLR_CHECK(is_dir(path), path, ": no such checkpoint file or run folder");
   for (const std::string& link : {path + "/checkpoints/latest", path + "/latest"}) {
     if (is_file(link)) {  // follows the link

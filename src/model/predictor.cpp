@@ -84,6 +84,9 @@ void PredictorSpec::validate() const {
     MSLR_CHECK(std::isfinite(range_lo[i]) && std::isfinite(range_hi[i]) && range_lo[i] < range_hi[i],
                "property ", i, ": range-lo ", range_lo[i], " must be below range-hi ", range_hi[i]);
   MSLR_CHECK(std::isfinite(init_std) && init_std > 0, "init-std must be a positive number, got ", init_std);
+  MSLR_CHECK(activation != Activation::kPrelu,
+             "activation prelu needs a learned slope, which an MLP's hidden layers do not have (use relu, tanh, "
+             "sigmoid, softplus, exp or identity)");
 }
 
 std::string PredictorSpec::describe() const {

@@ -314,6 +314,8 @@ class Hostile(FailingRuns):
                 msg = self.fails("predict", "--checkpoint", run, "--out", out, np=2)
                 self.assertIn(f"--out {out} {says}", msg)
         self.assertIn("/dev/null is a device", self.fails("simulate", "--out", "/dev/null"))
+        self.assertIn(f"{self.path('fifo')}: is not a regular file",
+                      self.fails("predict", "--checkpoint", self.path("fifo"), "--out", self.path("x.h5")))
         # An existing file is replaced only by an output of its own kind: predictions by predictions, simulated
         # data by simulated data; recorded data and checkpoints never.
         recorded = self.variant("recorded.h5", lambda f: f.attrs.__delitem__("simulate"))
@@ -454,7 +456,8 @@ class Hostile(FailingRuns):
                  (["--config", self.dir], f"--config {self.dir}: is not a file"),
                  (["--seed", "-1"], "--seed must be >= 0, got -1"),
                  (["--subjects", ",,"], "--subjects: ',,' names no subject"),
-                 (["--model.cube-side", "0"], "cube-side must be >= 1, got 0")]
+                 (["--model.cube-side", "0"], "cube-side must be >= 1, got 0"),
+                 (["--model.activation", "prelu"], "activation prelu needs a learned slope")]
         for extra, says in cases:
             with self.subTest(extra):
                 self.assertIn(says, self.fit_fails(self.path("d.h5"), *extra, code=2))
