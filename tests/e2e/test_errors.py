@@ -307,13 +307,23 @@ class Hostile(FailingRuns):
             data = f.read()
         os.symlink(self.path("d.h5"), self.path("alias.h5"))
         os.mkfifo(self.path("fifo"))
+        # A device of our own (the null device's numbers) in the scratch folder: should a regression replace
+        # it, it replaces this node, never the system's /dev/null.
+        devices = []
+        try:
+            os.mknod(self.path("null"), stat.S_IFCHR | 0o666, os.makedev(1, 3))
+            devices = [(self.path("null"), "is a device")]
+        except OSError:
+            pass
         for out, says in ((self.path("d.h5"), "is the input"), (self.path("alias.h5"), "is the input"),
                           (os.path.join(run, "checkpoints", "final.h5"), "is the input"),
-                          (self.path("fifo"), "is a FIFO"), ("/dev/null", "is a device"), (self.dir, "is a folder")):
+                          (self.path("fifo"), "is a FIFO"), (self.dir, "is a folder"), *devices):
             with self.subTest(out):
                 msg = self.fails("predict", "--checkpoint", run, "--out", out, np=2)
                 self.assertIn(f"--out {out} {says}", msg)
-        self.assertIn("/dev/null is a device", self.fails("simulate", "--out", "/dev/null"))
+        self.assertIn(f"{self.path('fifo')} is a FIFO", self.fails("simulate", "--out", self.path("fifo")))
+        for device, says in devices:
+            self.assertIn(f"{device} {says}", self.fails("simulate", "--out", device))
         self.assertIn(f"{self.path('fifo')}: is not a regular file",
                       self.fails("predict", "--checkpoint", self.path("fifo"), "--out", self.path("x.h5")))
         # An existing file is replaced only by an output of its own kind: predictions by predictions, simulated
