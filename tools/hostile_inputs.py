@@ -274,6 +274,14 @@ FIT_OPTIONS = [[o, v] for o, vs in (
     ("--epoch", ["3"]), ("--resume", ["/nonexistent"])) for v in vs]
 
 
+def edited_copy(src, dst, edit):
+    """Copies `src` to `dst` and applies `edit(h5py.File)` to the copy; returns dst."""
+    shutil.copy(src, dst)
+    with h5py.File(dst, "a") as f:
+        edit(f)
+    return dst
+
+
 class Campaign:
     def __init__(self, mslr, scratch, limit):
         self.mslr, self.dir, self.limit = mslr, scratch, limit
@@ -340,11 +348,7 @@ def main():
     cases = []  # (kind, name, setup() -> args list of (args, np, expect))
     for name, edit in DATA_CASES:
         def setup(name=name, edit=edit):
-            bad = c.path("bad-" + str(abs(hash(name))) + ".h5")
-            shutil.copy(data, bad)
-            with h5py.File(bad, "a") as f:
-                edit(f)
-            return bad
+            return edited_copy(data, c.path("bad-" + str(abs(hash(name))) + ".h5"), edit)
         cases.append(("data", name, setup))
     for name, make in FILE_CASES:
         def setup(name=name, make=make):
@@ -372,10 +376,7 @@ def main():
         jobs.append((kind, go))
     for name, edit in CKPT_CASES:
         def go(name=name, edit=edit):
-            bad = c.path("ckpt-" + str(abs(hash(name))) + ".h5")
-            shutil.copy(final, bad)
-            with h5py.File(bad, "a") as f:
-                edit(f)
+            bad = edited_copy(final, c.path("ckpt-" + str(abs(hash(name))) + ".h5"), edit)
             c.run("checkpoint", name, ["fit", "--resume", bad, "--out", c.path("r2"), "--epochs", 5, "--overwrite"],
                   2)
             c.run("checkpoint", name, ["predict", "--checkpoint", bad, "--out", c.path("p.h5")], 2, (0, 1, 2))
@@ -383,10 +384,7 @@ def main():
         jobs.append(("checkpoint", go))
     for name, edit in PRED_CASES:
         def go(name=name, edit=edit):
-            bad = c.path("pred-" + str(abs(hash(name))) + ".h5")
-            shutil.copy(c.path("pred.h5"), bad)
-            with h5py.File(bad, "a") as f:
-                edit(f)
+            bad = edited_copy(c.path("pred.h5"), c.path("pred-" + str(abs(hash(name))) + ".h5"), edit)
             c.run("predictions", name, ["eval", "--predictions", bad, "--data", data])
             c.run("predictions", name, ["eval", "--predictions", bad, "--data", data, "--json"])
         jobs.append(("predictions", go))
@@ -398,10 +396,8 @@ def main():
 
     def outputs():
         os.mkfifo(c.path("fifo"))
-        recorded = c.path("recorded.h5")  # a data file that was not simulated: never replaced
-        shutil.copy(data, recorded)
-        with h5py.File(recorded, "a") as f:
-            del f.attrs["simulate"]
+        # A data file that was not simulated: never replaced.
+        recorded = edited_copy(data, c.path("recorded.h5"), lambda f: f.attrs.__delitem__("simulate"))
         os.symlink(data, c.path("alias.h5"))
         os.symlink(recorded, c.path("recorded-alias.h5"))
         # Never the system's /dev/null: a regression would replace it. A node of its own, where allowed.

@@ -70,17 +70,9 @@ ParamLayout read_layout(const h5::Location& g, const std::string& who) {
   return layout;
 }
 
-// The shape of a dataset that must exist, for the checks below.
-std::vector<int64_t> shape_of(const h5::Location& f, const std::string& path) {
-  const h5::ObjectInfo i = f.info(path);
-  MSLR_CHECK(i.kind == h5::ObjectInfo::kDataset, f.file_name(), ": ", f.full_path(path), " is ",
-             i.kind_name(), ", not a dataset");
-  return i.shape;
-}
-
 // A 1-D dataset of `n` values, checked before it is read.
 void expect_length(const h5::Location& f, const std::string& path, int64_t n) {
-  const auto shape = shape_of(f, path);
+  const auto shape = f.shape(path);
   MSLR_CHECK(shape.size() == 1 && shape[0] == n, f.file_name(), ": ", f.full_path(path), " is ",
              shape_str(shape), ", expected [", n, "]");
 }
@@ -303,19 +295,19 @@ CheckpointFile::CheckpointFile(const std::string& path, const Communicator& comm
       for (const char* b : kBuffers)
         expect_length(g, b, subject_layouts_.back().numel());
       for (const char* scalar : {"adam_step", "partial_nll"})
-        MSLR_CHECK(shape_of(g, scalar).empty(), path_, ": ", g.full_path(scalar), " must be a single value");
+        MSLR_CHECK(g.shape(scalar).empty(), path_, ": ", g.full_path(scalar), " must be a single value");
     }
     // The log: E entries of F fitted subjects, the subjects' own indices, epochs in order up to the position.
-    const auto epoch_shape = shape_of(f, "log/epoch");
+    const auto epoch_shape = f.shape("log/epoch");
     const int64_t entries = epoch_shape.size() == 1 ? epoch_shape[0] : -1;
     MSLR_CHECK(entries >= 0 && entries <= epoch_, path_, ": log/epoch is ", shape_str(epoch_shape),
                ", expected one entry per epoch done (at most ", epoch_, ")");
     for (const char* name : {"log/elapsed", "log/objective", "log/lr"})
       expect_length(f, name, entries);
-    const auto fitted_shape = shape_of(f, "log/fitted");
+    const auto fitted_shape = f.shape("log/fitted");
     MSLR_CHECK(fitted_shape.size() == 1 && fitted_shape[0] <= n, path_, ": log/fitted is ",
                shape_str(fitted_shape), ", expected at most [", n, "] subject indices");
-    const auto nll_shape = shape_of(f, "log/subject_nll");
+    const auto nll_shape = f.shape("log/subject_nll");
     MSLR_CHECK(nll_shape == std::vector<int64_t>({entries, fitted_shape[0]}), path_, ": log/subject_nll is ",
                shape_str(nll_shape), ", expected [", entries, ", ", fitted_shape[0],
                "] (entries x fitted subjects)");

@@ -12,6 +12,7 @@
 
 #include "mslr/core/error.h"
 #include "mslr/core/system.h"
+#include "mslr/io/atomic_file.h"
 
 namespace mslr::h5 {
 namespace {
@@ -39,9 +40,7 @@ herr_t take_message(unsigned n, const H5E_error2_t* e, void* out) {
 // without the system's reason. "" when neither the disk nor the file-size limit is the cause.
 std::string storage_trouble(const std::string& file) {
   struct statvfs fs;
-  const std::string dir =
-      file.find('/') == std::string::npos ? "." : file.substr(0, file.find_last_of('/') + 1);
-  if (::statvfs(dir.c_str(), &fs) == 0 && static_cast<double>(fs.f_bavail) * fs.f_frsize < 1 << 20)
+  if (::statvfs(dir_of(file).c_str(), &fs) == 0 && static_cast<double>(fs.f_bavail) * fs.f_frsize < 1 << 20)
     return std::strerror(ENOSPC);
   struct rlimit lim;
   struct stat st;
@@ -414,20 +413,25 @@ void Location::set_attr(const std::string& n, const std::vector<int64_t>& value)
              value.empty() ? &none : value.data());
 }
 
+ObjectInfo Location::dataset_info(const std::string& path) const {
+  ObjectInfo what = info(path);
+  MSLR_CHECK(what.kind == ObjectInfo::kDataset, file_, ": ", full_path(path), " is ", what.kind_name(),
+             ", not a dataset");
+  return what;
+}
+
 std::vector<int64_t> Location::shape(const std::string& path) const {
-  MSLR_CHECK(exists(path), file_, ": no dataset '", path, "' in ", name());
-  Handle d(MSLR_H5(H5Dopen2(h_.id(), path.c_str(), H5P_DEFAULT), "cannot open dataset '", path, "'"),
-           close_dataset);
-  Handle space(H5Dget_space(d.id()), close_space);
-  const int rank = H5Sget_simple_extent_ndims(space.id());
-  std::vector<hsize_t> dims(static_cast<size_t>(std::max(rank, 0)));
-  H5Sget_simple_extent_dims(space.id(), dims.data(), nullptr);
-  return std::vector<int64_t>(dims.begin(), dims.end());
+  return dataset_info(path).shape;
 }
 
 at::Tensor Location::read(const std::string& path, at::ScalarType dtype) const {
-  const auto dims = info(path).shape;
-  return read_rows(path, 0, dims.empty() ? 1 : dims[0], dtype);
+  const ObjectInfo what = dataset_info(path);
+  return read_dataset(path, what, 0, what.shape.empty() ? 1 : what.shape[0], dtype);
+}
+
+at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t rows,
+                               at::ScalarType dtype) const {
+  return read_dataset(path, dataset_info(path), row0, rows, dtype);
 }
 
 void Location::check_allocation(const std::string& path, const std::vector<int64_t>& shape,
@@ -442,11 +446,8 @@ void Location::check_allocation(const std::string& path, const std::vector<int64
              " this node has available");
 }
 
-at::Tensor Location::read_rows(const std::string& path, int64_t row0, int64_t rows,
-                               at::ScalarType dtype) const {
-  const ObjectInfo what = info(path);
-  MSLR_CHECK(what.kind == ObjectInfo::kDataset, file_, ": ", full_path(path), " is ", what.kind_name(),
-             ", not a dataset");
+at::Tensor Location::read_dataset(const std::string& path, const ObjectInfo& what, int64_t row0, int64_t rows,
+                                  at::ScalarType dtype) const {
   MSLR_CHECK(what.type == ObjectInfo::kInteger || what.type == ObjectInfo::kFloat, file_, ": ",
              full_path(path), " holds ", what.type_name(), ", not numbers");
   MSLR_CHECK(what.type == ObjectInfo::kInteger || !at::isIntegralType(dtype, false), file_, ": ",

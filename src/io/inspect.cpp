@@ -4,16 +4,10 @@
 
 #include "mslr/core/error.h"
 #include "mslr/io/hdf5.h"
+#include "mslr/model/params.h"
 
 namespace mslr {
 namespace {
-
-std::string shape_text(const std::vector<int64_t>& s) {
-  std::string out = "[";
-  for (size_t i = 0; i < s.size(); ++i)
-    out += (i ? ", " : "") + std::to_string(s[i]);
-  return out + "]";
-}
 
 std::string describe_data(const h5::File& f) {
   std::string out = "mslr-data v" + std::to_string(f.attr_int("version")) + "\n";
@@ -24,10 +18,10 @@ std::string describe_data(const h5::File& f) {
     const h5::Location s = subjects.group(n);
     out += "  " + n + ":";
     for (const auto& g : s.group("groups").children())
-      out += " " + g + " " + shape_text(s.group("groups").shape(g));
+      out += " " + g + " " + shape_str(s.group("groups").shape(g));
     if (s.exists("props"))
       for (const auto& g : s.group("props").children())
-        out += ", props/" + g + " " + shape_text(s.group("props").shape(g));
+        out += ", props/" + g + " " + shape_str(s.group("props").shape(g));
     if (s.exists("segments")) out += ", " + std::to_string(s.shape("segments")[0]) + " segments";
     if (s.exists("truth")) out += ", truth";
     out += "\n";
@@ -54,7 +48,7 @@ std::string describe_checkpoint(const h5::File& f) {
            (s.attr_int("fitted") ? "" : " (not fitted)");
     if (s.exists("modes"))
       for (const auto& m : s.group("modes").children())
-        out += ", modes/" + m + " " + shape_text(s.group("modes").shape(m));
+        out += ", modes/" + m + " " + shape_str(s.group("modes").shape(m));
     out += "\n";
   }
   const auto entries = f.shape("log/objective")[0];
@@ -77,7 +71,7 @@ std::string describe_predictions(const h5::File& f) {
     out += "  " + n + ": " + std::to_string(s.attr_int("samples")) + " samples" +
            (s.attr_int("in_fit") ? "" : " (not in the fit)");
     for (const auto& g : s.children())
-      if (g != "times" && g != "nll") out += ", " + g + " " + shape_text(s.shape(g));
+      if (g != "times" && g != "nll") out += ", " + g + " " + shape_str(s.shape(g));
     out += "\n";
   }
   return out;

@@ -7,12 +7,13 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import unittest
 
 import h5py
 import numpy as np
 
-from helpers import ENV, MSLR, ScratchTest, mslr, tool
+from helpers import ENV, MSLR, TOOLS, ScratchTest, mslr, tool
 
 
 def small_data(path, **changes):
@@ -30,9 +31,8 @@ def small_data(path, **changes):
                 f[k] = v(data) if callable(v) else v
 
 
-# Library messages that must never reach the user in place of ours.
-RAW = ("Expected reduction", "stoi", "stoll", "Dimension out of range", "value cannot be converted",
-       "HDF5-DIAG", "terminate called", "Segmentation fault", "std::")
+sys.path.insert(0, TOOLS)
+from hostile_inputs import RAW, edited_copy  # noqa: E402  library messages that must never reach the user
 
 
 class FailingRuns(ScratchTest):
@@ -178,11 +178,7 @@ class Hostile(FailingRuns):
 
     def variant(self, name, edit):
         """A copy of the valid data file with `edit(h5py.File)` applied."""
-        path = self.path(name)
-        shutil.copy(self.path("d.h5"), path)
-        with h5py.File(path, "a") as f:
-            edit(f)
-        return path
+        return edited_copy(self.path("d.h5"), self.path(name), edit)
 
     def fit(self, out="a", *extra, np=None):
         mslr("fit", "--data", self.path("d.h5"), "--out", self.path(out), "--epochs", 3, "--batches", 2,
@@ -389,10 +385,7 @@ class Hostile(FailingRuns):
                   "/subjects/subject0/params is [", True)]
         for name, edit, says, predict_reads_it in cases:
             with self.subTest(name):
-                bad = self.path(name + ".h5")
-                shutil.copy(final, bad)
-                with h5py.File(bad, "a") as f:
-                    edit(f)
+                bad = edited_copy(final, self.path(name + ".h5"), edit)
                 msg = self.fails("fit", "--resume", bad, "--out", self.path("r-" + name), "--epochs", 5, np=2)
                 self.assertIn(f"{bad}: {says}", msg)
                 if predict_reads_it:
@@ -404,11 +397,7 @@ class Hostile(FailingRuns):
         mslr("predict", "--checkpoint", run, "--out", self.path("p.h5"))
 
         def variant(name, edit):
-            path = self.path(name + ".h5")
-            shutil.copy(self.path("p.h5"), path)
-            with h5py.File(path, "a") as f:
-                edit(f)
-            return path
+            return edited_copy(self.path("p.h5"), self.path(name + ".h5"), edit)
 
         def narrow(f):
             x = f["subjects/subject0/neurons"][...]
@@ -534,8 +523,6 @@ class Hostile(FailingRuns):
 
 class DataTool(ScratchTest):
     def test_writes_files_mslr_reads_and_checks_bad_ones(self):
-        import sys
-        sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
         import mslr_data
         rng = np.random.default_rng(0)
         subjects = {f"fish{i}": {"groups": {"stim": rng.normal(size=(200, 2)), "neurons": rng.normal(size=(200, 15))},

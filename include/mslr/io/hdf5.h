@@ -73,7 +73,7 @@ class Location {
   void set_attr(const std::string& name, double value) const;
   void set_attr(const std::string& name, const std::vector<int64_t>& value) const;
 
-  // Dataset shape; throws naming the path when absent.
+  // Dataset shape; throws naming the path when it is absent or not a dataset.
   std::vector<int64_t> shape(const std::string& path) const;
   // Reads a whole dataset, or rows [row0, row0 + rows) of its first dimension, converting to `dtype`
   // (float32, float64 or int64). Throws naming the dataset, before allocating, when the values would not fit
@@ -94,6 +94,11 @@ class Location {
 
  protected:
   Location(Handle h, std::string file) : h_(std::move(h)), file_(std::move(file)) {}
+  // info() of a dataset; throws naming the path when it is absent or something else.
+  ObjectInfo dataset_info(const std::string& path) const;
+  // Reads rows [row0, row0 + rows) of the dataset `what` describes (all of a scalar), with the checks of read().
+  at::Tensor read_dataset(const std::string& path, const ObjectInfo& what, int64_t row0, int64_t rows,
+                          at::ScalarType dtype) const;
   // Throws naming the dataset when reading `shape` elements of `element_size` bytes would take more memory
   // than the node has available.
   void check_allocation(const std::string& path, const std::vector<int64_t>& shape,
