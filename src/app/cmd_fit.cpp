@@ -253,8 +253,9 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     Options o("fit", kFitSummary, fit_options());
     return std::make_pair(o.parse(args, base, origin), o);
   };
-  auto [go, opts] = parse("");
-  if (!go) return kExitOk;
+  auto parsed = parse("");
+  if (!parsed.first) return kExitOk;
+  Options& opts = parsed.second;
   const Console console(world.is_root(), opts.flag("quiet"));
   // The run folder: --out as given here (never the one saved in a resumed checkpoint), else the folder of
   // the checkpoint resumed.

@@ -1,0 +1,24 @@
+// Fuzz target: the mslr-data reader. The input is a whole file; it is described and every subject read, with
+// properties and true means, as fit and predict read it.
+#include "fuzz_target.h"
+#include "mslr/comm/communicator.h"
+#include "mslr/io/data_file.h"
+#include "mslr/io/hdf5.h"
+
+extern "C" int LLVMFuzzerInitialize(int*, char***) {
+  mslr::h5::start();
+  return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  const std::string path = mslr::fuzz::as_file(data, size);
+  mslr::fuzz::expect_only_mslr_errors([&] {
+    const mslr::LocalCommunicator comm;
+    const mslr::DataFile file(path, comm);
+    mslr::DataReadOptions all;
+    all.true_means = true;
+    for (size_t i = 0; i < file.subjects().size(); ++i)
+      file.read(static_cast<int>(i), all);
+  });
+  return 0;
+}
