@@ -9,7 +9,7 @@
 #include "mslr/app/selfcheck.h"
 #include "mslr/comm/mpi_communicator.h"
 #include "mslr/core/error.h"
-#include "mslr/io/hdf5.h"
+#include "mslr/io/lifetime.h"
 
 namespace mslr {
 namespace {

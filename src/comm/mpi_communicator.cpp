@@ -6,7 +6,6 @@
 #include <vector>
 
 #include "mslr/core/error.h"
-#include "mslr/model/params.h"
 
 #define MSLR_MPI_CHECK(call)                                                                             \
   do {                                                                                                   \

@@ -122,28 +122,6 @@ bool nccl_compiled() {
   return true;
 }
 
-namespace {
-
-bool memory_info(int device, size_t* free_b, size_t* total_b) {
-  int previous = 0;
-  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) return false;
-  const bool ok = cudaMemGetInfo(free_b, total_b) == cudaSuccess;
-  cudaSetDevice(previous);
-  return ok;
-}
-
-}  // namespace
-
-int64_t cuda_memory_used(int device) {
-  size_t free_b = 0, total_b = 0;
-  return memory_info(device, &free_b, &total_b) ? static_cast<int64_t>(total_b - free_b) : -1;
-}
-
-int64_t cuda_memory_free(int device) {
-  size_t free_b = 0, total_b = 0;
-  return memory_info(device, &free_b, &total_b) ? static_cast<int64_t>(free_b) : -1;
-}
-
 std::unique_ptr<Communicator> make_nccl_communicator(const MpiCommunicator& mpi, int device) {
   return std::make_unique<NcclCommunicator>(mpi, device);
 }
@@ -153,13 +131,6 @@ std::unique_ptr<Communicator> make_nccl_communicator(const MpiCommunicator& mpi,
 bool nccl_compiled() {
   return false;
 }
-int64_t cuda_memory_used(int) {
-  return -1;
-}
-int64_t cuda_memory_free(int) {
-  return -1;
-}
-
 std::unique_ptr<Communicator> make_nccl_communicator(const MpiCommunicator&, int) {
   fail(
       "this mslr was built without NCCL (configure with -DMSLR_WITH_NCCL=ON on a machine with CUDA and "

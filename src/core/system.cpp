@@ -7,6 +7,9 @@
 #endif
 #include <sched.h>
 #include <unistd.h>
+#ifdef MSLR_HAVE_CUDA
+#include <cuda_runtime_api.h>
+#endif
 
 #include <algorithm>
 #include <cstdio>
@@ -91,6 +94,34 @@ std::string human_bytes(double b) {
 long long available_memory_bytes() {
   const long long k = status_kib("MemAvailable:", "/proc/meminfo");
   return k < 0 ? -1 : k * 1024;
+}
+
+namespace {
+
+// Free and total memory of CUDA device `device`, queried without changing the calling thread's device.
+bool cuda_memory_info(int device, size_t* free_b, size_t* total_b) {
+#ifdef MSLR_HAVE_CUDA
+  int previous = 0;
+  if (cudaGetDevice(&previous) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) return false;
+  const bool ok = cudaMemGetInfo(free_b, total_b) == cudaSuccess;
+  cudaSetDevice(previous);
+  return ok;
+#else
+  (void)device, (void)free_b, (void)total_b;
+  return false;
+#endif
+}
+
+}  // namespace
+
+long long cuda_memory_used(int device) {
+  size_t free_b = 0, total_b = 0;
+  return cuda_memory_info(device, &free_b, &total_b) ? static_cast<long long>(total_b - free_b) : -1;
+}
+
+long long cuda_memory_free(int device) {
+  size_t free_b = 0, total_b = 0;
+  return cuda_memory_info(device, &free_b, &total_b) ? static_cast<long long>(free_b) : -1;
 }
 
 }  // namespace mslr

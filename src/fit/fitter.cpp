@@ -10,7 +10,6 @@
 #include <numeric>
 #include <set>
 
-#include "mslr/comm/nccl_communicator.h"
 #include "mslr/core/error.h"
 #include "mslr/core/fault.h"
 #include "mslr/core/rng.h"

@@ -15,7 +15,7 @@
 #include "mslr/core/fault.h"
 #include "mslr/io/atomic_file.h"
 #include "mslr/io/data_file.h"
-#include "mslr/io/hdf5.h"
+#include "h5.h"
 #include "mslr/io/paths.h"
 
 namespace mslr {

@@ -7,7 +7,7 @@
 #include "mslr/core/error.h"
 #include "mslr/core/system.h"
 #include "mslr/io/atomic_file.h"
-#include "mslr/io/hdf5.h"
+#include "h5.h"
 #include "mslr/model/params.h"
 
 namespace mslr {

@@ -3,7 +3,7 @@
 #include <cstdio>
 
 #include "mslr/core/error.h"
-#include "mslr/io/hdf5.h"
+#include "h5.h"
 #include "mslr/model/params.h"
 
 namespace mslr {

@@ -8,7 +8,7 @@
 #include <cstring>
 
 #include "mslr/core/error.h"
-#include "mslr/io/hdf5.h"
+#include "h5.h"
 
 namespace mslr {
 

@@ -2,7 +2,7 @@
 
 #include "mslr/core/error.h"
 #include "mslr/io/atomic_file.h"
-#include "mslr/io/hdf5.h"
+#include "h5.h"
 #include "mslr/model/params.h"
 
 namespace mslr {

@@ -5,7 +5,7 @@
 #include "fuzz_target.h"
 #include "mslr/comm/communicator.h"
 #include "mslr/io/checkpoint.h"
-#include "mslr/io/hdf5.h"
+#include "mslr/io/lifetime.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
   mslr::h5::start();

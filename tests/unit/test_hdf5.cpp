@@ -1,7 +1,7 @@
 // The HDF5 layer distrusts what a file declares: reads never allocate beyond the node's memory, values are
 // never silently converted out of range, floats are never read as integers, and a failed write leaves the
 // file abandoned rather than half-closed. Files are written by this process alone (no MPI-IO).
-#include "mslr/io/hdf5.h"
+#include "io/h5.h"
 
 #include <hdf5.h>
 #include <unistd.h>

@@ -12,10 +12,6 @@ namespace mslr {
 // True when this build contains the NCCL communicator.
 bool nccl_compiled();
 
-// Bytes of device memory in use (total - free) and free on CUDA device `device`, or -1 when unknown.
-int64_t cuda_memory_used(int device);
-int64_t cuda_memory_free(int device);
-
 // Makes the NCCL communicator over the ranks of `mpi`, for CUDA device `device` of this rank. Every rank must
 // call it (it is collective). Throws when NCCL is not compiled in or the device cannot be used.
 std::unique_ptr<Communicator> make_nccl_communicator(const MpiCommunicator& mpi, int device);

@@ -1,4 +1,4 @@
-// What a rank knows about its process: thread limits and memory use.
+// What a rank knows about its process: thread limits and memory use, of the host and of its GPUs.
 //
 // Per-rank thread limits. LibTorch's intra-op pool and OpenBLAS's own pool are separate: limiting one does
 // not limit the other, and two full pools on the same cores made fits 2-3x slower. mslr sets both.
@@ -26,6 +26,10 @@ long long resident_bytes();
 long long peak_resident_bytes();
 // Memory the node can still give without swapping (MemAvailable), in bytes; -1 when unknown.
 long long available_memory_bytes();
+// Bytes of device memory in use (total - free) and free on CUDA device `device`; -1 when unknown or when
+// this mslr was built without CUDA.
+long long cuda_memory_used(int device);
+long long cuda_memory_free(int device);
 // "1.5 GiB"; "?" for a negative count.
 std::string human_bytes(double bytes);
 

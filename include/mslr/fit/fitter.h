@@ -19,7 +19,7 @@
 #include "mslr/data/subject_data.h"
 #include "mslr/fit/adam.h"
 #include "mslr/fit/schedule.h"
-#include "mslr/fit/state.h"
+#include "mslr/model/fit_state.h"
 #include "mslr/model/subject_model.h"
 
 namespace mslr {

@@ -24,7 +24,7 @@
 
 #include "mslr/comm/communicator.h"
 #include "mslr/data/subject_data.h"
-#include "mslr/fit/state.h"
+#include "mslr/model/fit_state.h"
 #include "mslr/model/params.h"
 
 namespace mslr {

@@ -1,4 +1,4 @@
-#include "mslr/fit/state.h"
+#include "mslr/model/fit_state.h"
 
 namespace mslr {
 

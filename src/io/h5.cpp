@@ -1,4 +1,4 @@
-#include "mslr/io/hdf5.h"
+#include "h5.h"
 
 #include <hdf5.h>
 #include <sys/resource.h>

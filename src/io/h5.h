@@ -1,4 +1,4 @@
-// Thin RAII layer over the HDF5 C API, and the only place besides io/*.cpp that knows about it. Files are
+// Thin RAII layer over the HDF5 C API, private to io/ (src/io/, not include/): nothing else knows HDF5. Files are
 // opened through MPI-IO when the world has MPI (collective open/create; every rank must then make the same
 // metadata calls: create groups, datasets and attributes with the same arguments), and with the default
 // driver otherwise. Dataset reads and writes are independent: each rank touches only its own subjects.
@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "mslr/comm/communicator.h"
+#include "mslr/io/lifetime.h"
 
 namespace mslr::h5 {
 
@@ -132,11 +133,5 @@ class File : public Location {
 
 // Turns off HDF5's own error printing (mslr reports errors itself); safe to call more than once.
 void quiet_errors();
-
-// HDF5's lifetime under the program's control: start() before MPI_Init, so that HDF5 registers no clean-up
-// of its own at MPI_Finalize or exit; stop() before MPI_Finalize closes the files exceptions left open, then
-// HDF5 — unless a file was abandoned, whose close would flush into the same failure again.
-void start();
-void stop();
 
 }  // namespace mslr::h5
