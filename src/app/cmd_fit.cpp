@@ -1,117 +1,32 @@
-// mslr fit: read the data, place subjects on ranks, fit, checkpoint, and leave a run folder:
-//   OUT/config.ini  OUT/metrics.jsonl  OUT/checkpoints/{epoch-NNNNNN.h5, final.h5, latest -> ...}
-#include <dirent.h>
-#include <sys/stat.h>
+// mslr fit: read the data, place subjects on ranks, fit, checkpoint, and leave a run folder
+// (io/run_folder.h). The driver, cmd_fit at the end, reads top to bottom: resolve what is asked, build the
+// fitter, start or resume it, run it with its hooks (progress, checkpoints, signals), finish.
 #include <unistd.h>
 
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <fstream>
+#include <optional>
 #include <set>
-#include <sstream>
 
 #include "mslr/app/app.h"
 #include "mslr/app/commands.h"
 #include "mslr/app/console.h"
+#include "mslr/app/fit_config.h"
 #include "mslr/app/model_config.h"
 #include "mslr/app/signals.h"
 #include "mslr/comm/mpi_communicator.h"
 #include "mslr/comm/nccl_communicator.h"
 #include "mslr/core/error.h"
 #include "mslr/fit/fitter.h"
-#include "mslr/io/atomic_file.h"
 #include "mslr/io/checkpoint.h"
 #include "mslr/io/data_file.h"
 #include "mslr/io/paths.h"
+#include "mslr/io/run_folder.h"
 
 namespace mslr {
 namespace {
 
-std::vector<OptionDecl> fit_options() {
-  return with(
-      {
-          {"data", "", "mslr-data file to fit"},
-          {"out", "",
-           "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
-          {"resume", "", "continue from a checkpoint file or run folder (its checkpoints/latest)"},
-          {"overwrite", "false", "start afresh in an --out folder that already holds a fit, deleting it",
-           OptionDecl::kFlag},
-          {"epochs", "100", "total epochs (a resumed fit stops at the same total)"},
-          {"batches", "10",
-           "minibatches per epoch; every subject's training samples are split into this many"},
-          {"lr", "0.01", "learning rate"},
-          {"lr-schedule", "",
-           "learning rates EPOCH:RATE,... from their epoch on (overrides --lr); a change resets Adam"},
-          {"adam-beta1", "0.9", "Adam beta1"},
-          {"adam-beta2", "0.999", "Adam beta2"},
-          {"adam-eps", "1e-8", "Adam epsilon"},
-          {"adam-weight-decay", "0", "Adam L2 weight decay"},
-          {"min-var", "1e-3", "lower bound on every noise variance psi, applied after each step"},
-          {"seed", "0", "seed of the starting values and minibatch orders"},
-          {"subjects", "", "fit only these subjects: comma-separated indices or names (default all)"},
-          {"checkpoint-every", "10", "write a checkpoint every N epochs (0: only the final one)"},
-          {"checkpoint-epochs", "", "also checkpoint after these epochs, comma-separated"},
-          {"keep-checkpoints", "3", "keep the newest N periodic checkpoints (0: keep all)"},
-          {"copy-props", "false", "store each subject's properties in checkpoints", OptionDecl::kFlag},
-          {"copy-data", "false",
-           "store each subject's data in checkpoints (a checkpoint alone can then predict)",
-           OptionDecl::kFlag},
-          {"data-on-device", "false", "keep whole subjects on their GPU instead of copying each minibatch",
-           OptionDecl::kFlag},
-          {"dtype", "float32", "float32 or float64"},
-          {"step", "auto",
-           "auto: the batched step (hand-written gradients, CPU) where it covers the model, else autograd; "
-           "batched: fail when it does not; autograd: the reference step"},
-          {"update-interval", "1", "print progress every N epochs"},
-      },
-      {split_options(), runtime_options(), model_options()});
-}
-
-const char* kFitSummary =
-    "Fits a multi-subject latent regression model. Run under mpirun/srun: every rank fits its share of the\n"
-    "subjects and the shared predictors are kept identical by one all-reduce per minibatch. SIGTERM or "
-    "SIGUSR1\n"
-    "checkpoints at the next minibatch and exits with status 3; --resume continues exactly.";
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
-
-// The run folder a resumed checkpoint belongs to (RUN for RUN/checkpoints/FILE), or "" for a checkpoint file
-// kept elsewhere.
-std::string run_folder_of(const std::string& checkpoint) {
-  const std::string dir = dir_of(checkpoint);
-  const auto slash = dir.find_last_of('/');
-  const std::string base = slash == std::string::npos ? dir : dir.substr(slash + 1);
-  return base == "checkpoints" ? dir_of(dir) : "";
-}
-
-// Whether `out` already holds a fit: a checkpoint.
-bool holds_fit(const std::string& out) {
-  struct stat st;
-  return ::lstat((out + "/checkpoints/latest").c_str(), &st) == 0;
-}
-
-// Removes what an earlier fit left in `out` (--overwrite), so that its checkpoints are never taken for this
-// fit's: its log, config and every checkpoint file.
-void clear_run_folder(const std::string& out) {
-  for (const char* f : {"/metrics.jsonl", "/config.ini", "/checkpoints/latest"})
-    ::unlink((out + f).c_str());
-  const std::string dir = out + "/checkpoints";
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      const std::string n = e->d_name;
-      if (n.rfind("epoch-", 0) == 0 || n.rfind("final.h5", 0) == 0) ::unlink((dir + "/" + n).c_str());
-    }
-    ::closedir(d);
-  }
-}
+namespace fs = std::filesystem;
 
 // Predictor ranges default to the bounding box of all subjects' properties (each rank reads some subjects).
 void fill_property_ranges(Options& o, const DataFile& data, const Communicator& world) {
@@ -156,309 +71,244 @@ void fill_property_ranges(Options& o, const DataFile& data, const Communicator& 
   if (!o.has("model.range-hi")) o.set("model.range-hi", {join(his)});
 }
 
-// An item of --subjects: a subject's name, else its index. A name that reads as the index of another
-// subject is refused rather than guessed.
-int subject_index(const std::string& item, const DataFile& data) {
-  const auto& subjects = data.subjects();
-  int named = -1;
-  for (size_t i = 0; i < subjects.size(); ++i)
-    if (subjects[i].name == item) named = static_cast<int>(i);
-  char* end = nullptr;
-  errno = 0;
-  const long v = std::strtol(item.c_str(), &end, 10);
-  const bool numeric = !item.empty() && *end == '\0' && errno == 0;
-  if (numeric && named >= 0 && named != v && v >= 0 && v < static_cast<long>(subjects.size()))
-    throw UsageError(cat("mslr fit: --subjects: '", item, "' is both the name of subject ", named,
-                         " and the index of subject '", subjects[v].name, "': write ", named,
-                         " for the first or ", subjects[v].name, " for the second"));
-  if (named >= 0) return named;
-  if (!numeric) throw UsageError(cat("mslr fit: --subjects: ", data.path(), ": no subject '", item, "'"));
-  if (v < 0 || v >= static_cast<long>(subjects.size()))
-    throw UsageError(cat("mslr fit: --subjects: index ", item, " is outside [0, ", subjects.size(), ") (",
-                         data.path(), " has ", subjects.size(), " subjects)"));
-  return static_cast<int>(v);
+// Everything a fit is asked to do, resolved: the options in their order of precedence (the command line,
+// --config, then the resumed checkpoint's configuration or else the data file's model), the files they name,
+// the run folder, and the checked settings.
+struct FitRequest {
+  explicit FitRequest(Options o) : options(std::move(o)), run("") {}
+  Options options;
+  std::unique_ptr<CheckpointFile> resume;  // null for a fresh fit
+  std::unique_ptr<DataFile> data;
+  RunFolder run;
+  FitSettings settings;
+  ModelSpec spec;
+};
+
+// The request, or null when --help was asked (and answered).
+std::unique_ptr<FitRequest> resolve_request(const Args& args, const MpiCommunicator& world) {
+  auto parse = [&args](const std::string& base, const std::string& origin) {
+    Options o("fit", kFitSummary, fit_options());
+    return o.parse(args, base, origin) ? std::optional<Options>(std::move(o)) : std::nullopt;
+  };
+  std::optional<Options> given = parse("", "");
+  if (!given) return nullptr;
+  auto r = std::make_unique<FitRequest>(std::move(*given));
+  Options& o = r->options;
+  // The run folder is --out as given here (never the one saved in a resumed checkpoint), else the folder of
+  // the checkpoint resumed.
+  std::string out = o.has("out") ? o.str("out") : "";
+  if (o.has("resume")) {
+    r->resume = std::make_unique<CheckpointFile>(o.str("resume"), world);
+    o = *parse(r->resume->config(), r->resume->path() + ": the saved config");
+  }
+  if (!o.has("data")) throw UsageError("mslr fit: --data is required (see mslr fit --help)");
+  r->data = std::make_unique<DataFile>(o.str("data"), world);
+  if (!r->resume && o.list("model.input").empty() && !r->data->model_config().empty())
+    o = *parse("[model]\n" + r->data->model_config(), r->data->path() + ": the 'model' attribute");
+  // The saved config names the data file absolutely, so that predict and the plot tools find it from
+  // anywhere.
+  o.set("data", {absolute_path(o.str("data"))});
+
+  const std::string resumed_run = r->resume ? RunFolder::of_checkpoint(r->resume->path()).string() : "";
+  if (out.empty()) out = resumed_run;
+  if (out.empty())
+    throw UsageError(r->resume ? "mslr fit: --out is required: the checkpoint resumed is not in a run "
+                                 "folder's checkpoints/"
+                               : "mslr fit: --out is required (see mslr fit --help)");
+  r->run = RunFolder(out);
+  r->settings = fit_settings_from(o);
+  if (r->run.holds_fit() && !(r->resume && same_file(out, resumed_run)) && !r->settings.overwrite)
+    throw UsageError("mslr fit: --out " + out + " already holds a fit; continue it with --resume " + out +
+                     ", or start afresh there with --overwrite (which deletes it)");
+  fill_property_ranges(o, *r->data, world);
+  r->spec = model_from_options(o);
+  r->settings.fit.subjects = subjects_from(o, r->data->subjects(), r->data->path());
+  return r;
 }
 
-FitOptions fit_options_from(const Options& o, const DataFile& data) {
-  FitOptions f;
-  f.epochs = static_cast<int>(o.integer("epochs"));
-  f.batches = static_cast<int>(o.integer("batches"));
-  try {
-    if (!o.has("lr-schedule") && !(o.number("lr") > 0))
-      throw UsageError("mslr fit: --lr must be a positive number, got " + o.str("lr"));
-    f.lr = o.has("lr-schedule") ? LrSchedule::parse(o.str("lr-schedule")) : LrSchedule(o.number("lr"));
-  } catch (const Error& e) {
-    throw UsageError("mslr fit: --" + std::string(e.what()));
-  }
-  f.adam.beta1 = o.number("adam-beta1");
-  f.adam.beta2 = o.number("adam-beta2");
-  f.adam.eps = o.number("adam-eps");
-  f.adam.weight_decay = o.number("adam-weight-decay");
-  f.min_var = o.number("min-var");
-  if (o.integer("seed") < 0) throw UsageError("mslr fit: --seed must be >= 0, got " + o.str("seed"));
-  f.seed = static_cast<uint64_t>(o.integer("seed"));
-  f.split = split_from(o);
-  f.gpus_per_rank = static_cast<int>(o.integer("gpus-per-rank"));
-  f.data_on_device = o.flag("data-on-device");
-  const std::string dtype = o.str("dtype");
-  if (dtype != "float32" && dtype != "float64")
-    throw UsageError("mslr fit: --dtype: '" + dtype + "' is not float32 or float64");
-  f.dtype = dtype == "float64" ? at::kDouble : at::kFloat;
-  try {
-    f.step = parse_step_kind(o.str("step"));
-  } catch (const Error& e) {
-    throw UsageError("mslr fit: --" + std::string(e.what()));
-  }
-  for (const auto& item : split_commas(o.has("subjects") ? o.str("subjects") : ""))
-    f.subjects.push_back(subject_index(item, data));
-  if (o.has("subjects") && f.subjects.empty())
-    throw UsageError("mslr fit: --subjects: '" + o.str("subjects") + "' names no subject");
-  try {
-    f.validate();
-  } catch (const Error& e) {
-    throw UsageError("mslr fit: " + std::string(e.what()));
-  }
-  return f;
+// The step's communicator: NCCL between GPUs when it is built in, else null (the step uses MPI).
+std::unique_ptr<Communicator> step_communicator(const MpiCommunicator& world, int gpus_per_rank) {
+  if (gpus_per_rank == 0) return nullptr;
+  std::vector<at::Device> devices;
+  run_collectively(world, [&] { devices = rank_devices(world, gpus_per_rank); });
+  return nccl_compiled() ? make_nccl_communicator(world, devices[0].index()) : nullptr;
 }
 
-// The extra datasets of every subject's checkpoint entry (the same on every rank).
-std::vector<ExtraDataset> extras_of(const SubjectModel& m, const SubjectInfo& info, bool fitted,
-                                    const Options& o, at::ScalarType dtype) {
-  std::vector<ExtraDataset> x;
-  if (!fitted) return x;
-  for (int g = 0; g < m.n_inputs(); ++g)
-    if (m.p_predictor(g))
-      x.push_back({"modes/p." + m.spec().inputs[g].group, {m.d_in(g), m.spec().inputs[g].n_modes}, dtype});
-  for (int h = 0; h < m.n_outputs(); ++h)
-    if (m.u_predictor(h))
-      x.push_back({"modes/u." + m.spec().outputs[h].group, {m.d_out(h), m.d_trans(h)}, dtype});
-  const auto groups = m.spec().groups();
-  if (o.flag("copy-props"))
-    for (const auto& g : groups)
-      if (info.n_props.count(g))
-        x.push_back({"props/" + g, {info.widths.at(g), info.n_props.at(g)}, at::kFloat});
-  if (o.flag("copy-data")) {
-    for (const auto& g : groups)
-      x.push_back({"groups/" + g, {info.n_time, info.widths.at(g)}, at::kFloat});
-    if (info.segments.defined()) x.push_back({"segments", {info.segments.size(0), 2}, at::kLong});
+// Starts the fitter afresh, or from the checkpoint resumed after checking that it was written for this model
+// and these subjects.
+void start_or_resume(Fitter& fitter, const FitRequest& r, const std::vector<std::unique_ptr<SubjectModel>>& models,
+                     const Communicator& world) {
+  if (!r.resume) {
+    fitter.initialize();
+    return;
   }
-  return x;
+  std::vector<std::pair<std::string, const ParamLayout*>> layouts;
+  std::vector<std::string> names;
+  for (const auto& m : models) {
+    layouts.emplace_back(m->name(), &m->layout());
+    names.push_back(m->name());
+  }
+  run_collectively(world, [&] {
+    r.resume->check_model(model_text(r.options), fitter.shared().layout(), layouts);
+    MSLR_CHECK(r.resume->subject_names() == names, r.resume->path(),
+               ": the checkpoint's subjects differ from those of ", r.data->path());
+  });
+  FitState state;
+  run_collectively(world, [&] { state = r.resume->read_state(fitter.local_subjects()); });
+  fitter.restore(state);
+}
+
+// Writes the fit's checkpoints into the run folder: the header every rank knows (layouts and extras of every
+// subject) is built once; each checkpoint is then every rank's state and extras, and becomes `latest` when
+// complete.
+class CheckpointWriter {
+ public:
+  CheckpointWriter(const FitRequest& r, const Fitter& fitter,
+                   const std::vector<std::unique_ptr<SubjectModel>>& models, const std::string& config_text,
+                   const Communicator& world, const Console& console)
+      : r_(r), fitter_(fitter), world_(world), console_(console) {
+    header_.config = config_text;
+    header_.model = model_text(r.options);
+    header_.shared_layout = fitter.shared().layout();
+    header_.subjects = r.data->subjects();
+    const std::set<int> fitted(fitter.log().fitted.begin(), fitter.log().fitted.end());
+    for (size_t i = 0; i < models.size(); ++i) {
+      const SubjectModel& m = *models[i];
+      header_.subject_layouts.push_back(m.layout());
+      std::vector<std::pair<std::string, std::vector<int64_t>>> modes;
+      for (const auto& pm : m.predicted_modes())
+        modes.emplace_back(pm.name, pm.shape);
+      header_.extras.push_back(fitted.count(static_cast<int>(i))
+                                   ? subject_extras_layout(modes, header_.subjects[i], m.spec().groups(),
+                                                           r.settings.copies, r.settings.fit.dtype)
+                                   : std::vector<ExtraDataset>{});
+    }
+  }
+
+  void save(const FitState& state, const std::string& name) const {
+    const ExtrasRequest& copies = r_.settings.copies;
+    std::map<int, std::map<std::string, at::Tensor>> extras;
+    for (const auto& s : state.subjects)
+      if (s.fitted)
+        extras[s.index] = subject_extras(fitter_.predicted_modes(s.index),
+                                         copies.props || copies.data ? fitter_.held_data(s.index) : SubjectData{},
+                                         copies);
+    const std::string path = (r_.run.checkpoints() / name).string();
+    write_checkpoint(path, world_, header_, state, extras);
+    run_collectively(world_, [&] {
+      if (world_.is_root()) r_.run.publish(name, r_.settings.checkpoints.keep);
+    });
+    console_.line("checkpoint " + path);
+  }
+
+ private:
+  const FitRequest& r_;
+  const Fitter& fitter_;
+  const Communicator& world_;
+  const Console& console_;
+  CheckpointHeader header_;
+};
+
+// Runs the fit. An error on this rank alone ends the job at once: the other ranks are waiting in the step's
+// all-reduce, and unwinding through the collective closes of open files would wait for them forever.
+// Returns whether a signal stopped it.
+bool run_contained(Fitter& fitter, const FitHooks& hooks, const RunFolder& run, const MpiCommunicator& world) {
+  try {
+    return fitter.run(hooks);
+  } catch (const DivergedError& e) {
+    throw DivergedError(std::string(e.what()) + "; " +
+                        (::access(run.latest().c_str(), F_OK) == 0
+                             ? "the last checkpoint is " + run.latest().string()
+                             : "no checkpoint was written"));
+  } catch (const CollectiveError&) {
+    throw;  // every rank has it: they exit together
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "mslr fit: error on rank %d: %s\n", world.rank(), e.what());
+    std::fflush(stderr);
+    abort_world(kExitError);
+  }
+}
+
+// The figures a scaling study collects, on one line (jobs/slurm-scaling.sh reads it).
+std::string done_line(const FitLog& log, int ranks, const RunFolder& run) {
+  char line[256];
+  std::snprintf(line, sizeof line,
+                "done: %zu epochs, %.3f s of fitting (%.4g s/epoch), objective %.9g, ranks %d", log.size(),
+                log.elapsed.back(), log.elapsed.back() / static_cast<double>(log.size()), log.objective.back(),
+                ranks);
+  return std::string(line) + ", results in " + run.root().string();
 }
 
 }  // namespace
 
 int cmd_fit(const Args& args, const MpiCommunicator& world) {
-  // Options: the command line, then --config, then the resumed checkpoint's config or the data file's model.
-  auto parse = [&](const std::string& base, const std::string& origin = "") {
-    Options o("fit", kFitSummary, fit_options());
-    return std::make_pair(o.parse(args, base, origin), o);
-  };
-  auto parsed = parse("");
-  if (!parsed.first) return kExitOk;
-  Options& opts = parsed.second;
-  const Console console(world.is_root(), opts.flag("quiet"));
-  // The run folder: --out as given here (never the one saved in a resumed checkpoint), else the folder of
-  // the checkpoint resumed.
-  std::string out = opts.has("out") ? opts.str("out") : "";
-  std::unique_ptr<CheckpointFile> resume;
-  if (opts.has("resume")) {
-    resume = std::make_unique<CheckpointFile>(opts.str("resume"), world);
-    opts = parse(resume->config(), resume->path() + ": the saved config").second;
-  }
-  if (!opts.has("data")) throw UsageError("mslr fit: --data is required (see mslr fit --help)");
-  DataFile data(opts.str("data"), world);
-  if (!resume && opts.list("model.input").empty() && !data.model_config().empty())
-    opts = parse("[model]\n" + data.model_config(), data.path() + ": the 'model' attribute").second;
-  // The saved config names the data file absolutely, so that predict and the plot tools find it from
-  // anywhere.
-  if (char* full = ::realpath(opts.str("data").c_str(), nullptr)) {
-    opts.set("data", {full});
-    std::free(full);
-  }
-  const std::string resumed_run = resume ? run_folder_of(resume->path()) : "";
-  if (out.empty()) out = resumed_run;
-  if (out.empty())
-    throw UsageError(resume ? "mslr fit: --out is required: the checkpoint resumed is not in a run folder's "
-                              "checkpoints/"
-                            : "mslr fit: --out is required (see mslr fit --help)");
-  if (holds_fit(out) && !(resume && same_file(out, resumed_run)) && !opts.flag("overwrite"))
-    throw UsageError("mslr fit: --out " + out + " already holds a fit; continue it with --resume " + out +
-                     ", or start afresh there with --overwrite (which deletes it)");
-  fill_property_ranges(opts, data, world);
-  const ModelSpec spec = model_from_options(opts);
-  const FitOptions fo = fit_options_from(opts, data);
-  const int threads = apply_threads(opts, world);
-  const int64_t every = opts.integer("checkpoint-every"), keep = opts.integer("keep-checkpoints"),
-                update = opts.integer("update-interval");
-  if (every < 0 || keep < 0 || update < 1)
-    throw UsageError(
-        "mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
-  std::set<int> checkpoint_epochs;
-  for (const auto& e : split_commas(opts.has("checkpoint-epochs") ? opts.str("checkpoint-epochs") : "")) {
-    char* end = nullptr;
-    errno = 0;
-    const long v = std::strtol(e.c_str(), &end, 10);
-    if (*end != '\0' || errno != 0 || v < 1 || v > INT32_MAX)
-      throw UsageError("mslr fit: --checkpoint-epochs: '" + e + "' is not an epoch number (1 or more)");
-    checkpoint_epochs.insert(static_cast<int>(v));
-  }
-  const std::string ckpt_dir = out + "/checkpoints";
+  const std::unique_ptr<FitRequest> request = resolve_request(args, world);
+  if (!request) return kExitOk;
+  const FitRequest& r = *request;
+  const FitSettings& s = r.settings;
+  const Console console(world.is_root(), r.options.flag("quiet"));
+  const int threads = apply_threads(r.options, world);
   run_collectively(world, [&] {
     if (!world.is_root()) return;
-    if (opts.flag("overwrite") && !resume) clear_run_folder(out);
-    make_dirs(ckpt_dir);
+    if (s.overwrite && !r.resume) r.run.clear();
+    r.run.create();
   });
 
-  // The step's communicator: NCCL between GPUs when it is built in, MPI otherwise.
-  std::unique_ptr<Communicator> nccl;
-  if (fo.gpus_per_rank > 0) {
-    std::vector<at::Device> devices;
-    run_collectively(world, [&] { devices = rank_devices(world, fo.gpus_per_rank); });
-    if (nccl_compiled()) nccl = make_nccl_communicator(world, devices[0].index());
-  }
+  // The fitter, and every subject's model (for the layouts a checkpoint records, fitted or not).
+  const std::unique_ptr<Communicator> nccl = step_communicator(world, s.fit.gpus_per_rank);
   const Communicator& comm = nccl ? *nccl : static_cast<const Communicator&>(world);
-
-  Fitter fitter(comm, spec, fo, data.subjects());
-  const auto& infos = data.subjects();
+  const auto& infos = r.data->subjects();
+  Fitter fitter(comm, r.spec, s.fit, infos);
+  std::vector<std::unique_ptr<SubjectModel>> models;
   std::vector<std::string> names;
-  for (const auto& i : infos)
+  for (const auto& i : infos) {
+    models.push_back(std::make_unique<SubjectModel>(fitter.shared(), shape_of(i), i.name));
     names.push_back(i.name);
-  std::vector<std::unique_ptr<SubjectModel>> all_models;  // every subject's layout, for checkpoints
-  for (const auto& i : infos)
-    all_models.push_back(std::make_unique<SubjectModel>(fitter.shared(), shape_of(i), i.name));
-  const std::set<int> fitted(fitter.log().fitted.begin(), fitter.log().fitted.end());
-
-  if (resume) {
-    std::vector<std::pair<std::string, const ParamLayout*>> layouts;
-    for (const auto& m : all_models)
-      layouts.emplace_back(m->name(), &m->layout());
-    run_collectively(world, [&] {
-      resume->check_model(model_text(opts), fitter.shared().layout(), layouts);
-      MSLR_CHECK(resume->subject_names() == names, resume->path(),
-                 ": the checkpoint's subjects differ from those of ", data.path());
-    });
-    FitState state;
-    run_collectively(world, [&] { state = resume->read_state(fitter.local_subjects()); });
-    fitter.restore(state);
-  } else {
-    fitter.initialize();
   }
-  fitter.load_data([&](int s) {
-    DataReadOptions r;
-    const auto groups = spec.groups();
-    r.groups = {groups.begin(), groups.end()};
-    // The fit reads no further than its training data, unless it keeps a copy for its checkpoints.
-    r.rows = opts.flag("copy-data") ? -1 : fo.split.train(infos[s].n_time).end;
-    return data.read(s, r);
+  start_or_resume(fitter, r, models, world);
+  fitter.load_data([&](int subject) {
+    DataReadOptions read;
+    const auto groups = r.spec.groups();
+    read.groups = {groups.begin(), groups.end()};
+    // No further than the training data, unless a copy is kept for the checkpoints.
+    read.rows = s.copies.data ? -1 : s.fit.split.train(infos[subject].n_time).end;
+    return r.data->read(subject, read);
   });
 
   // The run folder is where the config lives, not part of it: a copied folder resumes where it is.
-  const std::string config_text = opts.resolved({"config", "resume", "out", "overwrite", "quiet"});
+  const std::string config_text = r.options.resolved({"config", "resume", "out", "overwrite", "quiet"});
   console.line("mslr " MSLR_VERSION " fit: " + std::to_string(world.size()) + " rank(s), " +
                std::to_string(threads) + " thread(s) per rank, " + comm.backend() + " all-reduce; " +
                fitter.describe());
   console.line("resolved config:\n" + config_text);
   console.line(fitter.placement().table(names));
-  if (resume) {
-    const FitState where = fitter.state();
-    console.line("resuming from " + resume->path() + " at epoch " + std::to_string(where.epoch) +
-                 (where.batch ? ", minibatch " + std::to_string(where.batch) : ""));
+  if (r.resume) {
+    const FitState at = fitter.state();
+    console.line("resuming from " + r.resume->path() + " at epoch " + std::to_string(at.epoch) +
+                 (at.batch ? ", minibatch " + std::to_string(at.batch) : ""));
   }
-  if (world.is_root()) {
-    std::ofstream(out + "/config.ini") << "# mslr fit: the configuration this run used\n" << config_text;
-  }
-  MetricsFile metrics(out + "/metrics.jsonl", world.is_root(), fitter.log(), names);
-
-  CheckpointHeader header;
-  header.config = config_text;
-  header.model = model_text(opts);
-  header.shared_layout = fitter.shared().layout();
-  header.subjects = infos;
-  for (size_t i = 0; i < infos.size(); ++i) {
-    header.subject_layouts.push_back(all_models[i]->layout());
-    header.extras.push_back(
-        extras_of(*all_models[i], infos[i], fitted.count(static_cast<int>(i)) > 0, opts, fo.dtype));
-  }
-  auto save = [&](const FitState& st, const std::string& file) {
-    std::map<int, std::map<std::string, at::Tensor>> extras;
-    for (const auto& s : st.subjects) {
-      if (!s.fitted) continue;
-      auto& x = extras[s.index];
-      for (auto& [k, v] : fitter.predicted_modes(s.index))
-        x["modes/" + k] = v;
-      if (opts.flag("copy-props") || opts.flag("copy-data")) {
-        const SubjectData d = fitter.held_data(s.index);
-        if (opts.flag("copy-props"))
-          for (const auto& [g, p] : d.props)
-            x["props/" + g] = p;
-        if (opts.flag("copy-data")) {
-          for (const auto& [g, v] : d.groups)
-            x["groups/" + g] = v;
-          if (d.segments.defined()) x["segments"] = d.segments;
-        }
-      }
-    }
-    const std::string path = ckpt_dir + "/" + file;
-    write_checkpoint(path, world, header, st, extras);
-    run_collectively(world, [&] {
-      if (!world.is_root()) return;
-      point_link(ckpt_dir + "/latest", file);
-      prune_checkpoints(ckpt_dir, static_cast<int>(keep));
-    });
-    console.line("checkpoint " + path);
-  };
+  if (world.is_root()) std::ofstream(r.run.config()) << "# mslr fit: the configuration this run used\n" << config_text;
+  MetricsFile metrics(r.run.metrics().string(), world.is_root(), fitter.log(), names);
+  const CheckpointWriter checkpoints(r, fitter, models, config_text, world, console);
 
   install_stop_signals();
   FitHooks hooks;
-  hooks.report_every = static_cast<int>(update);
-  hooks.on_report = [&](const FitLog& log, const FitReport& r) {
-    metrics.append(log, r.first_new);
-    console.line(progress_line(log, r, fo.epochs, names));
+  hooks.report_every = s.update_interval;
+  hooks.on_report = [&](const FitLog& log, const FitReport& report) {
+    metrics.append(log, report.first_new);
+    console.line(progress_line(log, report, s.fit.epochs, names));
   };
-  hooks.checkpoint_after = [&](int epoch) {
-    return (every > 0 && epoch % every == 0) || checkpoint_epochs.count(epoch) > 0;
-  };
+  hooks.checkpoint_after = [&](int epoch) { return s.checkpoints.due(epoch); };
   hooks.on_checkpoint = [&](const FitState& st) {
-    char file[64];
-    if (st.batch == 0)
-      std::snprintf(file, sizeof file, "epoch-%06d.h5", st.epoch);
-    else
-      std::snprintf(file, sizeof file, "epoch-%06d-batch-%05d.h5", st.epoch, st.batch);
-    save(st, file);
+    checkpoints.save(st, RunFolder::checkpoint_name(st.epoch, st.batch));
   };
   hooks.stop_requested = [] { return stop_signalled(); };
-  bool stopped = false;
-  try {
-    stopped = fitter.run(hooks);
-  } catch (const DivergedError& e) {
-    const std::string latest = ckpt_dir + "/latest";
-    throw DivergedError(std::string(e.what()) + "; " +
-                        (::access(latest.c_str(), F_OK) == 0 ? "the last checkpoint is " + latest
-                                                             : "no checkpoint was written"));
-  } catch (const CollectiveError&) {
-    throw;  // every rank has it: they exit together
-  } catch (const std::exception& e) {
-    // Only this rank failed; the others wait in the step's all-reduce. End the job here, before unwinding
-    // through the collective closes of the open HDF5 files, which would wait for them forever.
-    std::fprintf(stderr, "mslr fit: error on rank %d: %s\n", world.rank(), e.what());
-    std::fflush(stderr);
-    abort_world(kExitError);
-  }
-  if (stopped) {
-    console.line("stopped by a signal; resume with: mslr fit --resume " + out);
+  if (run_contained(fitter, hooks, r.run, world)) {
+    console.line("stopped by a signal; resume with: mslr fit --resume " + r.run.root().string());
     return kExitCheckpointed;
   }
-  save(fitter.state(), "final.h5");
-  const FitLog& log = fitter.log();
-  if (log.size()) {
-    // One line with the figures a scaling study collects (jobs/slurm-scaling.sh reads it).
-    char line[256];
-    std::snprintf(line, sizeof line,
-                  "done: %zu epochs, %.3f s of fitting (%.4g s/epoch), objective %.9g, ranks %d", log.size(),
-                  log.elapsed.back(), log.elapsed.back() / static_cast<double>(log.size()),
-                  log.objective.back(), world.size());
-    console.line(std::string(line) + ", results in " + out);
-  }
+  checkpoints.save(fitter.state(), RunFolder::final_name());
+  if (fitter.log().size()) console.line(done_line(fitter.log(), world.size(), r.run));
   return kExitOk;
 }
 

@@ -886,10 +886,8 @@ std::map<std::string, at::Tensor> Fitter::predicted_modes(int subject) const {
       props[g] = p.to(opts);
     const ModeSet modes = model.predict_modes(props, v);
     std::map<std::string, at::Tensor> out;
-    for (int g = 0; g < model.n_inputs(); ++g)
-      if (modes.p[g].defined()) out["p." + model.spec().inputs[g].group] = modes.p[g].cpu();
-    for (int h = 0; h < model.n_outputs(); ++h)
-      if (modes.u[h].defined()) out["u." + model.spec().outputs[h].group] = modes.u[h].cpu();
+    for (const auto& pm : model.predicted_modes())
+      out[pm.name] = (pm.input ? modes.p[pm.index] : modes.u[pm.index]).cpu();
     return out;
   }
   fail("subject ", subject, " is not fitted on rank ", m.comm.rank());

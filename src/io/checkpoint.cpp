@@ -415,12 +415,74 @@ at::Tensor CheckpointFile::read_shared_params() const {
   return read_values(*impl_->file, "shared/params", shared_layout_.numel());
 }
 
-bool CheckpointFile::has_extra(int i, const std::string& path) const {
-  return impl_->file->exists("subjects/" + names_.at(i) + "/" + path);
+SubjectExtras CheckpointFile::read_extras(int i) const {
+  const h5::Location subject = impl_->file->group("subjects/" + names_.at(i));
+  SubjectExtras x;
+  // Every dataset of a folder of extras: 2-D numbers, finite (the segments aside, checked below).
+  auto read_folder = [&](const std::string& folder, std::map<std::string, at::Tensor>& into) {
+    if (!subject.exists(folder)) return;
+    const h5::Location g = subject.group(folder);
+    for (const auto& name : g.children()) {
+      const h5::ObjectInfo info = g.info(name);
+      MSLR_CHECK(info.kind == h5::ObjectInfo::kDataset && info.shape.size() == 2, path_, ": ",
+                 g.full_path(name), " is ", info.kind_name(), " of ", info.shape.size(),
+                 " dimensions, not a 2-D dataset");
+      at::Tensor t = g.read(name, at::kFloat);
+      MSLR_CHECK(at::isfinite(t).all().item<bool>(), path_, ": ", g.full_path(name),
+                 " holds a non-finite value");
+      into[name] = t;
+    }
+  };
+  read_folder("modes", x.modes);
+  read_folder("props", x.props);
+  read_folder("groups", x.groups);
+  if (subject.exists("segments")) {
+    const h5::ObjectInfo info = subject.info("segments");
+    MSLR_CHECK(info.kind == h5::ObjectInfo::kDataset && info.shape.size() == 2 && info.shape[1] == 2, path_,
+               ": ", subject.full_path("segments"), " is not a [k, 2] dataset");
+    x.segments = subject.read("segments", at::kLong);
+  }
+  int64_t n_time = -1;
+  for (const auto& [g, v] : x.groups) {
+    MSLR_CHECK(n_time < 0 || v.size(0) == n_time, path_, ": subject '", names_.at(i), "': copied group '", g,
+               "' has ", v.size(0), " time points, another ", n_time);
+    n_time = v.size(0);
+  }
+  if (x.segments.defined() && n_time >= 0) validate_segments(x.segments, n_time, path_ + ": " + names_.at(i));
+  return x;
 }
 
-at::Tensor CheckpointFile::read_extra(int i, const std::string& path, at::ScalarType dtype) const {
-  return impl_->file->read("subjects/" + names_.at(i) + "/" + path, dtype);
+std::vector<ExtraDataset> subject_extras_layout(const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes,
+                                                const SubjectInfo& info, const std::vector<std::string>& groups,
+                                                const ExtrasRequest& request, at::ScalarType dtype) {
+  std::vector<ExtraDataset> x;
+  for (const auto& [name, shape] : modes)
+    x.push_back({"modes/" + name, shape, dtype});
+  if (request.props)
+    for (const auto& g : groups)
+      if (info.n_props.count(g)) x.push_back({"props/" + g, {info.widths.at(g), info.n_props.at(g)}, at::kFloat});
+  if (request.data) {
+    for (const auto& g : groups)
+      x.push_back({"groups/" + g, {info.n_time, info.widths.at(g)}, at::kFloat});
+    if (info.segments.defined()) x.push_back({"segments", {info.segments.size(0), 2}, at::kLong});
+  }
+  return x;
+}
+
+std::map<std::string, at::Tensor> subject_extras(const std::map<std::string, at::Tensor>& modes,
+                                                 const SubjectData& held, const ExtrasRequest& request) {
+  std::map<std::string, at::Tensor> x;
+  for (const auto& [name, m] : modes)
+    x["modes/" + name] = m;
+  if (request.props)
+    for (const auto& [g, p] : held.props)
+      x["props/" + g] = p;
+  if (request.data) {
+    for (const auto& [g, v] : held.groups)
+      x["groups/" + g] = v;
+    if (held.segments.defined()) x["segments"] = held.segments;
+  }
+  return x;
 }
 
 }  // namespace mslr

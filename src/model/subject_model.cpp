@@ -217,6 +217,15 @@ void SubjectModel::check_props(const std::map<std::string, at::Tensor>& props) c
     if (u_predictor(h)) check(spec().outputs[h].group, d_out_[h], u_predictor(h));
 }
 
+std::vector<SubjectModel::PredictedMode> SubjectModel::predicted_modes() const {
+  std::vector<PredictedMode> out;
+  for (int g = 0; g < n_inputs(); ++g)
+    if (p_predictor(g)) out.push_back({"p." + spec().inputs[g].group, {d_in(g), spec().inputs[g].n_modes}, true, g});
+  for (int h = 0; h < n_outputs(); ++h)
+    if (u_predictor(h)) out.push_back({"u." + spec().outputs[h].group, {d_out(h), d_trans(h)}, false, h});
+  return out;
+}
+
 ModeSet SubjectModel::predict_modes(const std::map<std::string, at::Tensor>& props,
                                     const ParamViews& params) const {
   check_props(props);

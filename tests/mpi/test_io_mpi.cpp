@@ -95,6 +95,49 @@ TEST(IoMpi, DataFileRoundTrip) {
   if (world().is_root()) std::system(("rm -rf " + dir).c_str());
 }
 
+// The extras a checkpoint keeps (modes for plots, copies of the data) read back as written, through the one
+// layout io/ builds.
+TEST(IoMpi, CheckpointExtrasReadBackWhatTheirLayoutPromised) {
+  const Problem p = make_problem(config());
+  const std::string dir = shared_tmpdir(), path = dir + "/extras.h5";
+  auto f = make(world(), p, options());
+  f->initialize();
+  load(*f, p);
+  CheckpointHeader h = header_for(*f, p);
+  const ExtrasRequest copies{true, true};
+  for (size_t i = 0; i < p.infos.size(); ++i) {
+    const SubjectModel m(f->shared(), shape_of(p.infos[i]), p.infos[i].name);
+    std::vector<std::pair<std::string, std::vector<int64_t>>> modes;
+    for (const auto& pm : m.predicted_modes())
+      modes.emplace_back(pm.name, pm.shape);
+    h.extras[i] = subject_extras_layout(modes, p.infos[i], m.spec().groups(), copies, at::kFloat);
+  }
+  const FitState st = f->state();
+  std::map<int, std::map<std::string, at::Tensor>> extras;
+  for (const auto& s : st.subjects)
+    extras[s.index] = subject_extras(f->predicted_modes(s.index), f->held_data(s.index), copies);
+  write_checkpoint(path, world(), h, st, extras);
+  const CheckpointFile ck(path, world());
+  for (const auto& s : st.subjects) {
+    const SubjectExtras x = ck.read_extras(s.index);
+    const auto modes = f->predicted_modes(s.index);
+    ASSERT_FALSE(modes.empty());
+    ASSERT_EQ(x.modes.size(), modes.size());
+    for (const auto& [name, m] : modes)
+      EXPECT_TRUE(at::equal(x.modes.at(name), m.to(at::kFloat))) << name;
+    const SubjectData held = f->held_data(s.index);
+    ASSERT_EQ(x.groups.size(), held.groups.size());
+    for (const auto& [g, v] : held.groups)
+      EXPECT_TRUE(at::equal(x.groups.at(g), v.to(at::kFloat))) << g;
+    ASSERT_EQ(x.props.size(), held.props.size());
+    for (const auto& [g, v] : held.props)
+      EXPECT_TRUE(at::equal(x.props.at(g), v.to(at::kFloat))) << g;
+    EXPECT_EQ(x.segments.defined(), held.segments.defined());
+  }
+  world().barrier();
+  if (world().is_root()) std::system(("rm -rf " + dir).c_str());
+}
+
 TEST(IoMpi, CheckpointReadsBackEveryParameterAndMoment) {
   const Problem p = make_problem(config());
   const std::string dir = shared_tmpdir(), path = dir + "/ckpt.h5";

@@ -7,8 +7,12 @@
 // and the value when it does not parse.
 #pragma once
 
+#include <cstdio>
+#include <cstdlib>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace mslr {
@@ -58,6 +62,24 @@ class Options {
   std::map<std::string, std::vector<std::string>> values_;
   std::map<std::string, bool> given_;
 };
+
+// An option's default as text, taken from the default of the value the code fills (FitOptions{}.epochs), so
+// that each default is written once: the shortest text that reads back as the same value.
+template <class T>
+std::string default_text(T value) {
+  if constexpr (std::is_same_v<T, bool>) {
+    return value ? "true" : "false";
+  } else if constexpr (std::is_integral_v<T>) {
+    return std::to_string(value);
+  } else {
+    char text[32];
+    for (int digits = 1; digits <= 17; ++digits) {
+      std::snprintf(text, sizeof text, "%.*g", digits, static_cast<double>(value));
+      if (std::strtod(text, nullptr) == static_cast<double>(value)) break;
+    }
+    return text;
+  }
+}
 
 // A bad command line or config: reported as one line, exit status 2.
 struct UsageError : std::runtime_error {

@@ -36,6 +36,28 @@ struct ExtraDataset {
   at::ScalarType dtype = at::kFloat;
 };
 
+// What a subject's entry holds besides its parameters and Adam state (its "extras"), in one place: the
+// layout is built, filled and read back only here.
+struct ExtrasRequest {
+  bool props = false;  // props/<group>: --copy-props
+  bool data = false;   // groups/<group> and segments: --copy-data
+};
+// The extra datasets of a fitted subject: modes/<name> for each mode its predictors give
+// (SubjectModel::predicted_modes), then the copies asked for of the `groups` the model reads.
+std::vector<ExtraDataset> subject_extras_layout(const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes,
+                                                const SubjectInfo& info, const std::vector<std::string>& groups,
+                                                const ExtrasRequest& request, at::ScalarType dtype);
+// Their values, by path: the predicted modes by name (Fitter::predicted_modes) and the data the fit holds.
+std::map<std::string, at::Tensor> subject_extras(const std::map<std::string, at::Tensor>& modes,
+                                                 const SubjectData& held, const ExtrasRequest& request);
+// What a checkpoint's extras of one subject hold, read back (empty maps where nothing was kept).
+struct SubjectExtras {
+  std::map<std::string, at::Tensor> modes;   // by mode name, [d, k]
+  std::map<std::string, at::Tensor> props;   // by group, [d, n_props]
+  std::map<std::string, at::Tensor> groups;  // by group, [T, d]
+  at::Tensor segments;                       // [k, 2] int64, or undefined
+};
+
 // What every rank knows about a checkpoint before writing it (identical on all ranks).
 struct CheckpointHeader {
   std::string config;  // the resolved configuration, as text
@@ -91,8 +113,8 @@ class CheckpointFile {
   // One subject's parameters (no Adam state), e.g. for prediction.
   at::Tensor read_subject_params(int i) const;
   at::Tensor read_shared_params() const;
-  bool has_extra(int i, const std::string& path) const;
-  at::Tensor read_extra(int i, const std::string& path, at::ScalarType dtype = at::kFloat) const;
+  // Subject i's extras (see subject_extras_layout), every shape checked. Independent reads.
+  SubjectExtras read_extras(int i) const;
 
  private:
   struct Impl;

@@ -97,6 +97,15 @@ class SubjectModel {
   // Turns a predictor's output [d, n_modes] into the mode the forward pass uses (÷N for p when p_modes_mean).
   at::Tensor p_from_prediction(int g, const at::Tensor& raw) const;
   at::Tensor u_from_prediction(int h, const at::Tensor& raw) const;
+  // The modes that predictors give: "p.<group>" [d_in, n_modes] of input `index` (input) or "u.<group>"
+  // [d_out, d_trans] of output `index`, inputs first. The names are those of a checkpoint's modes/.
+  struct PredictedMode {
+    std::string name;
+    std::vector<int64_t> shape;
+    bool input;
+    int index;
+  };
+  std::vector<PredictedMode> predicted_modes() const;
   // Evaluates every predicted mode from the subject's properties: props[group] [d, n_props].
   ModeSet predict_modes(const std::map<std::string, at::Tensor>& props, const ParamViews& params) const;
   // Checks that `props` holds [d, n_props] for every predicted group; throws naming group and sizes.
