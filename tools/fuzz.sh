@@ -31,7 +31,7 @@ done
 [[ -f "$here/tests/fuzz/$target.cpp" && "$target" != replay ]] || {
   echo "fuzz.sh: no fuzz target '$target' (data_reader, checkpoint_reader, options_parser)" >&2; exit 2; }
 [[ "$seconds" =~ ^[0-9]+$ ]] || { echo "fuzz.sh: SECONDS must be a whole number, got '$seconds'" >&2; exit 2; }
-command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang (apt-get install clang libclang-rt-dev)" >&2; exit 2; }
+command -v clang++ >/dev/null || { echo "fuzz.sh: needs clang and libFuzzer (Debian 12: apt-get install clang libclang-rt-14-dev)" >&2; exit 2; }
 
 build_dir="${MSLR_FUZZ_BUILD_DIR:-$here/build-fuzz}"
 if [[ ! -f "$build_dir/CMakeCache.txt" ]]; then

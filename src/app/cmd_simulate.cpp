@@ -12,21 +12,22 @@
 namespace mslr {
 
 int cmd_simulate(const Args& args, const Communicator& world) {
+  const SimulateOptions d;
   Options o(
       "simulate",
       "Writes a simulated multi-subject dataset with its ground truth (true modes, noise, noise-free means)\n"
       "and the model that generated it, which mslr fit uses when given no model options.",
       {
           {"out", "", "mslr-data file to write"},
-          {"subjects", "8", "number of subjects"},
-          {"neurons-min", "300", "fewest neurons of a subject"},
-          {"neurons-max", "800", "most neurons of a subject"},
-          {"time-points", "1500", "time points per subject"},
-          {"stim-dims", "4", "stimulus dimensions"},
-          {"modes", "4", "latent dimensions read out from the neurons"},
-          {"noise", "0.1", "noise variance of every neuron"},
-          {"stability", "0.8", "spectral radius of the latent recurrence, in (0, 1)"},
-          {"seed", "0", "random seed"},
+          {"subjects", default_text(d.subjects), "number of subjects"},
+          {"neurons-min", default_text(d.neurons_min), "fewest neurons of a subject"},
+          {"neurons-max", default_text(d.neurons_max), "most neurons of a subject"},
+          {"time-points", default_text(d.time_points), "time points per subject"},
+          {"stim-dims", default_text(d.stim_dims), "stimulus dimensions"},
+          {"modes", default_text(d.modes), "latent dimensions read out from the neurons"},
+          {"noise", default_text(d.noise), "noise variance of every neuron"},
+          {"stability", default_text(d.stability), "spectral radius of the latent recurrence, in (0, 1)"},
+          {"seed", default_text(d.seed), "random seed"},
           {"config", "", "INI file with options (the command line wins)"},
           {"quiet", "false", "print nothing but errors", OptionDecl::kFlag},
       });

@@ -13,7 +13,7 @@ std::vector<OptionDecl> with(std::vector<OptionDecl> decls,
 
 std::vector<OptionDecl> split_options() {
   return {
-      {"train-fraction", "0.8",
+      {"train-fraction", default_text(Split{}.train_fraction),
        "the first round(f*T) time points of each subject are training data, the rest test"},
       {"train-range", "",
        "training time points START:END for every subject (with --test-range, replaces the fraction)"},

@@ -1,5 +1,5 @@
 // Fuzz target: the checkpoint reader. The input is a whole checkpoint file; it is opened, checked against its
-// own layouts, and everything a resume or a prediction reads is read.
+// own layouts, and everything a resume or a prediction reads is read, extras included.
 #include <numeric>
 
 #include "fuzz_target.h"
@@ -26,8 +26,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     std::iota(everyone.begin(), everyone.end(), 0);
     ckpt.read_state(everyone);
     ckpt.read_shared_params();
-    for (int i = 0; i < n; ++i)
+    for (int i = 0; i < n; ++i) {
       ckpt.read_subject_params(i);
+      ckpt.read_extras(i);
+    }
   });
   return 0;
 }
