@@ -5,16 +5,9 @@
 #include "fuzz_target.h"
 #include "mslr/comm/communicator.h"
 #include "mslr/io/checkpoint.h"
-#include "mslr/io/lifetime.h"
-
-extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  mslr::h5::start();
-  return 0;
-}
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string path = mslr::fuzz::as_file(data, size);
-  mslr::fuzz::expect_only_mslr_errors([&] {
+  mslr::fuzz::read_as_file(data, size, [](const std::string& path) {
     const mslr::LocalCommunicator comm;
     const mslr::CheckpointFile ckpt(path, comm);
     const int n = static_cast<int>(ckpt.subject_names().size());

@@ -17,12 +17,15 @@
 
 #include "mslr/app/options.h"
 #include "mslr/core/error.h"
+#include "mslr/io/lifetime.h"
 
 namespace mslr::fuzz {
 
 // The input written to this process's scratch file (in memory where /dev/shm exists); returns its path.
+// The first call starts the file layer as the program does (h5::start).
 inline std::string as_file(const uint8_t* data, size_t size) {
   static const std::string path = [] {
+    h5::start();
     const char* tmp = std::getenv("TMPDIR");
     const std::string dir = ::access("/dev/shm", W_OK) == 0 ? "/dev/shm" : tmp && *tmp ? tmp : "/tmp";
     return dir + "/mslr-fuzz-" + std::to_string(::getpid()) + ".h5";
@@ -56,6 +59,13 @@ void expect_only_mslr_errors(F&& parse) {
     std::fprintf(stderr, "fuzz: an input escaped mslr's checks: %s\n", e.what());
     std::abort();
   }
+}
+
+// Runs `read(path)` on the input written as a file: the readers' way in.
+template <class F>
+void read_as_file(const uint8_t* data, size_t size, F&& read) {
+  const std::string path = as_file(data, size);
+  expect_only_mslr_errors([&] { read(path); });
 }
 
 }  // namespace mslr::fuzz
