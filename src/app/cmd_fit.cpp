@@ -136,8 +136,8 @@ std::unique_ptr<Communicator> step_communicator(const MpiCommunicator& world, in
 
 // Starts the fitter afresh, or from the checkpoint resumed after checking that it was written for this model
 // and these subjects.
-void start_or_resume(Fitter& fitter, const FitRequest& r, const std::vector<std::unique_ptr<SubjectModel>>& models,
-                     const Communicator& world) {
+void start_or_resume(Fitter& fitter, const FitRequest& r,
+                     const std::vector<std::unique_ptr<SubjectModel>>& models, const Communicator& world) {
   if (!r.resume) {
     fitter.initialize();
     return;
@@ -176,8 +176,8 @@ class CheckpointWriter {
       const SubjectModel& m = *models[i];
       header_.subject_layouts.push_back(m.layout());
       std::vector<std::pair<std::string, std::vector<int64_t>>> modes;
-      for (const auto& pm : m.predicted_modes())
-        modes.emplace_back(pm.name, pm.shape);
+      for (const ModeSlot& slot : m.mode_slots())
+        if (slot.predictor) modes.push_back({slot.name, {slot.rows, slot.cols}});
       header_.extras.push_back(fitted.count(static_cast<int>(i))
                                    ? subject_extras_layout(modes, header_.subjects[i], m.spec().groups(),
                                                            r.settings.copies, r.settings.fit.dtype)
@@ -190,9 +190,9 @@ class CheckpointWriter {
     std::map<int, std::map<std::string, at::Tensor>> extras;
     for (const auto& s : state.subjects)
       if (s.fitted)
-        extras[s.index] = subject_extras(fitter_.predicted_modes(s.index),
-                                         copies.props || copies.data ? fitter_.held_data(s.index) : SubjectData{},
-                                         copies);
+        extras[s.index] =
+            subject_extras(fitter_.predicted_modes(s.index),
+                           copies.props || copies.data ? fitter_.held_data(s.index) : SubjectData{}, copies);
     const std::string path = (r_.run.checkpoints() / name).string();
     write_checkpoint(path, world_, header_, state, extras);
     run_collectively(world_, [&] {
@@ -212,7 +212,8 @@ class CheckpointWriter {
 // Runs the fit. An error on this rank alone ends the job at once: the other ranks are waiting in the step's
 // all-reduce, and unwinding through the collective closes of open files would wait for them forever.
 // Returns whether a signal stopped it.
-bool run_contained(Fitter& fitter, const FitHooks& hooks, const RunFolder& run, const MpiCommunicator& world) {
+bool run_contained(Fitter& fitter, const FitHooks& hooks, const RunFolder& run,
+                   const MpiCommunicator& world) {
   try {
     return fitter.run(hooks);
   } catch (const DivergedError& e) {
@@ -234,8 +235,8 @@ std::string done_line(const FitLog& log, int ranks, const RunFolder& run) {
   char line[256];
   std::snprintf(line, sizeof line,
                 "done: %zu epochs, %.3f s of fitting (%.4g s/epoch), objective %.9g, ranks %d", log.size(),
-                log.elapsed.back(), log.elapsed.back() / static_cast<double>(log.size()), log.objective.back(),
-                ranks);
+                log.elapsed.back(), log.elapsed.back() / static_cast<double>(log.size()),
+                log.objective.back(), ranks);
   return std::string(line) + ", results in " + run.root().string();
 }
 
@@ -287,7 +288,8 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     console.line("resuming from " + r.resume->path() + " at epoch " + std::to_string(at.epoch) +
                  (at.batch ? ", minibatch " + std::to_string(at.batch) : ""));
   }
-  if (world.is_root()) std::ofstream(r.run.config()) << "# mslr fit: the configuration this run used\n" << config_text;
+  if (world.is_root())
+    std::ofstream(r.run.config()) << "# mslr fit: the configuration this run used\n" << config_text;
   MetricsFile metrics(r.run.metrics().string(), world.is_root(), fitter.log(), names);
   const CheckpointWriter checkpoints(r, fitter, models, config_text, world, console);
 

@@ -27,8 +27,10 @@ std::vector<OptionDecl> predict_options() {
           {"out", "", "predictions file to write"},
           {"split", "test", "which samples: test, train or all"},
           {"batch-size", "1000", "samples predicted at a time"},
-          {"min-var", default_text(FitOptions{}.min_var), "lower bound on psi estimated for subjects the fit never saw"},
-          {"seed", default_text(FitOptions{}.seed), "seed of the starting values of subjects the fit never saw"},
+          {"min-var", default_text(FitOptions{}.min_var),
+           "lower bound on psi estimated for subjects the fit never saw"},
+          {"seed", default_text(FitOptions{}.seed),
+           "seed of the starting values of subjects the fit never saw"},
           {"dtype", "float32", "float32 or float64 (default: as the fit)"},
       },
       {split_options(), runtime_options(), model_options()});

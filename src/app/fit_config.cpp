@@ -32,7 +32,8 @@ bool whole_number(const std::string& text, long* value) {
 // An option that the fit keeps as an int.
 int int_option(const Options& o, const std::string& name) {
   const int64_t v = o.integer(name);
-  if (v < INT_MIN || v > INT_MAX) throw UsageError("mslr fit: --" + name + ": " + o.str(name) + " is too large");
+  if (v < INT_MIN || v > INT_MAX)
+    throw UsageError("mslr fit: --" + name + ": " + o.str(name) + " is too large");
   return static_cast<int>(v);
 }
 
@@ -75,7 +76,8 @@ std::vector<OptionDecl> fit_options() {
           {"adam-beta2", default_text(f.adam.beta2), "Adam beta2"},
           {"adam-eps", default_text(f.adam.eps), "Adam epsilon"},
           {"adam-weight-decay", default_text(f.adam.weight_decay), "Adam L2 weight decay"},
-          {"min-var", default_text(f.min_var), "lower bound on every noise variance psi, applied after each step"},
+          {"min-var", default_text(f.min_var),
+           "lower bound on every noise variance psi, applied after each step"},
           {"seed", default_text(f.seed), "seed of the starting values and minibatch orders"},
           {"subjects", "", "fit only these subjects: comma-separated indices or names (default all)"},
           {"checkpoint-every", default_text(d.checkpoints.every),
@@ -86,7 +88,8 @@ std::vector<OptionDecl> fit_options() {
           {"copy-props", default_text(d.copies.props), "store each subject's properties in checkpoints",
            OptionDecl::kFlag},
           {"copy-data", default_text(d.copies.data),
-           "store each subject's data in checkpoints (a checkpoint alone can then predict)", OptionDecl::kFlag},
+           "store each subject's data in checkpoints (a checkpoint alone can then predict)",
+           OptionDecl::kFlag},
           {"data-on-device", default_text(f.data_on_device),
            "keep whole subjects on their GPU instead of copying each minibatch", OptionDecl::kFlag},
           {"dtype", "float32", "float32 or float64"},
@@ -105,7 +108,9 @@ FitSettings fit_settings_from(const Options& o) {
   f.batches = int_option(o, "batches");
   if (!o.has("lr-schedule") && !(o.number("lr") > 0))
     throw UsageError("mslr fit: --lr must be a positive number, got " + o.str("lr"));
-  f.lr = as_usage([&] { return o.has("lr-schedule") ? LrSchedule::parse(o.str("lr-schedule")) : LrSchedule(o.number("lr")); });
+  f.lr = as_usage([&] {
+    return o.has("lr-schedule") ? LrSchedule::parse(o.str("lr-schedule")) : LrSchedule(o.number("lr"));
+  });
   f.adam.beta1 = o.number("adam-beta1");
   f.adam.beta2 = o.number("adam-beta2");
   f.adam.eps = o.number("adam-eps");
@@ -126,7 +131,8 @@ FitSettings fit_settings_from(const Options& o) {
   const int64_t every = o.integer("checkpoint-every"), keep = o.integer("keep-checkpoints"),
                 update = o.integer("update-interval");
   if (every < 0 || keep < 0 || update < 1 || every > INT_MAX || keep > INT_MAX || update > INT_MAX)
-    throw UsageError("mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
+    throw UsageError(
+        "mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
   s.checkpoints.every = static_cast<int>(every);
   s.checkpoints.keep = static_cast<int>(keep);
   s.update_interval = static_cast<int>(update);

@@ -40,9 +40,10 @@ struct Fitter::Impl {
     at::Tensor train_times;                    // [n] int64, host
     at::Tensor epoch_times;                    // [n] this epoch's order, on the data device
     int64_t batch_size = 0;
-    double weight = 0.0;                             // n_s / batch_s
-    std::vector<at::Tensor> prepared_p, prepared_u;  // prepared properties of predicted groups, on the device
-    std::map<std::string, at::Tensor> props;         // [d, n_props] host
+    double weight = 0.0;  // n_s / batch_s
+    std::vector<at::Tensor>
+        prepared;  // per mode slot: the prepared properties of predicted ones, on the device
+    std::map<std::string, at::Tensor> props;  // [d, n_props] host
   };
   struct Device {
     at::Device device{at::kCPU};
@@ -376,19 +377,14 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
     }
   });
   // Prepare the predictors' inputs once, on their devices (scaled properties, or cube indices).
-  const ModelSpec& spec = shared_->spec();
   for (auto& ds : m.dev) {
     const auto opts = at::TensorOptions().dtype(m.opt.dtype).device(ds.device);
     for (int i : ds.fitted) {
       auto& l = m.local[i];
-      l.prepared_p.assign(spec.inputs.size(), at::Tensor());
-      l.prepared_u.assign(spec.outputs.size(), at::Tensor());
-      for (int g = 0; g < l.model->n_inputs(); ++g)
-        if (const ModePredictor* pred = l.model->p_predictor(g))
-          l.prepared_p[g] = pred->prepare(l.props.at(spec.inputs[g].group).to(opts));
-      for (int h = 0; h < l.model->n_outputs(); ++h)
-        if (const ModePredictor* pred = l.model->u_predictor(h))
-          l.prepared_u[h] = pred->prepare(l.props.at(spec.outputs[h].group).to(opts));
+      l.prepared.clear();
+      for (const ModeSlot& slot : l.model->mode_slots())
+        l.prepared.push_back(slot.predictor ? slot.predictor->prepare(l.props.at(slot.group).to(opts))
+                                            : at::Tensor());
     }
   }
   m.data_loaded = true;
@@ -602,16 +598,13 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
       ModeSet modes;
       modes.p.resize(model.n_inputs());
       modes.u.resize(model.n_outputs());
-      for (int g = 0; g < model.n_inputs(); ++g)
-        if (l.prepared_p[g].defined())
-          modes.p[g] = model.p_from_prediction(
-              g, model.p_predictor(g)->forward_prepared(l.prepared_p[g],
-                                                        model.p_predictor_own(g) ? v.subject : v.shared));
-      for (int h = 0; h < model.n_outputs(); ++h)
-        if (l.prepared_u[h].defined())
-          modes.u[h] = model.u_from_prediction(
-              h, model.u_predictor(h)->forward_prepared(l.prepared_u[h],
-                                                        model.u_predictor_own(h) ? v.subject : v.shared));
+      for (size_t k = 0; k < model.mode_slots().size(); ++k) {
+        const ModeSlot& slot = model.mode_slots()[k];
+        if (slot.predictor)
+          modes.of(slot) = model.from_prediction(
+              slot,
+              slot.predictor->forward_prepared(l.prepared[k], slot.own_predictor ? v.subject : v.shared));
+      }
       const at::Tensor times = l.epoch_times.narrow(0, static_cast<int64_t>(b) * l.batch_size, l.batch_size);
       std::vector<at::Tensor> x, y;  // x[g]: [b_s, d_in_g] at t-1; y[h]: [b_s, d_out_h] at t
       for (const auto& g : model.spec().inputs)
@@ -886,8 +879,8 @@ std::map<std::string, at::Tensor> Fitter::predicted_modes(int subject) const {
       props[g] = p.to(opts);
     const ModeSet modes = model.predict_modes(props, v);
     std::map<std::string, at::Tensor> out;
-    for (const auto& pm : model.predicted_modes())
-      out[pm.name] = (pm.input ? modes.p[pm.index] : modes.u[pm.index]).cpu();
+    for (const ModeSlot& slot : model.mode_slots())
+      if (slot.predictor) out[slot.name] = modes.find(slot)->cpu();
     return out;
   }
   fail("subject ", subject, " is not fitted on rank ", m.comm.rank());

@@ -11,11 +11,11 @@
 #include <cstring>
 #include <sstream>
 
+#include "h5.h"
 #include "mslr/core/error.h"
 #include "mslr/core/fault.h"
 #include "mslr/io/atomic_file.h"
 #include "mslr/io/data_file.h"
-#include "h5.h"
 #include "mslr/io/paths.h"
 
 namespace mslr {
@@ -452,15 +452,16 @@ SubjectExtras CheckpointFile::read_extras(int i) const {
   return x;
 }
 
-std::vector<ExtraDataset> subject_extras_layout(const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes,
-                                                const SubjectInfo& info, const std::vector<std::string>& groups,
-                                                const ExtrasRequest& request, at::ScalarType dtype) {
+std::vector<ExtraDataset> subject_extras_layout(
+    const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes, const SubjectInfo& info,
+    const std::vector<std::string>& groups, const ExtrasRequest& request, at::ScalarType dtype) {
   std::vector<ExtraDataset> x;
   for (const auto& [name, shape] : modes)
     x.push_back({"modes/" + name, shape, dtype});
   if (request.props)
     for (const auto& g : groups)
-      if (info.n_props.count(g)) x.push_back({"props/" + g, {info.widths.at(g), info.n_props.at(g)}, at::kFloat});
+      if (info.n_props.count(g))
+        x.push_back({"props/" + g, {info.widths.at(g), info.n_props.at(g)}, at::kFloat});
   if (request.data) {
     for (const auto& g : groups)
       x.push_back({"groups/" + g, {info.n_time, info.widths.at(g)}, at::kFloat});

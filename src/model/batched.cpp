@@ -369,6 +369,31 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
       p.keep.push_back(x);
       return static_cast<const void*>(x.data_ptr());
     };
+    // Where a slot's modes come from in the step (either side: the same code).
+    auto mode_ref = [&](const ModeSlot& slot) {
+      ModeRef r;
+      switch (slot.source) {
+        case ModeSource::kPredicted:
+          r.kind = ModeRef::kPredicted;
+          if (slot.side == ModeSlot::kInput && shared.spec().p_modes_mean)
+            r.alpha = 1.0 / static_cast<double>(slot.rows);
+          r.run = add_to_run(
+              slot.predictor, !slot.own_predictor, slot.own_predictor ? m.layout() : shared.layout(),
+              2 * slot.index + (slot.side == ModeSlot::kOutput), s, props(slot.group), &r.row0);
+          break;
+        case ModeSource::kOwned:
+          r.kind = ModeRef::kOwned;
+          r.offset = m.layout()[slot.owned].offset;
+          break;
+        case ModeSource::kFixed:
+          if (!slot.identity) {
+            r.kind = ModeRef::kFixed;
+            r.fixed = slot.fixed.to(dtype).contiguous();
+          }
+          break;
+      }
+      return r;
+    };
     const bool concat = shared.spec().mapping.kind == MappingSpec::kConcat;
     int64_t col = 0;
     for (int g = 0; g < m.n_inputs(); ++g) {
@@ -380,26 +405,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
       ip.col = concat ? col : 0;
       col += ip.K;
       ip.series = series(spec.group, ip.d);
-      switch (spec.modes) {
-        case ModeSource::kPredicted: {
-          ip.modes.kind = ModeRef::kPredicted;
-          ip.modes.alpha = shared.spec().p_modes_mean ? 1.0 / static_cast<double>(ip.d) : 1.0;
-          const bool own = m.p_predictor_own(g);
-          ip.modes.run = add_to_run(m.p_predictor(g), !own, own ? m.layout() : shared.layout(), 2 * g, s,
-                                    props(spec.group), &ip.modes.row0);
-          break;
-        }
-        case ModeSource::kOwned:
-          ip.modes.kind = ModeRef::kOwned;
-          ip.modes.offset = m.layout()[m.layout().index_of("p." + spec.group)].offset;
-          break;
-        case ModeSource::kFixed:
-          if (m.p_fixed(g).defined() && !m.p_identity(g)) {
-            ip.modes.kind = ModeRef::kFixed;
-            ip.modes.fixed = m.p_fixed(g).to(dtype).contiguous();
-          }
-          break;
-      }
+      ip.modes = mode_ref(m.p_slot(g));
       p.in.push_back(ip);
     }
     const auto trans = shared.spec().trans_dims();
@@ -415,23 +421,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
       op.psi = l[m.psi_index(h)].offset;
       if (spec.scales) op.scale = l[l.index_of("scale." + spec.group)].offset;
       if (spec.offsets) op.offset = l[l.index_of("offset." + spec.group)].offset;
-      switch (spec.modes) {
-        case ModeSource::kPredicted: {
-          op.modes.kind = ModeRef::kPredicted;
-          const bool own = m.u_predictor_own(h);
-          op.modes.run = add_to_run(m.u_predictor(h), !own, own ? m.layout() : shared.layout(), 2 * h + 1, s,
-                                    props(spec.group), &op.modes.row0);
-          break;
-        }
-        case ModeSource::kOwned:
-          op.modes.kind = ModeRef::kOwned;
-          op.modes.offset = l[l.index_of("u." + spec.group)].offset;
-          break;
-        case ModeSource::kFixed:
-          op.modes.kind = ModeRef::kFixed;
-          op.modes.fixed = m.u_fixed(h).to(dtype).contiguous();
-          break;
-      }
+      op.modes = mode_ref(m.u_slot(h));
       p.out.push_back(op);
     }
     for (const auto& r : p.in)

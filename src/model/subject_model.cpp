@@ -27,24 +27,45 @@ int64_t props_of(const std::map<std::string, int64_t>& n_props, const std::strin
 
 }  // namespace
 
+namespace {
+
+// What the spec says of the mode matrix of input or output `index`: its group, source and predictor, and its
+// number of columns (n_modes for p, the latent width for u).
+struct SlotSpec {
+  const std::string& group;
+  ModeSource source;
+  const PredictorSpec& predictor;
+  int64_t cols;
+};
+
+SlotSpec slot_spec(const ModelSpec& spec, ModeSlot::Side side, int index) {
+  if (side == ModeSlot::kInput) {
+    const InputSpec& in = spec.inputs[index];
+    return {in.group, in.modes, in.predictor, in.n_modes};
+  }
+  const OutputSpec& out = spec.outputs[index];
+  return {out.group, out.modes, out.predictor, spec.trans_dims()[index]};
+}
+
+std::string slot_name(ModeSlot::Side side, const std::string& group) {
+  return (side == ModeSlot::kInput ? "p." : "u.") + group;
+}
+
+}  // namespace
+
 SharedModules::SharedModules(ModelSpec spec, const std::map<std::string, int64_t>& n_props)
     : spec_(std::move(spec)) {
   spec_.validate();
-  const auto trans = spec_.trans_dims();
-  for (const auto& g : spec_.inputs) {
-    std::unique_ptr<ModePredictor> p;
-    if (g.modes == ModeSource::kPredicted && !g.predictor.per_subject)
-      p = make_predictor(g.predictor, props_of(n_props, g.group, "the data"), g.n_modes, layout_,
-                         "pred.p." + g.group);
-    p_pred_.push_back(std::move(p));
-  }
-  for (size_t h = 0; h < spec_.outputs.size(); ++h) {
-    const auto& o = spec_.outputs[h];
-    std::unique_ptr<ModePredictor> p;
-    if (o.modes == ModeSource::kPredicted && !o.predictor.per_subject)
-      p = make_predictor(o.predictor, props_of(n_props, o.group, "the data"), trans[h], layout_,
-                         "pred.u." + o.group);
-    u_pred_.push_back(std::move(p));
+  const int sizes[2] = {static_cast<int>(spec_.inputs.size()), static_cast<int>(spec_.outputs.size())};
+  for (const ModeSlot::Side side : {ModeSlot::kInput, ModeSlot::kOutput}) {
+    for (int i = 0; i < sizes[side]; ++i) {
+      const SlotSpec m = slot_spec(spec_, side, i);
+      std::unique_ptr<ModePredictor> p;
+      if (m.source == ModeSource::kPredicted && !m.predictor.per_subject)
+        p = make_predictor(m.predictor, props_of(n_props, m.group, "the data"), m.cols, layout_,
+                           "pred." + slot_name(side, m.group));
+      pred_[side].push_back(std::move(p));
+    }
   }
   if (spec_.shared_mapping)
     mapping_ =
@@ -55,46 +76,60 @@ at::Tensor SharedModules::initial_values(uint64_t seed, at::ScalarType dtype) co
   return layout_.initial_values(seed, hash_name("shared"), dtype);
 }
 
+ModeSlot SubjectModel::make_slot(ModeSlot::Side side, int index, int64_t rows, const SubjectShape& shape) {
+  const SlotSpec m = slot_spec(spec(), side, index);
+  ModeSlot slot;
+  slot.side = side;
+  slot.index = index;
+  slot.group = m.group;
+  slot.name = slot_name(side, m.group);
+  slot.source = m.source;
+  slot.rows = rows;
+  slot.cols = m.cols;
+  const std::string who = "subject '" + name_ + "'";
+  switch (m.source) {
+    case ModeSource::kPredicted:
+      if (m.predictor.per_subject) {
+        own_predictors_.push_back(make_predictor(m.predictor, props_of(shape.n_props, m.group, who), m.cols,
+                                                 layout_, "pred." + slot.name));
+        slot.predictor = own_predictors_.back().get();
+        slot.own_predictor = true;
+      } else {
+        slot.predictor = shared_.predictor(side, index);
+        MSLR_CHECK(props_of(shape.n_props, m.group, who) == slot.predictor->n_props(), who, " has ",
+                   shape.n_props.at(m.group), " properties for group '", m.group,
+                   "', the shared predictor takes ", slot.predictor->n_props());
+      }
+      break;
+    case ModeSource::kOwned:
+      // Starting values of variance about 1/width of the side the modes are summed over.
+      slot.owned = layout_.add(
+          slot.name, {rows, m.cols},
+          Init::normal(1.0 / std::sqrt(static_cast<double>(side == ModeSlot::kInput ? rows : m.cols))));
+      break;
+    case ModeSource::kFixed:
+      MSLR_CHECK(
+          rows == m.cols, who, ", ", slot.side_name(), " group '", m.group, "': fixed identity modes need ",
+          m.cols,
+          side == ModeSlot::kInput ? " variables (the number of modes)" : " variables (the latent width)",
+          ", the group has ", rows);
+      slot.fixed = at::eye(rows, at::kDouble);
+      slot.identity = side == ModeSlot::kInput;
+      break;
+  }
+  return slot;
+}
+
 SubjectModel::SubjectModel(const SharedModules& shared, const SubjectShape& shape, std::string name)
     : shared_(shared), name_(std::move(name)) {
   const ModelSpec& spec = shared.spec();
+  // The layout's order (each input's modes, the mapping, then each output's modes and noise) is part of the
+  // checkpoint format: checkpoints compare layouts.
   std::vector<int64_t> proj_dims;
   for (size_t g = 0; g < spec.inputs.size(); ++g) {
-    const InputSpec& in = spec.inputs[g];
-    const int64_t d = width_of(shape, in.group, name_);
-    d_in_.push_back(d);
-    proj_dims.push_back(in.n_modes);
-    std::unique_ptr<ModePredictor> own;
-    int owned = -1;
-    at::Tensor fixed;
-    bool identity = false;
-    switch (in.modes) {
-      case ModeSource::kPredicted:
-        if (in.predictor.per_subject)
-          own = make_predictor(in.predictor, props_of(shape.n_props, in.group, "subject '" + name_ + "'"),
-                               in.n_modes, layout_, "pred.p." + in.group);
-        else
-          MSLR_CHECK(props_of(shape.n_props, in.group, "subject '" + name_ + "'") ==
-                         shared.p_predictor(g)->n_props(),
-                     "subject '", name_, "' has ", shape.n_props.at(in.group), " properties for group '",
-                     in.group, "', the shared predictor takes ", shared.p_predictor(g)->n_props());
-        break;
-      case ModeSource::kOwned:
-        owned = layout_.add("p." + in.group, {d, in.n_modes},
-                            Init::normal(1.0 / std::sqrt(static_cast<double>(d))));
-        break;
-      case ModeSource::kFixed:
-        MSLR_CHECK(d == in.n_modes, "subject '", name_, "', input group '", in.group,
-                   "': fixed identity modes need ", in.n_modes,
-                   " variables (the number of modes), the group has ", d);
-        fixed = at::eye(d, at::kDouble);
-        identity = true;
-        break;
-    }
-    own_p_pred_.push_back(std::move(own));
-    p_owned_.push_back(owned);
-    p_fixed_.push_back(fixed);
-    p_identity_.push_back(identity);
+    d_in_.push_back(width_of(shape, spec.inputs[g].group, name_));
+    proj_dims.push_back(spec.inputs[g].n_modes);
+    slots_.push_back(make_slot(ModeSlot::kInput, static_cast<int>(g), d_in_.back(), shape));
   }
   mapping_ = std::make_unique<Mapping>(spec.mapping, proj_dims, layout_, "map");
   d_trans_ = spec.trans_dims();
@@ -103,34 +138,7 @@ SubjectModel::SubjectModel(const SharedModules& shared, const SubjectShape& shap
     const OutputSpec& out = spec.outputs[h];
     const int64_t d = width_of(shape, out.group, name_);
     d_out_.push_back(d);
-    std::unique_ptr<ModePredictor> own;
-    int owned = -1;
-    at::Tensor fixed;
-    switch (out.modes) {
-      case ModeSource::kPredicted:
-        if (out.predictor.per_subject)
-          own = make_predictor(out.predictor, props_of(shape.n_props, out.group, "subject '" + name_ + "'"),
-                               d_trans_[h], layout_, "pred.u." + out.group);
-        else
-          MSLR_CHECK(props_of(shape.n_props, out.group, "subject '" + name_ + "'") ==
-                         shared.u_predictor(h)->n_props(),
-                     "subject '", name_, "' has ", shape.n_props.at(out.group), " properties for group '",
-                     out.group, "', the shared predictor takes ", shared.u_predictor(h)->n_props());
-        break;
-      case ModeSource::kOwned:
-        owned = layout_.add("u." + out.group, {d, d_trans_[h]},
-                            Init::normal(1.0 / std::sqrt(static_cast<double>(d_trans_[h]))));
-        break;
-      case ModeSource::kFixed:
-        MSLR_CHECK(d == d_trans_[h], "subject '", name_, "', output group '", out.group,
-                   "': fixed identity modes need ", d_trans_[h],
-                   " variables (the latent width), the group has ", d);
-        fixed = at::eye(d, at::kDouble);
-        break;
-    }
-    own_u_pred_.push_back(std::move(own));
-    u_owned_.push_back(owned);
-    u_fixed_.push_back(fixed);
+    slots_.push_back(make_slot(ModeSlot::kOutput, static_cast<int>(h), d, shape));
     psi_.push_back(layout_.add("psi." + out.group, {d}, Init::constant(spec.psi_init)));
     scale_.push_back(out.scales ? layout_.add("scale." + out.group, {d}, Init::constant(1.0)) : -1);
     offset_.push_back(out.offsets ? layout_.add("offset." + out.group, {d}, Init::constant(0.0)) : -1);
@@ -151,79 +159,42 @@ at::Tensor SubjectModel::initial_values(uint64_t seed, uint64_t subject_key, at:
   return layout_.initial_values(seed, subject_key, dtype);
 }
 
-void SubjectModel::set_fixed_p(int g, const at::Tensor& modes) {
-  const auto& in = spec().inputs[g];
-  MSLR_CHECK(in.modes == ModeSource::kFixed, "input group '", in.group, "' does not have fixed modes");
-  MSLR_CHECK(modes.dim() == 2 && modes.size(0) == d_in_[g] && modes.size(1) == in.n_modes, "subject '", name_,
-             "': fixed modes of input group '", in.group, "' have shape ", shape_str(modes.sizes()),
-             ", expected [", d_in_[g], ", ", in.n_modes, "]");
-  p_fixed_[g] = modes;
-  p_identity_[g] = false;
-}
-
-void SubjectModel::set_fixed_u(int h, const at::Tensor& modes) {
-  const auto& out = spec().outputs[h];
-  MSLR_CHECK(out.modes == ModeSource::kFixed, "output group '", out.group, "' does not have fixed modes");
-  MSLR_CHECK(modes.dim() == 2 && modes.size(0) == d_out_[h] && modes.size(1) == d_trans_[h], "subject '",
-             name_, "': fixed modes of output group '", out.group, "' have shape ", shape_str(modes.sizes()),
-             ", expected [", d_out_[h], ", ", d_trans_[h], "]");
-  u_fixed_[h] = modes;
+void SubjectModel::set_fixed(ModeSlot::Side side, int index, const at::Tensor& modes) {
+  ModeSlot& slot = slots_[side == ModeSlot::kInput ? index : n_inputs() + index];
+  MSLR_CHECK(slot.source == ModeSource::kFixed, slot.side_name(), " group '", slot.group,
+             "' does not have fixed modes");
+  MSLR_CHECK(modes.dim() == 2 && modes.size(0) == slot.rows && modes.size(1) == slot.cols, "subject '", name_,
+             "': fixed modes of ", slot.side_name(), " group '", slot.group, "' have shape ",
+             shape_str(modes.sizes()), ", expected [", slot.rows, ", ", slot.cols, "]");
+  slot.fixed = modes;
+  slot.identity = false;
 }
 
 void SubjectModel::to(const at::TensorOptions& options) {
-  for (auto& t : p_fixed_)
-    if (t.defined()) t = t.to(options);
-  for (auto& t : u_fixed_)
-    if (t.defined()) t = t.to(options);
+  for (auto& slot : slots_)
+    if (slot.fixed.defined()) slot.fixed = slot.fixed.to(options);
 }
 
-const ModePredictor* SubjectModel::p_predictor(int g) const {
-  return own_p_pred_[g] ? own_p_pred_[g].get() : shared_.p_predictor(g);
-}
-
-const ModePredictor* SubjectModel::u_predictor(int h) const {
-  return own_u_pred_[h] ? own_u_pred_[h].get() : shared_.u_predictor(h);
-}
-
-at::Tensor SubjectModel::p_from_prediction(int g, const at::Tensor& raw) const {
-  const auto& in = spec().inputs[g];
-  MSLR_CHECK(raw.dim() == 2 && raw.size(0) == d_in_[g] && raw.size(1) == in.n_modes, "subject '", name_,
-             "': predicted modes of input group '", in.group, "' have shape ", shape_str(raw.sizes()),
-             ", expected [", d_in_[g], ", ", in.n_modes, "]");
-  return spec().p_modes_mean ? raw / static_cast<double>(d_in_[g]) : raw;
-}
-
-at::Tensor SubjectModel::u_from_prediction(int h, const at::Tensor& raw) const {
-  MSLR_CHECK(raw.dim() == 2 && raw.size(0) == d_out_[h] && raw.size(1) == d_trans_[h], "subject '", name_,
-             "': predicted modes of output group '", spec().outputs[h].group, "' have shape ",
-             shape_str(raw.sizes()), ", expected [", d_out_[h], ", ", d_trans_[h], "]");
-  return raw;
+at::Tensor SubjectModel::from_prediction(const ModeSlot& slot, const at::Tensor& raw) const {
+  MSLR_CHECK(raw.dim() == 2 && raw.size(0) == slot.rows && raw.size(1) == slot.cols, "subject '", name_,
+             "': predicted modes of ", slot.side_name(), " group '", slot.group, "' have shape ",
+             shape_str(raw.sizes()), ", expected [", slot.rows, ", ", slot.cols, "]");
+  return slot.side == ModeSlot::kInput && spec().p_modes_mean ? raw / static_cast<double>(slot.rows) : raw;
 }
 
 void SubjectModel::check_props(const std::map<std::string, at::Tensor>& props) const {
-  auto check = [&](const std::string& group, int64_t width, const ModePredictor* pred) {
-    auto it = props.find(group);
-    MSLR_CHECK(it != props.end(), "subject '", name_, "' has no properties for group '", group,
+  for (const ModeSlot& slot : slots_) {
+    if (!slot.predictor) continue;
+    auto it = props.find(slot.group);
+    MSLR_CHECK(it != props.end(), "subject '", name_, "' has no properties for group '", slot.group,
                "', whose modes are predicted from them");
     const at::Tensor& t = it->second;
-    MSLR_CHECK(t.dim() == 2 && t.size(0) == width, "subject '", name_, "': properties of group '", group,
-               "' have ", t.dim() == 2 ? t.size(0) : -1, " rows, the group has ", width, " variables");
-    MSLR_CHECK(t.size(1) == pred->n_props(), "subject '", name_, "': properties of group '", group, "' have ",
-               t.size(1), " columns, the predictor takes ", pred->n_props());
-  };
-  for (int g = 0; g < n_inputs(); ++g)
-    if (p_predictor(g)) check(spec().inputs[g].group, d_in_[g], p_predictor(g));
-  for (int h = 0; h < n_outputs(); ++h)
-    if (u_predictor(h)) check(spec().outputs[h].group, d_out_[h], u_predictor(h));
-}
-
-std::vector<SubjectModel::PredictedMode> SubjectModel::predicted_modes() const {
-  std::vector<PredictedMode> out;
-  for (int g = 0; g < n_inputs(); ++g)
-    if (p_predictor(g)) out.push_back({"p." + spec().inputs[g].group, {d_in(g), spec().inputs[g].n_modes}, true, g});
-  for (int h = 0; h < n_outputs(); ++h)
-    if (u_predictor(h)) out.push_back({"u." + spec().outputs[h].group, {d_out(h), d_trans(h)}, false, h});
-  return out;
+    MSLR_CHECK(t.dim() == 2 && t.size(0) == slot.rows, "subject '", name_, "': properties of group '",
+               slot.group, "' have ", t.dim() == 2 ? t.size(0) : -1, " rows, the group has ", slot.rows,
+               " variables");
+    MSLR_CHECK(t.size(1) == slot.predictor->n_props(), "subject '", name_, "': properties of group '",
+               slot.group, "' have ", t.size(1), " columns, the predictor takes ", slot.predictor->n_props());
+  }
 }
 
 ModeSet SubjectModel::predict_modes(const std::map<std::string, at::Tensor>& props,
@@ -232,39 +203,24 @@ ModeSet SubjectModel::predict_modes(const std::map<std::string, at::Tensor>& pro
   ModeSet m;
   m.p.resize(n_inputs());
   m.u.resize(n_outputs());
-  for (int g = 0; g < n_inputs(); ++g)
-    if (const ModePredictor* pred = p_predictor(g))
-      m.p[g] = p_from_prediction(g, pred->forward(props.at(spec().inputs[g].group),
-                                                  p_predictor_own(g) ? params.subject : params.shared));
-  for (int h = 0; h < n_outputs(); ++h)
-    if (const ModePredictor* pred = u_predictor(h))
-      m.u[h] = u_from_prediction(h, pred->forward(props.at(spec().outputs[h].group),
-                                                  u_predictor_own(h) ? params.subject : params.shared));
+  for (const ModeSlot& slot : slots_)
+    if (slot.predictor)
+      m.of(slot) = from_prediction(
+          slot,
+          slot.predictor->forward(props.at(slot.group), slot.own_predictor ? params.subject : params.shared));
   return m;
 }
 
-at::Tensor SubjectModel::p_mode(int g, const ModeSet& modes, const ParamViews& params) const {
-  if (p_owned_[g] >= 0) return params.subject[p_owned_[g]];
-  if (p_fixed_[g].defined()) return p_fixed_[g];
-  MSLR_CHECK(g < static_cast<int>(modes.p.size()) && modes.p[g].defined(), "subject '", name_,
-             "': no modes supplied for input group '", spec().inputs[g].group, "'");
-  const at::Tensor& p = modes.p[g];
-  MSLR_CHECK(p.dim() == 2 && p.size(0) == d_in_[g] && p.size(1) == spec().inputs[g].n_modes, "subject '",
-             name_, "': modes of input group '", spec().inputs[g].group, "' have shape ",
-             shape_str(p.sizes()), ", expected [", d_in_[g], ", ", spec().inputs[g].n_modes, "]");
-  return p;
-}
-
-at::Tensor SubjectModel::u_mode(int h, const ModeSet& modes, const ParamViews& params) const {
-  if (u_owned_[h] >= 0) return params.subject[u_owned_[h]];
-  if (u_fixed_[h].defined()) return u_fixed_[h];
-  MSLR_CHECK(h < static_cast<int>(modes.u.size()) && modes.u[h].defined(), "subject '", name_,
-             "': no modes supplied for output group '", spec().outputs[h].group, "'");
-  const at::Tensor& u = modes.u[h];
-  MSLR_CHECK(u.dim() == 2 && u.size(0) == d_out_[h] && u.size(1) == d_trans_[h], "subject '", name_,
-             "': modes of output group '", spec().outputs[h].group, "' have shape ", shape_str(u.sizes()),
-             ", expected [", d_out_[h], ", ", d_trans_[h], "]");
-  return u;
+at::Tensor SubjectModel::mode(const ModeSlot& slot, const ModeSet& modes, const ParamViews& params) const {
+  if (slot.owned >= 0) return params.subject[slot.owned];
+  if (slot.fixed.defined()) return slot.fixed;
+  const at::Tensor* m = modes.find(slot);
+  MSLR_CHECK(m, "subject '", name_, "': no modes supplied for ", slot.side_name(), " group '", slot.group,
+             "'");
+  MSLR_CHECK(m->dim() == 2 && m->size(0) == slot.rows && m->size(1) == slot.cols, "subject '", name_,
+             "': modes of ", slot.side_name(), " group '", slot.group, "' have shape ", shape_str(m->sizes()),
+             ", expected [", slot.rows, ", ", slot.cols, "]");
+  return *m;
 }
 
 std::vector<at::Tensor> SubjectModel::forward(const std::vector<at::Tensor>& x, const ModeSet& modes,
@@ -277,14 +233,14 @@ std::vector<at::Tensor> SubjectModel::forward(const std::vector<at::Tensor>& x, 
     MSLR_CHECK(x[g].dim() == 2 && x[g].size(1) == d_in_[g], "subject '", name_, "': input group '",
                spec.inputs[g].group, "' has ", x[g].dim() == 2 ? x[g].size(1) : -1,
                " columns, the model expects ", d_in_[g]);
-    proj.push_back(p_identity_[g] ? x[g] : x[g].mm(p_mode(g, modes, params)));
+    proj.push_back(p_slot(g).identity ? x[g] : x[g].mm(mode(p_slot(g), modes, params)));
   }
   std::vector<at::Tensor> tran = mapping_->forward(proj, params.subject);
   if (const Mapping* m = shared_.mapping()) tran = m->forward(tran, params.shared);
 
   std::vector<at::Tensor> mn;
   for (int h = 0; h < n_outputs(); ++h) {
-    const at::Tensor z = tran[h].mm(u_mode(h, modes, params).t());  // [n, d_out_h]
+    const at::Tensor z = tran[h].mm(mode(u_slot(h), modes, params).t());  // [n, d_out_h]
     at::Tensor w = apply_activation(spec.outputs[h].nonlinearity, z,
                                     slope_[h] >= 0 ? params.subject[slope_[h]] : at::Tensor());
     if (scale_[h] >= 0) w = w * params.subject[scale_[h]];

@@ -85,7 +85,8 @@ def main():
         with open(corpus("options_parser", "command-line"), "wb") as f:
             f.write(b"\0".join([b"", b"--model.input", b"stim:fixed:2", b"--model.output", b"neurons:owned:tanh",
                                 b"--model.predictor", b"hypercube", b"--model.divisions", b"3,4",
-                                b"--test-range", b"10:20", b"--threads", b"2", b"10:0.1,20:0.01"]))
+                                b"--test-range", b"10:20", b"--threads", b"2", b"--lr-schedule", b"0:0.1,20:0.01",
+                                b"--checkpoint-epochs", b"3,7", b"--dtype", b"float64", b"--step", b"autograd"]))
     finally:
         shutil.rmtree(work)
     print("make_seeds: seeds written under", os.path.join(HERE, "corpus"))

@@ -108,8 +108,8 @@ TEST(IoMpi, CheckpointExtrasReadBackWhatTheirLayoutPromised) {
   for (size_t i = 0; i < p.infos.size(); ++i) {
     const SubjectModel m(f->shared(), shape_of(p.infos[i]), p.infos[i].name);
     std::vector<std::pair<std::string, std::vector<int64_t>>> modes;
-    for (const auto& pm : m.predicted_modes())
-      modes.emplace_back(pm.name, pm.shape);
+    for (const ModeSlot& slot : m.mode_slots())
+      if (slot.predictor) modes.push_back({slot.name, {slot.rows, slot.cols}});
     h.extras[i] = subject_extras_layout(modes, p.infos[i], m.spec().groups(), copies, at::kFloat);
   }
   const FitState st = f->state();

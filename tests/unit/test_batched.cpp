@@ -116,7 +116,7 @@ struct Problem {
       d.props["neurons"] = test::uniform({n, 3}, key + 3, 0, 1);
       auto m = std::make_unique<SubjectModel>(
           *shared, SubjectShape{{{"stim", 3}, {"neurons", n}}, {{"neurons", 3}}}, d.name);
-      if (c.fixed_p) m->set_fixed_p(0, test::uniform({3, 3}, key + 4));
+      if (c.fixed_p) m->set_fixed(ModeSlot::kInput, 0, test::uniform({3, 3}, key + 4));
       at::Tensor p =
           m->initial_values(seed, key, at::kDouble) + 0.2 * test::uniform({m->layout().numel()}, key + 5);
       // Noise variances and scales stay positive and away from 0.

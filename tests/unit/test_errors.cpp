@@ -61,11 +61,11 @@ TEST(ShapeErrors, PredictorOutputDiffersFromModeCount) {
   SharedModules shared(basic_spec(), {{"neurons", 3}});
   SubjectModel m(shared, kShape, "fish1");
   EXPECT_EQ(test::error_of([&] {
-              m.p_from_prediction(1, at::zeros({7, 2}));
+              m.from_prediction(m.p_slot(1), at::zeros({7, 2}));
             }),
             "subject 'fish1': predicted modes of input group 'neurons' have shape [7, 2], expected [7, 3]");
   EXPECT_EQ(test::error_of([&] {
-              m.u_from_prediction(0, at::zeros({7, 4}));
+              m.from_prediction(m.u_slot(0), at::zeros({7, 4}));
             }),
             "subject 'fish1': predicted modes of output group 'neurons' have shape [7, 4], expected [7, 5]");
   const auto v = ParamViews{m.layout().views(m.initial_values(0, 0, at::kDouble)), {}};
@@ -90,7 +90,7 @@ TEST(ShapeErrors, FixedModesAndMissingGroups) {
             "subject 'fish1' has no group 'stim'");
   SubjectModel m(shared, kShape, "fish1");
   EXPECT_EQ(test::error_of([&] {
-              m.set_fixed_p(0, at::zeros({2, 3}));
+              m.set_fixed(ModeSlot::kInput, 0, at::zeros({2, 3}));
             }),
             "subject 'fish1': fixed modes of input group 'stim' have shape [2, 3], expected [2, 2]");
 }

@@ -75,8 +75,10 @@ TEST(FitConfig, SettingsAreCheckedNamingTheOption) {
   EXPECT_EQ(message({"--update-interval", "0"}),
             "mslr fit: --checkpoint-every and --keep-checkpoints must be >= 0, --update-interval >= 1");
   const FitSettings s = fit_settings_from(parsed({"--checkpoint-every", "5", "--checkpoint-epochs", "3,12"}));
-  for (int epoch : {3, 5, 10, 12}) EXPECT_TRUE(s.checkpoints.due(epoch)) << epoch;
-  for (int epoch : {1, 4, 11}) EXPECT_FALSE(s.checkpoints.due(epoch)) << epoch;
+  for (int epoch : {3, 5, 10, 12})
+    EXPECT_TRUE(s.checkpoints.due(epoch)) << epoch;
+  for (int epoch : {1, 4, 11})
+    EXPECT_FALSE(s.checkpoints.due(epoch)) << epoch;
 }
 
 TEST(FitConfig, SubjectsAreNamesOrIndicesNeverGuessed) {
@@ -84,7 +86,9 @@ TEST(FitConfig, SubjectsAreNamesOrIndicesNeverGuessed) {
   subjects[0].name = "fish";
   subjects[1].name = "2";  // a name that reads as the index of subject 2
   subjects[2].name = "eel";
-  auto of = [&](const std::string& list) { return subjects_from(parsed({"--subjects", list}), subjects, "d.h5"); };
+  auto of = [&](const std::string& list) {
+    return subjects_from(parsed({"--subjects", list}), subjects, "d.h5");
+  };
   EXPECT_EQ(of("fish,0"), (std::vector<int>{0, 0}));
   EXPECT_EQ(of("eel,1"), (std::vector<int>{2, 1}));
   EXPECT_THROW(of("2"), UsageError);

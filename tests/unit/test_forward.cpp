@@ -211,10 +211,10 @@ TEST(Forward, SuppliedModesAreUsedAsGivenAndPredictionsAreDividedByN) {
   Fixture f(spec, {{{"n", 5}}, {{"n", 3}}});
   const at::Tensor props = test::uniform({5, 3}, 30, 0, 1);
   const ParamViews v = f.views();
-  const at::Tensor raw_p = f.model->p_predictor(0)->forward(props, v.shared);
+  const at::Tensor raw_p = f.model->p_slot(0).predictor->forward(props, v.shared);
   const ModeSet modes = f.model->predict_modes({{"n", props}}, v);
   EXPECT_LT(test::rel_diff(modes.p[0], raw_p / 5.0), 1e-15);  // p = p_pred(props) / N
-  EXPECT_LT(test::rel_diff(modes.u[0], f.model->u_predictor(0)->forward(props, v.shared)), 1e-15);
+  EXPECT_LT(test::rel_diff(modes.u[0], f.model->u_slot(0).predictor->forward(props, v.shared)), 1e-15);
   // Conditional forward: whatever modes are supplied are the ones used.
   ModeSet given{{test::uniform({5, 2}, 31)}, {test::uniform({5, 2}, 32)}};
   const at::Tensor x = test::uniform({3, 5}, 33);
@@ -224,7 +224,7 @@ TEST(Forward, SuppliedModesAreUsedAsGivenAndPredictionsAreDividedByN) {
   spec.p_modes_mean = false;
   Fixture g(spec, {{{"n", 5}}, {{"n", 3}}});
   EXPECT_LT(test::rel_diff(g.model->predict_modes({{"n", props}}, g.views()).p[0],
-                           g.model->p_predictor(0)->forward(props, g.views().shared)),
+                           g.model->p_slot(0).predictor->forward(props, g.views().shared)),
             1e-15);
 }
 

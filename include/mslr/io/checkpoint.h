@@ -44,9 +44,9 @@ struct ExtrasRequest {
 };
 // The extra datasets of a fitted subject: modes/<name> for each mode its predictors give
 // (SubjectModel::predicted_modes), then the copies asked for of the `groups` the model reads.
-std::vector<ExtraDataset> subject_extras_layout(const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes,
-                                                const SubjectInfo& info, const std::vector<std::string>& groups,
-                                                const ExtrasRequest& request, at::ScalarType dtype);
+std::vector<ExtraDataset> subject_extras_layout(
+    const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes, const SubjectInfo& info,
+    const std::vector<std::string>& groups, const ExtrasRequest& request, at::ScalarType dtype);
 // Their values, by path: the predicted modes by name (Fitter::predicted_modes) and the data the fit holds.
 std::map<std::string, at::Tensor> subject_extras(const std::map<std::string, at::Tensor>& modes,
                                                  const SubjectData& held, const ExtrasRequest& request);

@@ -29,10 +29,37 @@ struct ParamViews {
   std::vector<at::Tensor> shared;
 };
 
+// One of the model's mode matrices: p_g of input g [d_in_g, n_modes] or u_h of output h [d_out_h, d_trans_h].
+// The two sides are built, predicted, checked and read by the same code; a slot says which side it is on and
+// where its values come from (docs/DESIGN.md §2).
+struct ModeSlot {
+  enum Side { kInput, kOutput };
+  Side side = kInput;
+  int index = 0;      // g or h, within its side
+  std::string group;  // the data group
+  std::string name;   // "p.<group>" or "u.<group>": its parameters' and its checkpoint dataset's name
+  ModeSource source = ModeSource::kPredicted;
+  int64_t rows = 0, cols = 0;
+  const ModePredictor* predictor = nullptr;  // the shared or the subject's own; null unless predicted
+  bool own_predictor = false;                // that predictor's parameters are in the subject's layout
+  int owned = -1;                            // layout index of owned modes, else -1
+  at::Tensor fixed;                          // fixed modes, else undefined
+  bool identity = false;                     // fixed identity p: proj = x, no product
+  const char* side_name() const { return side == kInput ? "input" : "output"; }
+};
+
 // Modes supplied per call (a conditional forward): p[g] [d_in_g, d_proj_g] and u[h] [d_out_h, d_trans_h], as
 // used by the forward pass (predicted p-modes already divided by N). Only predicted groups need entries.
 struct ModeSet {
   std::vector<at::Tensor> p, u;
+  at::Tensor& of(const ModeSlot& slot) {
+    return slot.side == ModeSlot::kInput ? p[slot.index] : u[slot.index];
+  }
+  const at::Tensor* find(const ModeSlot& slot) const {
+    const auto& side = slot.side == ModeSlot::kInput ? p : u;
+    return slot.index < static_cast<int>(side.size()) && side[slot.index].defined() ? &side[slot.index]
+                                                                                    : nullptr;
+  }
 };
 
 // The sizes a subject model is built for, per data group.
@@ -51,15 +78,14 @@ class SharedModules {
   const ModelSpec& spec() const { return spec_; }
   const ParamLayout& layout() const { return layout_; }
   // The shared predictor of input g / output h, or nullptr when its modes are not shared-predicted.
-  const ModePredictor* p_predictor(int g) const { return p_pred_[g].get(); }
-  const ModePredictor* u_predictor(int h) const { return u_pred_[h].get(); }
+  const ModePredictor* predictor(ModeSlot::Side side, int index) const { return pred_[side][index].get(); }
   const Mapping* mapping() const { return mapping_.get(); }  // the shared part of m, or nullptr
   at::Tensor initial_values(uint64_t seed, at::ScalarType dtype) const;
 
  private:
   ModelSpec spec_;
   ParamLayout layout_;
-  std::vector<std::unique_ptr<ModePredictor>> p_pred_, u_pred_;
+  std::vector<std::unique_ptr<ModePredictor>> pred_[2];  // by side
   std::unique_ptr<Mapping> mapping_;
 };
 
@@ -82,30 +108,18 @@ class SubjectModel {
   // Initial values of this subject's parameters, drawn from (seed, subject key).
   at::Tensor initial_values(uint64_t seed, uint64_t subject_key, at::ScalarType dtype) const;
 
-  // Replaces fixed modes (default: identity) of input g / output h; shapes are checked.
-  void set_fixed_p(int g, const at::Tensor& modes);
-  void set_fixed_u(int h, const at::Tensor& modes);
+  // Every mode matrix: the inputs' p_g, then the outputs' u_h.
+  const std::vector<ModeSlot>& mode_slots() const { return slots_; }
+  const ModeSlot& p_slot(int g) const { return slots_[g]; }
+  const ModeSlot& u_slot(int h) const { return slots_[n_inputs() + h]; }
+  // Replaces the fixed modes (default: identity) of input or output `index`; the shape is checked.
+  void set_fixed(ModeSlot::Side side, int index, const at::Tensor& modes);
   // Moves the fixed modes to a dtype and device.
   void to(const at::TensorOptions& options);
 
-  // The predictor of input g / output h (the shared one or the subject's own), nullptr when not predicted.
-  const ModePredictor* p_predictor(int g) const;
-  const ModePredictor* u_predictor(int h) const;
-  // True when that predictor's parameters are in the subject's layout (per-subject predictors).
-  bool p_predictor_own(int g) const { return own_p_pred_[g] != nullptr; }
-  bool u_predictor_own(int h) const { return own_u_pred_[h] != nullptr; }
-  // Turns a predictor's output [d, n_modes] into the mode the forward pass uses (÷N for p when p_modes_mean).
-  at::Tensor p_from_prediction(int g, const at::Tensor& raw) const;
-  at::Tensor u_from_prediction(int h, const at::Tensor& raw) const;
-  // The modes that predictors give: "p.<group>" [d_in, n_modes] of input `index` (input) or "u.<group>"
-  // [d_out, d_trans] of output `index`, inputs first. The names are those of a checkpoint's modes/.
-  struct PredictedMode {
-    std::string name;
-    std::vector<int64_t> shape;
-    bool input;
-    int index;
-  };
-  std::vector<PredictedMode> predicted_modes() const;
+  // Turns a slot's predictor output [rows, cols] into the modes the forward pass uses (÷N for p when
+  // p_modes_mean).
+  at::Tensor from_prediction(const ModeSlot& slot, const at::Tensor& raw) const;
   // Evaluates every predicted mode from the subject's properties: props[group] [d, n_props].
   ModeSet predict_modes(const std::map<std::string, at::Tensor>& props, const ParamViews& params) const;
   // Checks that `props` holds [d, n_props] for every predicted group; throws naming group and sizes.
@@ -134,30 +148,24 @@ class SubjectModel {
                      const std::map<std::string, at::Tensor>& initial, const ModeSet& modes,
                      const ParamViews& params, Rng* noise) const;
 
-  // Fixed modes of input g / output h (undefined when not fixed); p_identity(g): input g's fixed modes are
-  // the identity, so that proj = x.
-  const at::Tensor& p_fixed(int g) const { return p_fixed_[g]; }
-  const at::Tensor& u_fixed(int h) const { return u_fixed_[h]; }
-  bool p_identity(int g) const { return p_identity_[g]; }
-
   // Layout indices of the per-output parameters (for the psi clamp and for tests).
   int psi_index(int h) const { return psi_[h]; }
 
  private:
-  at::Tensor p_mode(int g, const ModeSet& modes, const ParamViews& params) const;
-  at::Tensor u_mode(int h, const ModeSet& modes, const ParamViews& params) const;
+  // A slot's modes for one forward pass: owned, fixed, or supplied in `modes` (checked).
+  at::Tensor mode(const ModeSlot& slot, const ModeSet& modes, const ParamViews& params) const;
+  // Builds the slot of input or output `index` of width `rows`, adding its parameters to the layout.
+  ModeSlot make_slot(ModeSlot::Side side, int index, int64_t rows, const SubjectShape& shape);
 
   const SharedModules& shared_;
   std::string name_;
   ParamLayout layout_;
   std::vector<int64_t> d_in_, d_out_, d_trans_;
-  std::unique_ptr<Mapping> mapping_;  // the subject's part of m
-  std::vector<std::unique_ptr<ModePredictor>> own_p_pred_, own_u_pred_;
-  std::vector<int> p_owned_, u_owned_;             // layout index or -1
-  std::vector<at::Tensor> p_fixed_, u_fixed_;      // defined for fixed modes
-  std::vector<bool> p_identity_;                   // fixed identity p: proj = x
-  std::vector<int> psi_, scale_, offset_, slope_;  // per output; -1 when absent
-  std::vector<int> direct_;                        // per direct pair
+  std::unique_ptr<Mapping> mapping_;                            // the subject's part of m
+  std::vector<ModeSlot> slots_;                                 // inputs, then outputs
+  std::vector<std::unique_ptr<ModePredictor>> own_predictors_;  // what per-subject slots point at
+  std::vector<int> psi_, scale_, offset_, slope_;               // per output; -1 when absent
+  std::vector<int> direct_;                                     // per direct pair
 };
 
 }  // namespace mslr
