@@ -26,8 +26,6 @@
 namespace mslr {
 namespace {
 
-namespace fs = std::filesystem;
-
 // Predictor ranges default to the bounding box of all subjects' properties (each rank reads some subjects).
 void fill_property_ranges(Options& o, const DataFile& data, const Communicator& world) {
   if (o.has("model.range-lo") && o.has("model.range-hi")) return;
@@ -173,14 +171,10 @@ class CheckpointWriter {
     header_.subjects = r.data->subjects();
     const std::set<int> fitted(fitter.log().fitted.begin(), fitter.log().fitted.end());
     for (size_t i = 0; i < models.size(); ++i) {
-      const SubjectModel& m = *models[i];
-      header_.subject_layouts.push_back(m.layout());
-      std::vector<std::pair<std::string, std::vector<int64_t>>> modes;
-      for (const ModeSlot& slot : m.mode_slots())
-        if (slot.predictor) modes.push_back({slot.name, {slot.rows, slot.cols}});
+      header_.subject_layouts.push_back(models[i]->layout());
       header_.extras.push_back(fitted.count(static_cast<int>(i))
-                                   ? subject_extras_layout(modes, header_.subjects[i], m.spec().groups(),
-                                                           r.settings.copies, r.settings.fit.dtype)
+                                   ? subject_extras_layout(*models[i], header_.subjects[i], r.settings.copies,
+                                                           r.settings.fit.dtype)
                                    : std::vector<ExtraDataset>{});
     }
   }

@@ -452,12 +452,12 @@ SubjectExtras CheckpointFile::read_extras(int i) const {
   return x;
 }
 
-std::vector<ExtraDataset> subject_extras_layout(
-    const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes, const SubjectInfo& info,
-    const std::vector<std::string>& groups, const ExtrasRequest& request, at::ScalarType dtype) {
+std::vector<ExtraDataset> subject_extras_layout(const SubjectModel& model, const SubjectInfo& info,
+                                                const ExtrasRequest& request, at::ScalarType dtype) {
   std::vector<ExtraDataset> x;
-  for (const auto& [name, shape] : modes)
-    x.push_back({"modes/" + name, shape, dtype});
+  for (const ModeSlot& slot : model.mode_slots())
+    if (slot.predictor) x.push_back({"modes/" + slot.name, {slot.rows, slot.cols}, dtype});
+  const std::vector<std::string> groups = model.spec().groups();
   if (request.props)
     for (const auto& g : groups)
       if (info.n_props.count(g))

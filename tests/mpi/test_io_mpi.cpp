@@ -107,10 +107,7 @@ TEST(IoMpi, CheckpointExtrasReadBackWhatTheirLayoutPromised) {
   const ExtrasRequest copies{true, true};
   for (size_t i = 0; i < p.infos.size(); ++i) {
     const SubjectModel m(f->shared(), shape_of(p.infos[i]), p.infos[i].name);
-    std::vector<std::pair<std::string, std::vector<int64_t>>> modes;
-    for (const ModeSlot& slot : m.mode_slots())
-      if (slot.predictor) modes.push_back({slot.name, {slot.rows, slot.cols}});
-    h.extras[i] = subject_extras_layout(modes, p.infos[i], m.spec().groups(), copies, at::kFloat);
+    h.extras[i] = subject_extras_layout(m, p.infos[i], copies, at::kFloat);
   }
   const FitState st = f->state();
   std::map<int, std::map<std::string, at::Tensor>> extras;

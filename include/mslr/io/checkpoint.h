@@ -26,6 +26,7 @@
 #include "mslr/data/subject_data.h"
 #include "mslr/model/fit_state.h"
 #include "mslr/model/params.h"
+#include "mslr/model/subject_model.h"
 
 namespace mslr {
 
@@ -42,11 +43,10 @@ struct ExtrasRequest {
   bool props = false;  // props/<group>: --copy-props
   bool data = false;   // groups/<group> and segments: --copy-data
 };
-// The extra datasets of a fitted subject: modes/<name> for each mode its predictors give
-// (SubjectModel::predicted_modes), then the copies asked for of the `groups` the model reads.
-std::vector<ExtraDataset> subject_extras_layout(
-    const std::vector<std::pair<std::string, std::vector<int64_t>>>& modes, const SubjectInfo& info,
-    const std::vector<std::string>& groups, const ExtrasRequest& request, at::ScalarType dtype);
+// The extra datasets of a fitted subject: modes/<slot name> for each of its model's predicted mode slots,
+// then the copies asked for of the groups the model reads.
+std::vector<ExtraDataset> subject_extras_layout(const SubjectModel& model, const SubjectInfo& info,
+                                                const ExtrasRequest& request, at::ScalarType dtype);
 // Their values, by path: the predicted modes by name (Fitter::predicted_modes) and the data the fit holds.
 std::map<std::string, at::Tensor> subject_extras(const std::map<std::string, at::Tensor>& modes,
                                                  const SubjectData& held, const ExtrasRequest& request);
