@@ -3,7 +3,6 @@
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
-#include <sstream>
 
 #include "mslr/app/commands.h"
 #include "mslr/app/model_config.h"
@@ -11,15 +10,6 @@
 
 namespace mslr {
 namespace {
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 // A whole decimal number, or nullopt-like false.
 bool whole_number(const std::string& text, long* value) {
@@ -136,7 +126,8 @@ FitSettings fit_settings_from(const Options& o) {
   s.checkpoints.every = static_cast<int>(every);
   s.checkpoints.keep = static_cast<int>(keep);
   s.update_interval = static_cast<int>(update);
-  for (const auto& e : split_commas(o.has("checkpoint-epochs") ? o.str("checkpoint-epochs") : "")) {
+  for (const auto& e : split(o.has("checkpoint-epochs") ? o.str("checkpoint-epochs") : "", ',')) {
+    if (e.empty()) continue;
     long v = 0;
     if (!whole_number(e, &v) || v < 1 || v > INT_MAX)
       throw UsageError("mslr fit: --checkpoint-epochs: '" + e + "' is not an epoch number (1 or more)");
@@ -152,7 +143,8 @@ std::vector<int> subjects_from(const Options& o, const std::vector<SubjectInfo>&
                                const std::string& data_path) {
   std::vector<int> out;
   if (!o.has("subjects")) return out;
-  for (const auto& item : split_commas(o.str("subjects"))) {
+  for (const auto& item : split(o.str("subjects"), ',')) {
+    if (item.empty()) continue;
     int named = -1;
     for (size_t i = 0; i < subjects.size(); ++i)
       if (subjects[i].name == item) named = static_cast<int>(i);

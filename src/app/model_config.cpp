@@ -1,20 +1,9 @@
 #include "mslr/app/model_config.h"
 
-#include <sstream>
-
 #include "mslr/core/error.h"
 
 namespace mslr {
 namespace {
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, sep))
-    out.push_back(item);
-  return out;
-}
 
 template <class T, class F>
 std::vector<T> parse_list(const Options& o, const std::string& name, F convert) {

@@ -197,4 +197,13 @@ std::string Options::resolved(const std::vector<std::string>& leave_out) const {
   return out;
 }
 
+std::vector<std::string> split(const std::string& text, char sep) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, sep))
+    out.push_back(item);
+  return out;
+}
+
 }  // namespace mslr

@@ -63,6 +63,9 @@ class Options {
   std::map<std::string, bool> given_;
 };
 
+// The items of a list value ("a,b,,c" split at ',' gives a, b, "", c): empty items are kept.
+std::vector<std::string> split(const std::string& text, char sep);
+
 // An option's default as text, taken from the default of the value the code fills (FitOptions{}.epochs), so
 // that each default is written once: the shortest text that reads back as the same value.
 template <class T>
