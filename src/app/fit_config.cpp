@@ -11,7 +11,7 @@
 namespace mslr {
 namespace {
 
-// A whole decimal number, or nullopt-like false.
+// Whether `text` is a whole decimal number in the range of long, stored in `*value`.
 bool whole_number(const std::string& text, long* value) {
   char* end = nullptr;
   errno = 0;
