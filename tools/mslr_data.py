@@ -7,7 +7,9 @@ As a library:
     mslr_data.write("data.h5", {
         "fish1": {"groups": {"stim": stim_T4, "neurons": dff_TN},
                   "props": {"neurons": xyz_N3},
-                  "segments": [[0, 1000], [1000, 1800]]},      # optional
+                  "segments": [[0, 1000], [1000, 1800]],       # optional
+                  "split": {"train": [[0, 1200]], "test": [[1200, 1800]]},  # optional: ranges or 0/1 masks [T]
+                  "modes": {"stim": stim_modes_4K}},           # optional: given modes of fixed groups [d, K]
     })
     problems = mslr_data.check("data.h5")                       # [] when the file is valid
 
@@ -30,6 +32,7 @@ VERSION = 1
 
 def write(path, subjects, attrs=None):
     """Write `subjects` ({name: {"groups": {g: [T, d]}, "props": {g: [d, k]}, "segments": [s, 2],
+    "split": {"train": [k, 2] or mask [T], "test": ...}, "modes": {g: [d, K]},
     "truth": {"means": {g: [T, d]}, ...}}}) to `path`, replacing it. Raises ValueError on inconsistent input,
     naming the subject and group."""
     for name, s in subjects.items():
@@ -48,6 +51,12 @@ def write(path, subjects, attrs=None):
                 g["props/" + grp] = np.asarray(p, dtype=np.float32)
             if s.get("segments") is not None:
                 g["segments"] = np.asarray(s["segments"], dtype=np.int64)
+            for part, x in s.get("split", {}).items():
+                x = np.asarray(x)
+                # A mask as 0/1 bytes: h5py would store numpy booleans as an enumeration, not numbers.
+                g["split/" + part] = x.astype(np.uint8) if x.ndim == 1 else x.astype(np.int64)
+            for grp, m in s.get("modes", {}).items():
+                g["modes/" + grp] = np.asarray(m, dtype=np.float32)
             _write_tree(g, "truth", s.get("truth", {}))
     os.replace(tmp, path)
 

@@ -266,7 +266,7 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     const auto groups = r.spec.groups();
     read.groups = {groups.begin(), groups.end()};
     // No further than the training data, unless a copy is kept for the checkpoints.
-    read.rows = s.copies.data ? -1 : s.fit.split.train(infos[subject].n_time).end;
+    read.rows = s.copies.data ? -1 : end_of(s.fit.split.train(infos[subject]));
     return r.data->read(subject, read);
   });
 

@@ -74,9 +74,9 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   });
   const auto& infos = data.subjects();
   auto range_of = [&](const SubjectInfo& i) {
-    if (which == "train") return split.train(i.n_time);
-    if (which == "all") return TimeRange{0, i.n_time};
-    return split.test(i.n_time);
+    if (which == "train") return split.train(i);
+    if (which == "all") return TimeRanges{{0, i.n_time}};
+    return split.test(i);
   };
 
   std::unique_ptr<SharedModules> shared;
@@ -118,20 +118,20 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
     for (int s : placement.subjects_of(world.rank())) {
       const SubjectInfo& info = infos[s];
       const SubjectModel& model = *models[s];
-      const TimeRange range = range_of(info);
+      const TimeRanges range = range_of(info);
       DataReadOptions r;
       const auto groups = spec.groups();
       r.groups = {groups.begin(), groups.end()};
       const int k = ckpt.index_of(info.name);
       const bool in_fit = header.subjects[s].in_fit;
-      r.rows = std::max(range.end, in_fit ? int64_t{0} : split.train(info.n_time).end);
+      r.rows = std::max(end_of(range), in_fit ? int64_t{0} : end_of(split.train(info)));
       const SubjectData d = data.read(s, r);
       at::Tensor params;
       if (in_fit) {
         params = ckpt.read_subject_params(k).to(dtype);
       } else {
         // A subject the fit never saw: modes from its properties, offsets and noise from its training part.
-        params = estimate_unfitted_params(model, shared_params, d, info.times_in(split.train(info.n_time)),
+        params = estimate_unfitted_params(model, shared_params, d, info.times_in(split.train(info)),
                                           o.number("min-var"), static_cast<uint64_t>(o.integer("seed")));
         ++unseen;
       }

@@ -18,6 +18,10 @@ std::vector<OptionDecl> split_options() {
       {"train-range", "",
        "training time points START:END for every subject (with --test-range, replaces the fraction)"},
       {"test-range", "", "test time points START:END for every subject"},
+      {"split-from-data", default_text(Split{}.from_data),
+       "each subject's own train and test time points from the data file (/subjects/<name>/split/train and "
+       "/test: [k, 2] ranges START,END or a [T] 0/1 mask), e.g. cross-validation folds",
+       OptionDecl::kFlag},
   };
 }
 
@@ -47,6 +51,11 @@ Split split_from(const Options& o) {
       throw UsageError("mslr " + o.command() + ": " + e.what());
     }
   }
+  s.from_data = o.flag("split-from-data");
+  if (s.from_data && s.explicit_ranges)
+    throw UsageError("mslr " + o.command() +
+                     ": --split-from-data takes each subject's split from the data file; leave out "
+                     "--train-range and --test-range");
   try {
     s.validate();
   } catch (const Error& e) {

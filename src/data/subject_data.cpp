@@ -120,7 +120,25 @@ TimeRange Split::test(int64_t n_time) const {
   return {train(n_time).end, n_time};
 }
 
+int64_t end_of(const TimeRanges& ranges) {
+  return ranges.empty() ? 0 : ranges.back().end;
+}
+
+TimeRanges Split::train(const SubjectInfo& info) const {
+  if (!from_data) return {train(info.n_time)};
+  MSLR_CHECK(info.has_split, "subject '", info.name, "' has no split in the data file (/subjects/", info.name,
+             "/split/train and test), which --split-from-data asks for");
+  return info.train_ranges;
+}
+
+TimeRanges Split::test(const SubjectInfo& info) const {
+  if (!from_data) return {test(info.n_time)};
+  train(info);  // the same check
+  return info.test_ranges;
+}
+
 std::string Split::describe() const {
+  if (from_data) return "per subject from the data file";
   if (!explicit_ranges) return cat("train-fraction ", train_fraction);
   return cat("train ", train_range.begin, ":", train_range.end, ", test ", test_range.begin, ":",
              test_range.end);
@@ -151,6 +169,13 @@ at::Tensor SubjectInfo::times_in(const TimeRange& range) const {
   MSLR_CHECK(range.end <= n_time, "subject '", name, "' has ", n_time, " time points; the range ",
              range.begin, ":", range.end, " goes beyond it");
   return sample_times(segments_or_whole(), range.begin, range.end);
+}
+
+at::Tensor SubjectInfo::times_in(const TimeRanges& ranges) const {
+  std::vector<at::Tensor> parts;
+  for (const auto& r : ranges)
+    parts.push_back(times_in(r));
+  return parts.empty() ? at::zeros({0}, at::kLong) : at::cat(parts);
 }
 
 }  // namespace mslr

@@ -134,7 +134,7 @@ StepKind parse_step_kind(const std::string& text) {
 }
 
 at::Tensor training_times(const SubjectInfo& info, const Split& split) {
-  return info.times_in(split.train(info.n_time));
+  return info.times_in(split.train(info));
 }
 
 SubjectShape shape_of(const SubjectInfo& info) {
@@ -158,7 +158,7 @@ std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank
   return d;
 }
 
-double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRange& range) {
+double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRanges& range) {
   double vars = 0;
   for (const auto& g : spec.groups())
     if (auto it = info.widths.find(g); it != info.widths.end()) vars += static_cast<double>(it->second);
@@ -203,7 +203,9 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
                "; use --step auto or autograd");
     std::vector<double> cost;
     for (const auto& info : infos_)
-      cost.push_back(subject_cost(spec, info, opt.split.train(info.n_time)));
+      // A subject left out of the fit need not have a split of its own.
+      cost.push_back(subject_cost(
+          spec, info, opt.split.from_data && !info.has_split ? TimeRanges{} : opt.split.train(info)));
     placement_ = place_subjects(cost, comm.size(), static_cast<int>(devices.size()));
     for (int s : local_subjects()) {
       Impl::Local l;

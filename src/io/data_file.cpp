@@ -4,10 +4,10 @@
 #include <iomanip>
 #include <sstream>
 
+#include "h5.h"
 #include "mslr/core/error.h"
 #include "mslr/core/system.h"
 #include "mslr/io/atomic_file.h"
-#include "h5.h"
 #include "mslr/model/params.h"
 
 namespace mslr {
@@ -42,6 +42,40 @@ std::vector<int64_t> checked_dataset(const h5::Location& loc, const std::string&
              " declares ", shape_str(i.shape), " (", human_bytes(declared), ") but the file stores only ",
              human_bytes(static_cast<double>(i.stored_bytes)), " of it: damaged or never written");
   return i.shape;
+}
+
+// One part ("train" or "test") of a subject's split: [k, 2] ranges [start, end), sorted and disjoint, or a
+// [T] mask of 0/1 whose runs of 1 are the ranges.
+TimeRanges read_split_part(const h5::Location& split, const std::string& part, const std::string& who,
+                           int64_t n_time, const std::string& file) {
+  const std::string what = cat(who, ", split/", part);
+  MSLR_CHECK(split.exists(part), file, ": ", who, ": 'split' has no '", part,
+             "' (it needs both train and test: [k, 2] ranges or a [T] 0/1 mask)");
+  const size_t dims = split.info(part).shape.size() == 1 ? 1 : 2;
+  const auto shape = checked_dataset(split, part, what, dims, true);
+  const at::Tensor v = split.read(part, at::kLong).contiguous();
+  const int64_t* x = v.data_ptr<int64_t>();
+  TimeRanges out;
+  if (dims == 1) {
+    MSLR_CHECK(shape[0] == n_time, file, ": ", what, " is a mask of ", shape[0],
+               " time points, the subject has ", n_time);
+    for (int64_t t = 0; t < n_time; ++t) {
+      MSLR_CHECK(x[t] == 0 || x[t] == 1, file, ": ", what, " is a mask and must hold 0 or 1, holds ", x[t],
+                 " at time ", t);
+      if (x[t] && (t == 0 || !x[t - 1])) out.push_back({t, t + 1});
+      if (x[t]) out.back().end = t + 1;
+    }
+    return out;
+  }
+  MSLR_CHECK(shape[1] == 2, file, ": ", what, " must be [k, 2] ranges or a [T] mask, is ", shape_str(shape));
+  for (int64_t i = 0; i < shape[0]; ++i) {
+    const TimeRange r{x[2 * i], x[2 * i + 1]};
+    MSLR_CHECK(r.begin >= end_of(out) && r.begin < r.end && r.end <= n_time, file, ": ", what, ": range ", i,
+               " [", r.begin, ", ", r.end, ") must be non-empty, after the previous one and within [0, ",
+               n_time, ")");
+    out.push_back(r);
+  }
+  return out;
 }
 
 SubjectInfo describe_subject(const h5::Location& subjects, const std::string& name, const std::string& file) {
@@ -87,6 +121,14 @@ SubjectInfo describe_subject(const h5::Location& subjects, const std::string& na
       fail(file, ": ", e.what());
     }
   }
+  if (s.exists("split")) {
+    MSLR_CHECK(s.info("split").kind == h5::ObjectInfo::kGroup, file, ": ", who,
+               ": 'split' must be a group holding 'train' and 'test'");
+    const h5::Location split = s.group("split");
+    info.train_ranges = read_split_part(split, "train", who, info.n_time, file);
+    info.test_ranges = read_split_part(split, "test", who, info.n_time, file);
+    info.has_split = true;
+  }
   if (s.exists("truth/means")) {
     const h5::Location means = s.group("truth/means");
     for (const std::string& g : means.children()) {
@@ -131,6 +173,12 @@ std::string serialise(const std::vector<SubjectInfo>& infos) {
     os << ' ' << (seg.defined() ? seg.size(0) : -1);
     for (int64_t j = 0; seg.defined() && j < seg.numel(); ++j)
       os << ' ' << seg.data_ptr<int64_t>()[j];
+    os << ' ' << i.has_split;
+    for (const auto* part : {&i.train_ranges, &i.test_ranges}) {
+      os << ' ' << part->size();
+      for (const auto& r : *part)
+        os << ' ' << r.begin << ' ' << r.end;
+    }
     os << '\n';
   }
   return os.str();
@@ -152,6 +200,14 @@ std::vector<SubjectInfo> deserialise(const std::string& text) {
       for (auto& x : v)
         is >> x;
       i.segments = at::tensor(v, at::kLong).view({k, 2});
+    }
+    is >> i.has_split;
+    for (auto* part : {&i.train_ranges, &i.test_ranges}) {
+      size_t n_ranges = 0;
+      is >> n_ranges;
+      part->resize(n_ranges);
+      for (auto& r : *part)
+        is >> r.begin >> r.end;
     }
   }
   return infos;

@@ -59,5 +59,75 @@ class PerGroupModelOptions(ScratchTest):
         self.assertIn("activation prelu needs a learned slope", p.stderr)
 
 
+def add_split(path, subject, train, test):
+    with h5py.File(path, "a") as f:
+        g = f[f"subjects/{subject}"]
+        if "split" in g:
+            del g["split"]
+        for part, x in (("train", train), ("test", test)):
+            x = np.asarray(x)
+            g["split/" + part] = x.astype(np.uint8) if x.ndim == 1 else x.astype(np.int64)
+
+
+class PerSubjectSplits(ScratchTest):
+    def test_splits_from_the_data_file_are_the_ones_fitted_and_predicted(self):
+        data = self.path("d.h5")
+        simulate(data)
+        mask = np.zeros(300, dtype=bool)
+        mask[:200] = True
+        add_split(data, "subject0", [[0, 200]], [[200, 300]])
+        add_split(data, "subject1", [[0, 200]], [[200, 250], [250, 300]])
+        add_split(data, "subject2", mask, ~mask)  # as 0/1 masks
+        common = ["--epochs", 3, "--quiet", "--checkpoint-every", 0]
+        mslr("fit", "--data", data, "--out", self.path("a"), "--split-from-data", *common)
+        mslr("fit", "--data", data, "--out", self.path("b"), "--train-range", "0:200", "--test-range", "200:300",
+             *common)
+        with h5py.File(self.path("a/checkpoints/final.h5"), "r") as a, \
+                h5py.File(self.path("b/checkpoints/final.h5"), "r") as b:
+            self.assertTrue(np.array_equal(a["shared/params"][...], b["shared/params"][...]))
+            for s in ("subject0", "subject1", "subject2"):
+                self.assertTrue(np.array_equal(a[f"subjects/{s}/params"][...], b[f"subjects/{s}/params"][...]), s)
+
+    def test_a_middle_fold_is_trained_around_and_tested_inside(self):
+        data = self.path("d.h5")
+        simulate(data)
+        for s in ("subject0", "subject1"):
+            add_split(data, s, [[0, 100], [200, 300]], [[100, 200]])
+        fold = np.zeros(300, dtype=bool)
+        fold[100:200] = True
+        add_split(data, "subject2", ~fold, fold)
+        mslr("fit", "--data", data, "--out", self.path("run"), "--split-from-data", "--epochs", 2, "--quiet")
+        for which, times in (("test", list(range(101, 200))),
+                             ("train", list(range(1, 100)) + list(range(201, 300)))):
+            out = self.path(f"{which}.h5")
+            mslr("predict", "--checkpoint", self.path("run"), "--out", out, "--split", which, "--quiet")
+            with h5py.File(out, "r") as f:
+                for s in ("subject0", "subject1", "subject2"):
+                    self.assertEqual(list(f[f"subjects/{s}/times"][...]), times, f"{which} {s}")
+
+    def test_a_missing_or_bad_split_is_named(self):
+        data = self.path("d.h5")
+        simulate(data)
+        add_split(data, "subject0", [[0, 200]], [[200, 300]])
+        p = mslr("fit", "--data", data, "--out", self.path("run"), "--split-from-data", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("subject 'subject1' has no split in the data file", p.stderr)
+        p = mslr("fit", "--data", data, "--out", self.path("run2"), "--split-from-data", "--train-range", "0:9",
+                 "--test-range", "9:20", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("leave out --train-range and --test-range", p.stderr)
+        # A subject left out of the fit needs none.
+        mslr("fit", "--data", data, "--out", self.path("run"), "--split-from-data", "--subjects", "subject0",
+             "--epochs", 1, "--quiet")
+        bad = np.ones(300, dtype=np.int64)
+        bad[7] = 2
+        add_split(data, "subject1", bad, 1 - bad)
+        p = mslr("fit", "--data", data, "--out", self.path("run2"), "--split-from-data", check=False)
+        self.assertIn("subject 'subject1', split/train is a mask and must hold 0 or 1, holds 2 at time 7", p.stderr)
+        add_split(data, "subject1", [[100, 200], [0, 50]], [[200, 300]])
+        p = mslr("fit", "--data", data, "--out", self.path("run2"), "--split-from-data", check=False)
+        self.assertIn("split/train: range 1 [0, 50) must be non-empty, after the previous one", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -47,15 +47,27 @@ at::Tensor gather_rows(const at::Tensor& series, const at::Tensor& times, int64_
 struct TimeRange {
   int64_t begin = 0, end = 0;
 };
+// Time points as sorted, disjoint ranges (a part of a per-subject split).
+using TimeRanges = std::vector<TimeRange>;
+// The end of the last range (0 when there is none): how far a reader must read.
+int64_t end_of(const TimeRanges& ranges);
+
+struct SubjectInfo;
 
 // The train/test split by time (docs/DESIGN.md §5): by default the first round(f·T) points are training data
-// and the rest test data; explicit ranges, when given, apply to every subject instead. Sample pairs stay
-// inside a part.
+// and the rest test data; explicit ranges, when given, apply to every subject instead; with `from_data` each
+// subject's own parts come from its data file (/subjects/<name>/split, e.g. cross-validation folds). Sample
+// pairs stay inside a part.
 struct Split {
   double train_fraction = 0.8;
   bool explicit_ranges = false;
   TimeRange train_range, test_range;
+  bool from_data = false;
 
+  // The parts of a subject. Throws, naming the subject, when `from_data` and its file gave it no split.
+  TimeRanges train(const SubjectInfo& info) const;
+  TimeRanges test(const SubjectInfo& info) const;
+  // The parts by the rule shared by all subjects (not `from_data`).
   TimeRange train(int64_t n_time) const;
   TimeRange test(int64_t n_time) const;
   void validate() const;         // throws naming the option and the rule
@@ -71,10 +83,14 @@ struct SubjectInfo {
   int64_t n_time = 0;
   at::Tensor segments;  // [k, 2] int64; undefined = one segment
   bool has_true_means = false;
+  // Its own train/test split from the data file (/subjects/<name>/split), when it has one.
+  bool has_split = false;
+  TimeRanges train_ranges, test_ranges;
 
   at::Tensor segments_or_whole() const;
   // The times t of the sample pairs (t-1, t) inside `range` and inside one segment.
   at::Tensor times_in(const TimeRange& range) const;
+  at::Tensor times_in(const TimeRanges& ranges) const;
 };
 
 // Properties per variable of every group that has them, from the first subject that has the group (subject

@@ -114,7 +114,7 @@ class Fitter {
 };
 
 // Placement cost of a subject: its sample pairs in `range` × the variables of all the groups the model reads.
-double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRange& range);
+double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRanges& range);
 
 // The times of a subject's training samples.
 at::Tensor training_times(const SubjectInfo& info, const Split& split);
