@@ -186,7 +186,8 @@ class CheckpointWriter {
       if (s.fitted)
         extras[s.index] =
             subject_extras(fitter_.predicted_modes(s.index),
-                           copies.props || copies.data ? fitter_.held_data(s.index) : SubjectData{}, copies);
+                           copies.props || copies.data ? fitter_.held_data(s.index) : SubjectData{},
+                           header_.subjects[s.index], copies);
     const std::string path = (r_.run.checkpoints() / name).string();
     write_checkpoint(path, world_, header_, state, extras);
     run_collectively(world_, [&] {

@@ -23,7 +23,9 @@ std::vector<OptionDecl> predict_options() {
   return with(
       {
           {"checkpoint", "", "checkpoint file or run folder (its checkpoints/latest)"},
-          {"data", "", "mslr-data file to predict (default: the one the fit used)"},
+          {"data", "",
+           "mslr-data file to predict (default: the data copied into the checkpoint by fit --copy-data, else "
+           "the file the fit used)"},
           {"out", "", "predictions file to write"},
           {"split", "test", "which samples: test, train or all"},
           {"batch-size", "1000", "samples predicted at a time"},
@@ -35,6 +37,44 @@ std::vector<OptionDecl> predict_options() {
       },
       {split_options(), runtime_options(), model_options()});
 }
+
+// The subjects predict reads: those of a data file, or, from a checkpoint written with --copy-data when no
+// --data is given, the fitted subjects' copies in the checkpoint (no data file is opened).
+class PredictSubjects {
+ public:
+  PredictSubjects(const Options& given, const Options& o, const CheckpointFile& ckpt,
+                  const Communicator& world)
+      : ckpt_(ckpt) {
+    run_collectively(world, [&] {
+      if (given.given("data")) return;
+      for (size_t k = 0; k < ckpt.subject_names().size(); ++k)
+        if (ckpt.has_data_copy(static_cast<int>(k))) {
+          copies_.push_back(static_cast<int>(k));
+          infos_.push_back(ckpt.describe_copy(static_cast<int>(k)));
+        }
+    });
+    if (!copies_.empty()) return;
+    if (!o.has("data"))
+      throw UsageError(
+          "mslr predict: --data is required (the checkpoint names no data file and holds no copy)");
+    file_ = std::make_unique<DataFile>(o.str("data"), world);
+    infos_ = file_->subjects();
+  }
+
+  const std::vector<SubjectInfo>& infos() const { return infos_; }
+  bool from_checkpoint() const { return !file_; }
+  // The file the data comes from: the data file, or the checkpoint itself.
+  std::string path() const { return file_ ? file_->path() : ckpt_.path(); }
+  SubjectData read(int s, const DataReadOptions& r) const {
+    return file_ ? file_->read(s, r) : ckpt_.read_extras(copies_[s]).data(infos_[s].name);
+  }
+
+ private:
+  const CheckpointFile& ckpt_;
+  std::unique_ptr<DataFile> file_;
+  std::vector<int> copies_;  // checkpoint index of each subject, when read from the checkpoint
+  std::vector<SubjectInfo> infos_;
+};
 
 }  // namespace
 
@@ -65,14 +105,12 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   if (o.integer("seed") < 0) throw UsageError("mslr predict: --seed must be >= 0, got " + o.str("seed"));
   const int64_t batch = o.integer("batch-size");
   if (batch < 1) throw UsageError("mslr predict: --batch-size must be >= 1");
-  if (!o.has("data"))
-    throw UsageError("mslr predict: --data is required (the checkpoint names no data file)");
-  DataFile data(o.str("data"), world);
+  const PredictSubjects data(first, o, ckpt, world);
   run_collectively(world, [&] {
     check_output_file(o.str("out"), "--out", {data.path(), ckpt.path()},
                       {"mslr-predictions", "", "an mslr predictions file"});
   });
-  const auto& infos = data.subjects();
+  const auto& infos = data.infos();
   auto range_of = [&](const SubjectInfo& i) {
     if (which == "train") return split.train(i);
     if (which == "all") return TimeRanges{{0, i.n_time}};
@@ -147,8 +185,9 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   });
   write_predictions(o.str("out"), world, header, mine);
   const int64_t unseen_all = world.sum(unseen);
-  console.line(cat("predicted ", infos.size(), " subjects (", unseen_all, " not in the fit) on ",
-                   world.size(), " rank(s): ", o.str("out")));
+  console.line(cat(
+      "predicted ", infos.size(), " subjects (", unseen_all, " not in the fit) on ", world.size(), " rank(s)",
+      data.from_checkpoint() ? " from the data copied into the checkpoint" : "", ": ", o.str("out")));
   return kExitOk;
 }
 

@@ -78,7 +78,8 @@ std::vector<OptionDecl> fit_options() {
           {"copy-props", default_text(d.copies.props), "store each subject's properties in checkpoints",
            OptionDecl::kFlag},
           {"copy-data", default_text(d.copies.data),
-           "store each subject's data in checkpoints (a checkpoint alone can then predict)",
+           "store each fitted subject's data, properties and split in checkpoints: mslr predict then needs no "
+           "data file",
            OptionDecl::kFlag},
           {"data-on-device", default_text(f.data_on_device),
            "keep whole subjects on their GPU instead of copying each minibatch", OptionDecl::kFlag},
@@ -133,8 +134,8 @@ FitSettings fit_settings_from(const Options& o) {
       throw UsageError("mslr fit: --checkpoint-epochs: '" + e + "' is not an epoch number (1 or more)");
     s.checkpoints.epochs.insert(static_cast<int>(v));
   }
-  s.copies.props = o.flag("copy-props");
   s.copies.data = o.flag("copy-data");
+  s.copies.props = o.flag("copy-props") || s.copies.data;  // a checkpoint that predicts alone needs them
   s.overwrite = o.flag("overwrite");
   return s;
 }

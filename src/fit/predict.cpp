@@ -97,23 +97,43 @@ namespace mslr {
 at::Tensor estimate_unfitted_params(const SubjectModel& model, const at::Tensor& shared_params,
                                     const SubjectData& data, const at::Tensor& times, double min_var,
                                     uint64_t seed) {
+  const auto& layout = model.layout();
+  std::string missing;
+  for (const auto& e : layout.entries()) {
+    const std::string kind = e.name.substr(0, e.name.find('.'));
+    if (kind != "psi" && kind != "offset" && kind != "scale")
+      missing += (missing.empty() ? "" : ", ") + e.name;
+  }
+  MSLR_CHECK(missing.empty(), "subject '", model.name(),
+             "' was never fitted, and its model has parameters that only a fit gives (", missing,
+             "); fit it first, e.g. mslr fit --init-from CHECKPOINT --subjects ", model.name());
   MSLR_CHECK(times.numel() > 0, "subject '", model.name(),
              "' has no training samples to set its offsets and noise from");
   const at::ScalarType dtype = shared_params.scalar_type();
-  at::Tensor params = model.initial_values(seed, hash_name(model.name()), dtype);
-  const auto& layout = model.layout();
+  // With scale 1 and offset 0 the means are s(z) alone; each output variable's scale and offset are then the
+  // least-squares fit of its training data on them, and psi the variance of what is left.
+  at::Tensor params = model.initial_values(seed, hash_name(model.name()), dtype);  // scales 1, offsets 0
   const auto base = predict_subject(model, params, shared_params, data, times, 4096);
   at::NoGradGuard no_grad;
   for (int h = 0; h < model.n_outputs(); ++h) {
     const std::string& g = model.spec().outputs[h].group;
-    const at::Tensor resid =
-        gather_rows(data.group(g), times, 0).to(at::kDouble) - base.means[h].to(at::kDouble);
-    at::Tensor offset = at::zeros({model.d_out(h)}, at::kDouble);
-    if (layout.contains("offset." + g)) {
-      offset = resid.mean(0);
-      layout.view(params, layout.index_of("offset." + g)).copy_(offset);
+    const at::Tensor y = gather_rows(data.group(g), times, 0).to(at::kDouble);
+    const at::Tensor m = base.means[h].to(at::kDouble);
+    const bool scaled = layout.contains("scale." + g), offset = layout.contains("offset." + g);
+    at::Tensor a = at::ones({model.d_out(h)}, at::kDouble), b = at::zeros({model.d_out(h)}, at::kDouble);
+    if (scaled && offset) {
+      const at::Tensor mc = m - m.mean(0), var = mc.pow(2).mean(0);
+      a = at::where(var > 0, (mc * (y - y.mean(0))).mean(0) / var.clamp_min(1e-300), a);
+      b = y.mean(0) - a * m.mean(0);
+    } else if (scaled) {
+      const at::Tensor mm = m.pow(2).sum(0);
+      a = at::where(mm > 0, (m * y).sum(0) / mm.clamp_min(1e-300), a);
+    } else if (offset) {
+      b = (y - m).mean(0);
     }
-    layout.view(params, model.psi_index(h)).copy_((resid - offset).pow(2).mean(0).clamp_min(min_var));
+    if (scaled) layout.view(params, layout.index_of("scale." + g)).copy_(a);
+    if (offset) layout.view(params, layout.index_of("offset." + g)).copy_(b);
+    layout.view(params, model.psi_index(h)).copy_((y - a * m - b).pow(2).mean(0).clamp_min(min_var));
   }
   return params;
 }

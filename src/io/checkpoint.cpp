@@ -415,6 +415,34 @@ at::Tensor CheckpointFile::read_shared_params() const {
   return read_values(*impl_->file, "shared/params", shared_layout_.numel());
 }
 
+namespace {
+
+// A subject's copied split (see the layout in checkpoint.h), checked against the copied data's n_time.
+void read_split_copy(const h5::Location& subject, int64_t n_time, const std::string& path, bool* has_split,
+                     TimeRanges* train, TimeRanges* test) {
+  if (!subject.exists("split")) return;
+  const h5::ObjectInfo info = subject.info("split");
+  MSLR_CHECK(info.kind == h5::ObjectInfo::kDataset && info.shape.size() == 2 && info.shape[1] == 2 &&
+                 info.shape[0] >= 1,
+             path, ": ", subject.full_path("split"), " is not a [1 + k, 2] dataset");
+  const at::Tensor v = subject.read("split", at::kLong).contiguous();
+  const int64_t* p = v.data_ptr<int64_t>();
+  MSLR_CHECK(p[0] >= 0 && p[1] >= 0 && 1 + p[0] + p[1] == info.shape[0] && n_time >= 0, path, ": ",
+             subject.full_path("split"), " holds ", p[0], " + ", p[1], " ranges in ", info.shape[0] - 1,
+             " rows, or the subject's data was not copied");
+  *has_split = true;
+  for (int64_t r = 1; r < info.shape[0]; ++r) {
+    TimeRanges& part = r <= p[0] ? *train : *test;
+    const TimeRange range{p[2 * r], p[2 * r + 1]};
+    MSLR_CHECK(range.begin >= end_of(part) && range.begin < range.end && range.end <= n_time, path, ": ",
+               subject.full_path("split"), ": range [", range.begin, ", ", range.end,
+               ") is empty, out of order or beyond the ", n_time, " time points");
+    part.push_back(range);
+  }
+}
+
+}  // namespace
+
 SubjectExtras CheckpointFile::read_extras(int i) const {
   const h5::Location subject = impl_->file->group("subjects/" + names_.at(i));
   SubjectExtras x;
@@ -449,7 +477,53 @@ SubjectExtras CheckpointFile::read_extras(int i) const {
     n_time = v.size(0);
   }
   if (x.segments.defined() && n_time >= 0) validate_segments(x.segments, n_time, path_ + ": " + names_.at(i));
+  read_split_copy(subject, n_time, path_, &x.has_split, &x.train_ranges, &x.test_ranges);
   return x;
+}
+
+bool CheckpointFile::has_data_copy(int i) const {
+  return impl_->file->exists("subjects/" + names_.at(i) + "/groups");
+}
+
+SubjectInfo CheckpointFile::describe_copy(int i) const {
+  const h5::Location subject = impl_->file->group("subjects/" + names_.at(i));
+  SubjectInfo info;
+  info.name = names_.at(i);
+  MSLR_CHECK(subject.exists("groups"), path_, ": subject '", info.name,
+             "': the checkpoint holds no copy of its data");
+  // Shapes only: the data itself is read by the rank that predicts the subject (read_extras).
+  auto shapes = [&](const std::string& folder, std::map<std::string, int64_t>& into, bool rows_are_time) {
+    if (!subject.exists(folder)) return;
+    const h5::Location g = subject.group(folder);
+    for (const auto& name : g.children()) {
+      const h5::ObjectInfo x = g.info(name);
+      MSLR_CHECK(
+          x.kind == h5::ObjectInfo::kDataset && x.shape.size() == 2 && x.shape[0] > 0 && x.shape[1] > 0,
+          path_, ": ", g.full_path(name), " is not a non-empty 2-D dataset");
+      into[name] = x.shape[1];
+      if (!rows_are_time) continue;
+      MSLR_CHECK(info.n_time == 0 || info.n_time == x.shape[0], path_, ": subject '", info.name,
+                 "': copied groups differ in length");
+      info.n_time = x.shape[0];
+    }
+  };
+  shapes("groups", info.widths, true);
+  shapes("props", info.n_props, false);
+  if (subject.exists("segments")) {
+    info.segments = subject.read("segments", at::kLong);
+    validate_segments(info.segments, info.n_time, path_ + ": " + info.name);
+  }
+  read_split_copy(subject, info.n_time, path_, &info.has_split, &info.train_ranges, &info.test_ranges);
+  return info;
+}
+
+SubjectData SubjectExtras::data(const std::string& name) const {
+  SubjectData d;
+  d.name = name;
+  d.groups = groups;
+  d.props = props;
+  d.segments = segments;
+  return d;
 }
 
 std::vector<ExtraDataset> subject_extras_layout(const SubjectModel& model, const SubjectInfo& info,
@@ -466,12 +540,17 @@ std::vector<ExtraDataset> subject_extras_layout(const SubjectModel& model, const
     for (const auto& g : groups)
       x.push_back({"groups/" + g, {info.n_time, info.widths.at(g)}, at::kFloat});
     if (info.segments.defined()) x.push_back({"segments", {info.segments.size(0), 2}, at::kLong});
+    if (info.has_split)
+      x.push_back({"split",
+                   {1 + static_cast<int64_t>(info.train_ranges.size() + info.test_ranges.size()), 2},
+                   at::kLong});
   }
   return x;
 }
 
 std::map<std::string, at::Tensor> subject_extras(const std::map<std::string, at::Tensor>& modes,
-                                                 const SubjectData& held, const ExtrasRequest& request) {
+                                                 const SubjectData& held, const SubjectInfo& info,
+                                                 const ExtrasRequest& request) {
   std::map<std::string, at::Tensor> x;
   for (const auto& [name, m] : modes)
     x["modes/" + name] = m;
@@ -482,6 +561,16 @@ std::map<std::string, at::Tensor> subject_extras(const std::map<std::string, at:
     for (const auto& [g, v] : held.groups)
       x["groups/" + g] = v;
     if (held.segments.defined()) x["segments"] = held.segments;
+    if (info.has_split) {
+      std::vector<int64_t> v = {static_cast<int64_t>(info.train_ranges.size()),
+                                static_cast<int64_t>(info.test_ranges.size())};
+      for (const auto* part : {&info.train_ranges, &info.test_ranges})
+        for (const auto& r : *part) {
+          v.push_back(r.begin);
+          v.push_back(r.end);
+        }
+      x["split"] = at::tensor(v, at::kLong).view({-1, 2});
+    }
   }
   return x;
 }

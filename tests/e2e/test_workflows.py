@@ -129,5 +129,48 @@ class PerSubjectSplits(ScratchTest):
         self.assertIn("split/train: range 1 [0, 50) must be non-empty, after the previous one", p.stderr)
 
 
+class PredictFromTheCheckpointAlone(ScratchTest):
+    def test_a_checkpoint_with_copied_data_predicts_after_the_data_file_is_gone(self):
+        data = self.path("d.h5")
+        simulate(data, subjects=3)
+        add_split(data, "subject1", [[0, 150], [250, 300]], [[150, 250]])  # its own split travels too
+        for s in ("subject0", "subject2"):
+            add_split(data, s, [[0, 240]], [[240, 300]])
+        mslr("fit", "--data", data, "--out", self.path("run"), "--epochs", 3, "--copy-data", "--split-from-data",
+             "--quiet", np=2)
+        mslr("predict", "--checkpoint", self.path("run"), "--out", self.path("with-file.h5"), "--data", data)
+        os.rename(data, self.path("moved.h5"))
+        for np_ in (1, 2):
+            p = mslr("predict", "--checkpoint", self.path("run"), "--out", self.path(f"alone{np_}.h5"), np=np_)
+            self.assertIn("from the data copied into the checkpoint", p.stdout)
+        with h5py.File(self.path("with-file.h5"), "r") as a:
+            for np_ in (1, 2):
+                with h5py.File(self.path(f"alone{np_}.h5"), "r") as b:
+                    self.assertEqual(sorted(a["subjects"]), sorted(b["subjects"]))
+                    for s in a["subjects"]:
+                        for k in ("times", "neurons", "nll"):
+                            self.assertTrue(np.array_equal(a[f"subjects/{s}/{k}"][()], b[f"subjects/{s}/{k}"][()]),
+                                            f"{s}/{k}")
+            self.assertEqual(list(a["subjects/subject1/times"][...]), list(range(151, 250)))
+        # Without copies and without the data file, predict says what is missing.
+        mslr("fit", "--data", self.path("moved.h5"), "--out", self.path("plain"), "--epochs", 1, "--quiet")
+        os.remove(self.path("moved.h5"))
+        p = mslr("predict", "--checkpoint", self.path("plain"), "--out", self.path("p.h5"), check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("moved.h5", p.stderr)
+
+    def test_a_subject_never_fitted_is_predicted_only_from_parts_that_mean_something(self):
+        data = self.path("d.h5")
+        simulate(data, subjects=3)
+        mslr("fit", "--data", data, "--out", self.path("run"), "--epochs", 1, "--subjects", "0,1", "--quiet",
+             "--model.input", "stim:owned:2", "--model.input", "neurons:predicted:4", "--model.output",
+             "neurons:predicted")
+        p = mslr("predict", "--checkpoint", self.path("run"), "--out", self.path("p.h5"), check=False)
+        self.assertEqual(p.returncode, 1, p.stderr)
+        self.assertIn("subject 'subject2' was never fitted, and its model has parameters that only a fit gives "
+                      "(p.stim)", p.stderr)
+        self.assertFalse(os.path.exists(self.path("p.h5")))
+
+
 if __name__ == "__main__":
     unittest.main()

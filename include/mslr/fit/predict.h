@@ -32,8 +32,10 @@ SubjectPrediction predict_subject(const SubjectModel& model, const at::Tensor& s
 namespace mslr {
 
 // Per-subject parameters for a subject the fit never saw (its modes come from its properties through the
-// fitted predictors): the starting values, with each output's offsets set to the mean residual and psi to the
-// residual variance (at least min_var) over `times`, which should be the subject's training part.
+// fitted predictors), each from its training data `times`: an output's scales and offsets are the least-squares
+// fit of each variable on s(z), and psi the variance left (at least min_var). Throws, naming them, when the
+// model has per-subject parameters that only a fit can give (owned modes, its own predictors or mapping,
+// prelu slopes, direct pairs), rather than predicting with their random starting values.
 at::Tensor estimate_unfitted_params(const SubjectModel& model, const at::Tensor& shared_params,
                                     const SubjectData& data, const at::Tensor& times, double min_var,
                                     uint64_t seed);

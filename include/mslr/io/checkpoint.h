@@ -11,6 +11,9 @@
 //   /subjects/<name>/modes/p.<group>|u.<group>   [d, k] the modes the fitted model uses (for plots)
 //   /subjects/<name>/props/<group>, groups/<group>, segments   copies of the data (on request), so that a
 //                                                              checkpoint alone can predict
+//   /subjects/<name>/split                   int64 [1 + k_train + k_test, 2]: (k_train, k_test), then the
+//                                            train and the test ranges (with the data, when the subject has
+//                                            its own split)
 //   /log/epoch, elapsed, objective, lr [E];  /log/subject_nll [E, F];  /log/fitted [F] (subject indices)
 //
 // Every rank creates every group, dataset and attribute with the same arguments (parallel HDF5 metadata is
@@ -41,21 +44,28 @@ struct ExtraDataset {
 // layout is built, filled and read back only here.
 struct ExtrasRequest {
   bool props = false;  // props/<group>: --copy-props
-  bool data = false;   // groups/<group> and segments: --copy-data
+  bool data = false;   // groups/<group>, segments and split: --copy-data
 };
 // The extra datasets of a fitted subject: modes/<slot name> for each of its model's predicted mode slots,
 // then the copies asked for of the groups the model reads.
 std::vector<ExtraDataset> subject_extras_layout(const SubjectModel& model, const SubjectInfo& info,
                                                 const ExtrasRequest& request, at::ScalarType dtype);
-// Their values, by path: the predicted modes by name (Fitter::predicted_modes) and the data the fit holds.
+// Their values, by path: the predicted modes by name (Fitter::predicted_modes), the data the fit holds and
+// the subject's own split.
 std::map<std::string, at::Tensor> subject_extras(const std::map<std::string, at::Tensor>& modes,
-                                                 const SubjectData& held, const ExtrasRequest& request);
+                                                 const SubjectData& held, const SubjectInfo& info,
+                                                 const ExtrasRequest& request);
 // What a checkpoint's extras of one subject hold, read back (empty maps where nothing was kept).
 struct SubjectExtras {
   std::map<std::string, at::Tensor> modes;   // by mode name, [d, k]
   std::map<std::string, at::Tensor> props;   // by group, [d, n_props]
   std::map<std::string, at::Tensor> groups;  // by group, [T, d]
   at::Tensor segments;                       // [k, 2] int64, or undefined
+  bool has_split = false;
+  TimeRanges train_ranges, test_ranges;
+
+  // The copied data as a data file's reader would give it.
+  SubjectData data(const std::string& name) const;
 };
 
 // What every rank knows about a checkpoint before writing it (identical on all ranks).
@@ -115,6 +125,11 @@ class CheckpointFile {
   at::Tensor read_shared_params() const;
   // Subject i's extras (see subject_extras_layout), every shape checked. Independent reads.
   SubjectExtras read_extras(int i) const;
+  // Whether subject i's data was copied into the checkpoint (--copy-data), so that it predicts from it alone.
+  bool has_data_copy(int i) const;
+  // What a data file would say of subject i, from its copy (shapes, segments and split; the data is read by
+  // read_extras). Throws when nothing of its data was copied.
+  SubjectInfo describe_copy(int i) const;
 
  private:
   struct Impl;
