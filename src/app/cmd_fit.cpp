@@ -185,7 +185,7 @@ class CheckpointWriter {
     for (const auto& s : state.subjects)
       if (s.fitted)
         extras[s.index] =
-            subject_extras(fitter_.predicted_modes(s.index),
+            subject_extras(fitter_.data_modes(s.index),
                            copies.props || copies.data ? fitter_.held_data(s.index) : SubjectData{},
                            header_.subjects[s.index], copies);
     const std::string path = (r_.run.checkpoints() / name).string();

@@ -164,6 +164,8 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
       const bool in_fit = header.subjects[s].in_fit;
       r.rows = std::max(end_of(range), in_fit ? int64_t{0} : end_of(split.train(info)));
       const SubjectData d = data.read(s, r);
+      models[s]->set_given(d.modes);
+      models[s]->to(at::TensorOptions().dtype(dtype));
       at::Tensor params;
       if (in_fit) {
         params = ckpt.read_subject_params(k).to(dtype);

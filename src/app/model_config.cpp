@@ -17,7 +17,8 @@ namespace {
 
 std::vector<OptionDecl> model_options() {
   return {
-      {"model.input", "", "input group at t-1 as GROUP:SOURCE:MODES, SOURCE = predicted, owned or fixed",
+      {"model.input", "",
+       "input group at t-1 as GROUP:SOURCE:MODES, SOURCE = predicted, owned, fixed (identity) or given (per subject, from the data file's modes/GROUP)",
        OptionDecl::kList},
       {"model.output", "",
        "output group at t as GROUP:SOURCE[:NONLINEARITY] (identity, relu, tanh, sigmoid, "
@@ -203,7 +204,7 @@ ModelSpec model_from_options(const Options& o) {
       in.modes = parse_mode_source(f[1]);
       in.n_modes = std::stoll(f[2]);
     } catch (const std::exception&) {
-      bad(o, "model.input", text, "is not GROUP:SOURCE:MODES with SOURCE predicted, owned or fixed");
+      bad(o, "model.input", text, "is not GROUP:SOURCE:MODES with SOURCE predicted, owned, fixed or given");
     }
     in.predictor = group_predictor(o, pred, settings, in.group, true);
     spec.inputs.push_back(in);

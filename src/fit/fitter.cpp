@@ -44,6 +44,7 @@ struct Fitter::Impl {
     std::vector<at::Tensor>
         prepared;  // per mode slot: the prepared properties of predicted ones, on the device
     std::map<std::string, at::Tensor> props;  // [d, n_props] host
+    std::map<std::string, at::Tensor> given;  // given modes from its data, host
   };
   struct Device {
     at::Device device{at::kCPU};
@@ -371,6 +372,9 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
         l.groups[g] = x;
       }
       l.model->check_props(data.props);
+      l.model->set_given(data.modes);
+      l.model->to(at::TensorOptions().dtype(m.opt.dtype).device(device));
+      l.given = data.modes;
       l.train_times = training_times(info, m.opt.split);
       const int64_t n = l.train_times.numel();
       l.batch_size = n / m.opt.batches;
@@ -865,7 +869,7 @@ const FitLog& Fitter::log() const {
   return impl_->st.log;
 }
 
-std::map<std::string, at::Tensor> Fitter::predicted_modes(int subject) const {
+std::map<std::string, at::Tensor> Fitter::data_modes(int subject) const {
   const Impl& m = *impl_;
   for (const auto& l : m.local) {
     if (l.index != subject || !l.fitted) continue;
@@ -882,7 +886,10 @@ std::map<std::string, at::Tensor> Fitter::predicted_modes(int subject) const {
     const ModeSet modes = model.predict_modes(props, v);
     std::map<std::string, at::Tensor> out;
     for (const ModeSlot& slot : model.mode_slots())
-      if (slot.predictor) out[slot.name] = modes.find(slot)->cpu();
+      if (slot.predictor)
+        out[slot.name] = modes.find(slot)->cpu();
+      else if (slot.given)
+        out[slot.name] = slot.fixed.cpu();
     return out;
   }
   fail("subject ", subject, " is not fitted on rank ", m.comm.rank());
@@ -896,6 +903,7 @@ SubjectData Fitter::held_data(int subject) const {
     for (const auto& [g, x] : l.groups)
       d.groups[g] = x.cpu();
     d.props = l.props;
+    d.modes = l.given;
     d.segments = infos_[subject].segments;
     return d;
   }

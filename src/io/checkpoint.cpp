@@ -522,6 +522,7 @@ SubjectData SubjectExtras::data(const std::string& name) const {
   d.name = name;
   d.groups = groups;
   d.props = props;
+  d.modes = modes;  // the given ones among them are what set_given looks for
   d.segments = segments;
   return d;
 }
@@ -530,7 +531,7 @@ std::vector<ExtraDataset> subject_extras_layout(const SubjectModel& model, const
                                                 const ExtrasRequest& request, at::ScalarType dtype) {
   std::vector<ExtraDataset> x;
   for (const ModeSlot& slot : model.mode_slots())
-    if (slot.predictor) x.push_back({"modes/" + slot.name, {slot.rows, slot.cols}, dtype});
+    if (slot.predictor || slot.given) x.push_back({"modes/" + slot.name, {slot.rows, slot.cols}, dtype});
   const std::vector<std::string> groups = model.spec().groups();
   if (request.props)
     for (const auto& g : groups)

@@ -121,6 +121,21 @@ SubjectInfo describe_subject(const h5::Location& subjects, const std::string& na
       fail(file, ": ", e.what());
     }
   }
+  if (s.exists("modes")) {
+    MSLR_CHECK(s.info("modes").kind == h5::ObjectInfo::kGroup, file, ": ", who, ": 'modes' must be a group");
+    const h5::Location modes = s.group("modes");
+    for (const std::string& m : modes.children()) {
+      const std::string group = m.rfind("p.", 0) == 0 || m.rfind("u.", 0) == 0 ? m.substr(2) : m;
+      const std::string what = cat(who, ", given modes '", m, "'");
+      MSLR_CHECK(info.widths.count(group), file, ": ", what,
+                 " name no group of the subject (modes/GROUP, "
+                 "modes/p.GROUP or modes/u.GROUP)");
+      const auto shape = checked_dataset(modes, m, what, 2, false);
+      MSLR_CHECK(shape[0] == info.widths[group] && shape[1] > 0, file, ": ", what, " are ", shape_str(shape),
+                 ": they need a row for each of the ", info.widths[group], " variables of group '", group,
+                 "' and at least one column");
+    }
+  }
   if (s.exists("split")) {
     MSLR_CHECK(s.info("split").kind == h5::ObjectInfo::kGroup, file, ": ", who,
                ": 'split' must be a group holding 'train' and 'test'");
@@ -297,6 +312,12 @@ SubjectData DataFile::read(int subject, const DataReadOptions& opt) const {
       check_finite(p, cat(where, ", properties of group '", g, "'"), "variable", "property");
       d.props[g] = std::move(p);
     }
+  if (s.exists("modes"))
+    for (const std::string& m : s.group("modes").children()) {
+      at::Tensor x = s.read("modes/" + m, at::kFloat);
+      check_finite(x, cat(where, ", given modes '", m, "'"), "variable", "mode");
+      d.modes[m] = std::move(x);
+    }
   if (opt.true_means && info.has_true_means)
     for (const auto& [g, width] : d.groups)
       if (s.exists("truth/means/" + g))
@@ -320,6 +341,8 @@ void write_data_file(const std::string& path, const std::vector<SubjectData>& su
       for (const auto& [g, p] : d.props)
         f.put(base + "props/" + g, p.to(at::kFloat));
       if (d.segments.defined()) f.put(base + "segments", d.segments.to(at::kLong));
+      for (const auto& [m, x] : d.modes)
+        f.put(base + "modes/" + m, x.to(at::kFloat));
       for (const auto& [g, m] : d.true_means)
         f.put(base + "truth/means/" + g, m.to(at::kFloat));
       for (const auto& [name, t] : d.truth)

@@ -385,7 +385,10 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
           r.kind = ModeRef::kOwned;
           r.offset = m.layout()[slot.owned].offset;
           break;
+        case ModeSource::kGiven:  // never a slot's source: given slots are fixed ones
         case ModeSource::kFixed:
+          MSLR_CHECK(slot.fixed.defined(), "subject '", m.name(), "': the given modes of ", slot.side_name(),
+                     " group '", slot.group, "' were not set from its data");
           if (!slot.identity) {
             r.kind = ModeRef::kFixed;
             r.fixed = slot.fixed.to(dtype).contiguous();

@@ -28,7 +28,8 @@ ModeSource parse_mode_source(const std::string& text) {
   if (text == "predicted") return ModeSource::kPredicted;
   if (text == "owned") return ModeSource::kOwned;
   if (text == "fixed") return ModeSource::kFixed;
-  fail("unknown mode source '", text, "' (expected predicted, owned or fixed)");
+  if (text == "given") return ModeSource::kGiven;
+  fail("unknown mode source '", text, "' (expected predicted, owned, fixed or given)");
 }
 
 std::string to_string(ModeSource s) {
@@ -39,6 +40,8 @@ std::string to_string(ModeSource s) {
       return "owned";
     case ModeSource::kFixed:
       return "fixed";
+    case ModeSource::kGiven:
+      return "given";
   }
   return "?";
 }

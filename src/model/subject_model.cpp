@@ -107,6 +107,11 @@ ModeSlot SubjectModel::make_slot(ModeSlot::Side side, int index, int64_t rows, c
           slot.name, {rows, m.cols},
           Init::normal(1.0 / std::sqrt(static_cast<double>(side == ModeSlot::kInput ? rows : m.cols))));
       break;
+    case ModeSource::kGiven:
+      // Fixed modes whose values come with the subject's data (set_given).
+      slot.source = ModeSource::kFixed;
+      slot.given = true;
+      break;
     case ModeSource::kFixed:
       MSLR_CHECK(
           rows == m.cols, who, ", ", slot.side_name(), " group '", m.group, "': fixed identity modes need ",
@@ -175,6 +180,18 @@ void SubjectModel::to(const at::TensorOptions& options) {
     if (slot.fixed.defined()) slot.fixed = slot.fixed.to(options);
 }
 
+void SubjectModel::set_given(const std::map<std::string, at::Tensor>& modes) {
+  for (const ModeSlot& slot : slots_) {
+    if (!slot.given) continue;
+    auto it = modes.find(slot.name);
+    if (it == modes.end()) it = modes.find(slot.group);
+    MSLR_CHECK(it != modes.end(), "subject '", name_, "' has no given modes for ", slot.side_name(),
+               " group '", slot.group, "' (modes/", slot.group, " or modes/", slot.name, " in its data, [",
+               slot.rows, ", ", slot.cols, "])");
+    set_fixed(slot.side, slot.index, it->second.to(at::kDouble));  // to() moves it where the model runs
+  }
+}
+
 at::Tensor SubjectModel::from_prediction(const ModeSlot& slot, const at::Tensor& raw) const {
   MSLR_CHECK(raw.dim() == 2 && raw.size(0) == slot.rows && raw.size(1) == slot.cols, "subject '", name_,
              "': predicted modes of ", slot.side_name(), " group '", slot.group, "' have shape ",
@@ -214,6 +231,8 @@ ModeSet SubjectModel::predict_modes(const std::map<std::string, at::Tensor>& pro
 at::Tensor SubjectModel::mode(const ModeSlot& slot, const ModeSet& modes, const ParamViews& params) const {
   if (slot.owned >= 0) return params.subject[slot.owned];
   if (slot.fixed.defined()) return slot.fixed;
+  MSLR_CHECK(!slot.given, "subject '", name_, "': the given modes of ", slot.side_name(), " group '",
+             slot.group, "' were not set from its data");
   const at::Tensor* m = modes.find(slot);
   MSLR_CHECK(m, "subject '", name_, "': no modes supplied for ", slot.side_name(), " group '", slot.group,
              "'");

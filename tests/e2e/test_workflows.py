@@ -7,7 +7,7 @@ import unittest
 import h5py
 import numpy as np
 
-from helpers import ScratchTest, mslr
+from helpers import ScratchTest, final_params, mslr
 
 
 def simulate(path, subjects=3, seed=1, time_points=300):
@@ -170,6 +170,74 @@ class PredictFromTheCheckpointAlone(ScratchTest):
         self.assertIn("subject 'subject2' was never fitted, and its model has parameters that only a fit gives "
                       "(p.stim)", p.stderr)
         self.assertFalse(os.path.exists(self.path("p.h5")))
+
+
+def add_modes(path, subject, name, modes):
+    with h5py.File(path, "a") as f:
+        g = f[f"subjects/{subject}"]
+        if "modes/" + name in g:
+            del g["modes/" + name]
+        g["modes/" + name] = np.asarray(modes, dtype=np.float32)
+
+
+class GivenModes(ScratchTest):
+    MODEL = ["--model.input", "stim:given:4", "--model.input", "neurons:predicted:4",
+             "--model.output", "neurons:predicted"]
+
+    def test_given_identity_modes_fit_as_the_fixed_identity_does(self):
+        data = self.path("d.h5")
+        simulate(data)
+        for s in ("subject0", "subject1", "subject2"):
+            add_modes(data, s, "stim", np.eye(4))
+        common = ["--data", data, "--epochs", 3, "--quiet", "--model.input", "neurons:predicted:4",
+                  "--model.output", "neurons:predicted"]
+        mslr("fit", "--out", self.path("given"), "--model.input", "stim:given:4", *common)
+        mslr("fit", "--out", self.path("fixed"), "--model.input", "stim:fixed:4", *common)
+        a, b = final_params(self.path("given/checkpoints/final.h5")), final_params(self.path("fixed/checkpoints/final.h5"))
+        for k in a:
+            self.assertTrue(np.array_equal(a[k], b[k]), k)
+
+    def test_each_subject_uses_its_own_given_modes_in_fit_checkpoint_and_predict(self):
+        data = self.path("d.h5")
+        simulate(data)
+        rng = np.random.default_rng(0)
+        given = {s: rng.normal(size=(4, 4)) for s in ("subject0", "subject1", "subject2")}
+        for s, m in given.items():
+            add_modes(data, s, "p.stim", m)  # by slot name
+        mslr("fit", "--data", data, "--out", self.path("run"), "--epochs", 3, "--quiet", "--copy-data",
+             "--subjects", "0,1", *self.MODEL, np=2)
+        with h5py.File(self.path("run/checkpoints/final.h5"), "r") as f:
+            for s in ("subject0", "subject1"):
+                self.assertTrue(np.allclose(f[f"subjects/{s}/modes/p.stim"][...], given[s], rtol=1e-6), s)
+        # Predicted from the data file (subject2 never fitted: its given modes come from there too) and from
+        # the checkpoint's copies alone: the same numbers for the fitted subjects.
+        mslr("predict", "--checkpoint", self.path("run"), "--out", self.path("file.h5"), "--data", data)
+        mslr("predict", "--checkpoint", self.path("run"), "--out", self.path("copy.h5"))
+        with h5py.File(self.path("file.h5"), "r") as a, h5py.File(self.path("copy.h5"), "r") as b:
+            self.assertIn("subject2", a["subjects"])
+            for s in ("subject0", "subject1"):
+                self.assertTrue(np.array_equal(a[f"subjects/{s}/neurons"][...], b[f"subjects/{s}/neurons"][...]))
+        # Other given modes give other predictions: the modes are used, not ignored.
+        add_modes(data, "subject0", "p.stim", -given["subject0"])
+        mslr("predict", "--checkpoint", self.path("run"), "--out", self.path("flipped.h5"), "--data", data)
+        with h5py.File(self.path("file.h5"), "r") as a, h5py.File(self.path("flipped.h5"), "r") as b:
+            self.assertFalse(np.allclose(a["subjects/subject0/neurons"][...], b["subjects/subject0/neurons"][...]))
+
+    def test_missing_or_misshapen_given_modes_are_named(self):
+        data = self.path("d.h5")
+        simulate(data)
+        add_modes(data, "subject0", "stim", np.eye(4))
+        p = mslr("fit", "--data", data, "--out", self.path("run"), *self.MODEL, check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("has no given modes for input group 'stim' (modes/stim or modes/p.stim in its data, [4, 4])",
+                      p.stderr)
+        for s in ("subject1", "subject2"):
+            add_modes(data, s, "stim", np.ones((4, 3)))
+        p = mslr("fit", "--data", data, "--out", self.path("run"), *self.MODEL, check=False)
+        self.assertIn("fixed modes of input group 'stim' have shape [4, 3], expected [4, 4]", p.stderr)
+        add_modes(data, "subject1", "fish", np.ones((4, 4)))
+        p = mslr("fit", "--data", data, "--out", self.path("run"), *self.MODEL, check=False)
+        self.assertIn("subject 'subject1', given modes 'fish' name no group of the subject", p.stderr)
 
 
 if __name__ == "__main__":

@@ -112,13 +112,13 @@ TEST(IoMpi, CheckpointExtrasReadBackWhatTheirLayoutPromised) {
   const FitState st = f->state();
   std::map<int, std::map<std::string, at::Tensor>> extras;
   for (const auto& s : st.subjects)
-    extras[s.index] = subject_extras(f->predicted_modes(s.index), f->held_data(s.index),
+    extras[s.index] = subject_extras(f->data_modes(s.index), f->held_data(s.index),
                                      f->subjects()[s.index], copies);
   write_checkpoint(path, world(), h, st, extras);
   const CheckpointFile ck(path, world());
   for (const auto& s : st.subjects) {
     const SubjectExtras x = ck.read_extras(s.index);
-    const auto modes = f->predicted_modes(s.index);
+    const auto modes = f->data_modes(s.index);
     ASSERT_FALSE(modes.empty());
     ASSERT_EQ(x.modes.size(), modes.size());
     for (const auto& [name, m] : modes)

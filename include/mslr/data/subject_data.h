@@ -13,8 +13,11 @@ namespace mslr {
 
 struct SubjectData {
   std::string name;
-  std::map<std::string, at::Tensor> groups;      // group -> [T, d]
-  std::map<std::string, at::Tensor> props;       // group -> [d, n_props] (optional per group)
+  std::map<std::string, at::Tensor> groups;  // group -> [T, d]
+  std::map<std::string, at::Tensor> props;   // group -> [d, n_props] (optional per group)
+  // Given modes [d, K] of groups whose model source is "given", by group or by slot name ("p.<group>",
+  // "u.<group>", when a group's two sides differ).
+  std::map<std::string, at::Tensor> modes;
   at::Tensor segments;                           // [k, 2] int64 [start, end); undefined = one segment [0, T)
   std::map<std::string, at::Tensor> true_means;  // group -> [T, d], row t the noise-free mean given t-1
   std::map<std::string, at::Tensor> truth;  // anything else a simulator knows, by path (e.g. "psi/neurons")

@@ -97,9 +97,10 @@ class Fitter {
 
   // This rank's state now (host copies).
   FitState state() const;
-  // For a local fitted subject: its predicted modes as the model uses them, "p.<group>" [d_in, k] and
-  // "u.<group>" [d_out, k], and the data it holds (host tensors). For checkpoints.
-  std::map<std::string, at::Tensor> predicted_modes(int subject) const;
+  // For a local fitted subject: the modes its model uses that come from its data, "p.<group>" [d_in, k] and
+  // "u.<group>" [d_out, k] (predicted from its properties, or given), and the data it holds (host tensors).
+  // For checkpoints.
+  std::map<std::string, at::Tensor> data_modes(int subject) const;
   SubjectData held_data(int subject) const;
   const FitLog& log() const;
 

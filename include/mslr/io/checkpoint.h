@@ -8,7 +8,7 @@
 //   /subjects/<name>/params|adam_m|adam_v    [P_s]  attrs index, fitted, param_names, param_shapes,
 //                                                   param_offsets
 //   /subjects/<name>/adam_step, partial_nll  scalars
-//   /subjects/<name>/modes/p.<group>|u.<group>   [d, k] the modes the fitted model uses (for plots)
+//   /subjects/<name>/modes/p.<group>|u.<group>   [d, k] the predicted and given modes the fitted model uses
 //   /subjects/<name>/props/<group>, groups/<group>, segments   copies of the data (on request), so that a
 //                                                              checkpoint alone can predict
 //   /subjects/<name>/split                   int64 [1 + k_train + k_test, 2]: (k_train, k_test), then the
@@ -46,7 +46,7 @@ struct ExtrasRequest {
   bool props = false;  // props/<group>: --copy-props
   bool data = false;   // groups/<group>, segments and split: --copy-data
 };
-// The extra datasets of a fitted subject: modes/<slot name> for each of its model's predicted mode slots,
+// The extra datasets of a fitted subject: modes/<slot name> for each of its model's predicted or given slots,
 // then the copies asked for of the groups the model reads.
 std::vector<ExtraDataset> subject_extras_layout(const SubjectModel& model, const SubjectInfo& info,
                                                 const ExtrasRequest& request, at::ScalarType dtype);

@@ -4,6 +4,9 @@
 //   /subjects/<name>/groups/<group>         float [T, d]
 //   /subjects/<name>/props/<group>          float [d, n_props]   (optional)
 //   /subjects/<name>/segments               int64 [k, 2]         (optional) [start, end) of recordings
+//   /subjects/<name>/modes/<group>          float [d, K]         (optional) given modes of the group (model
+//                                                                source "given"); modes/p.<group> and
+//                                                                modes/u.<group> when its two sides differ
 //   /subjects/<name>/split/train|test       int64 [k, 2] ranges [start, end), or an integer 0/1 mask [T]
 //                                                                (optional) the subject's own split, used
 //                                                                with --split-from-data

@@ -18,10 +18,11 @@ namespace mslr {
 enum class ModeSource {
   kPredicted,  // from the group's variables' properties through a mode predictor
   kOwned,      // a per-subject parameter
-  kFixed,      // a given tensor, by default the identity (which needs d = number of modes)
+  kFixed,      // the identity (which needs d = number of modes), or a tensor set by the code
+  kGiven,  // fixed per subject to a matrix its data gives (/subjects/<name>/modes/<group> in the data file)
 };
 
-ModeSource parse_mode_source(const std::string& text);  // "predicted", "owned", "fixed"
+ModeSource parse_mode_source(const std::string& text);  // "predicted", "owned", "fixed", "given"
 std::string to_string(ModeSource s);
 
 struct InputSpec {

@@ -43,8 +43,9 @@ struct ModeSlot {
   const ModePredictor* predictor = nullptr;  // the shared or the subject's own; null unless predicted
   bool own_predictor = false;                // that predictor's parameters are in the subject's layout
   int owned = -1;                            // layout index of owned modes, else -1
-  at::Tensor fixed;                          // fixed modes, else undefined
+  at::Tensor fixed;                          // fixed modes, else undefined (given ones until set_given)
   bool identity = false;                     // fixed identity p: proj = x, no product
+  bool given = false;  // source kGiven: fixed modes (source kFixed here) that the subject's data gives
   const char* side_name() const { return side == kInput ? "input" : "output"; }
 };
 
@@ -114,6 +115,9 @@ class SubjectModel {
   const ModeSlot& u_slot(int h) const { return slots_[n_inputs() + h]; }
   // Replaces the fixed modes (default: identity) of input or output `index`; the shape is checked.
   void set_fixed(ModeSlot::Side side, int index, const at::Tensor& modes);
+  // Sets every given slot's modes from a subject's data (SubjectData::modes: by slot name "p.<group>" /
+  // "u.<group>", else by group); throws naming the subject and group when one is missing or misshapen.
+  void set_given(const std::map<std::string, at::Tensor>& modes);
   // Moves the fixed modes to a dtype and device.
   void to(const at::TensorOptions& options);
 
