@@ -76,6 +76,7 @@ struct FitRequest {
   explicit FitRequest(Options o) : options(std::move(o)), run("") {}
   Options options;
   std::unique_ptr<CheckpointFile> resume;  // null for a fresh fit
+  std::unique_ptr<CheckpointFile> init;    // --init-from, for a fresh fit
   std::unique_ptr<DataFile> data;
   RunFolder run;
   FitSettings settings;
@@ -95,9 +96,16 @@ std::unique_ptr<FitRequest> resolve_request(const Args& args, const MpiCommunica
   // The run folder is --out as given here (never the one saved in a resumed checkpoint), else the folder of
   // the checkpoint resumed.
   std::string out = o.has("out") ? o.str("out") : "";
+  if (o.has("init-from") && o.has("resume"))
+    throw UsageError("mslr fit: --init-from starts a new fit and --resume continues one: give one of them");
   if (o.has("resume")) {
     r->resume = std::make_unique<CheckpointFile>(o.str("resume"), world);
     o = *parse(r->resume->config(), r->resume->path() + ": the saved config");
+  }
+  if (o.has("init-from") && !r->resume) {
+    r->init = std::make_unique<CheckpointFile>(o.str("init-from"), world);
+    o = *parse(r->init->model(), r->init->path() + ": its model");
+    o.set("init-from", {absolute_path(r->init->path())});
   }
   if (!o.has("data")) throw UsageError("mslr fit: --data is required (see mslr fit --help)");
   r->data = std::make_unique<DataFile>(o.str("data"), world);
@@ -132,10 +140,44 @@ std::unique_ptr<Communicator> step_communicator(const MpiCommunicator& world, in
   return nccl_compiled() ? make_nccl_communicator(world, devices[0].index()) : nullptr;
 }
 
-// Starts the fitter afresh, or from the checkpoint resumed after checking that it was written for this model
-// and these subjects.
+// The values a fit started with --init-from begins with: the checkpoint's shared parameters, and those of
+// this rank's subjects that the checkpoint fitted (by name), after checking that their layouts are this
+// model's. Returns the number of subjects taken, over all ranks, in `taken`.
+StartingValues starting_values(const CheckpointFile& init, const Fitter& fitter, const Communicator& world,
+                               int64_t* taken) {
+  StartingValues from;
+  int64_t mine = 0;
+  run_collectively(world, [&] {
+    MSLR_CHECK(init.shared_layout().same_as(fitter.shared().layout()), init.path(),
+               ": its shared parameters differ from this model's: ",
+               init.shared_layout().difference(fitter.shared().layout()));
+    from.shared = init.read_shared_params();
+    for (int s : fitter.local_subjects()) {
+      const SubjectModel& model = fitter.model(s);
+      const int k = init.index_of(model.name());
+      if (k < 0 || !init.subject_fitted(k)) continue;
+      MSLR_CHECK(init.subject_layout(k).same_as(model.layout()), init.path(), ": subject '", model.name(),
+                 "' has other parameters there: ", init.subject_layout(k).difference(model.layout()));
+      from.subjects[s] = init.read_subject_params(k);
+      ++mine;
+    }
+  });
+  *taken = world.sum(mine);
+  return from;
+}
+
+// Starts the fitter afresh (from --init-from's checkpoint when given), or from the checkpoint resumed after
+// checking that it was written for this model and these subjects.
 void start_or_resume(Fitter& fitter, const FitRequest& r,
-                     const std::vector<std::unique_ptr<SubjectModel>>& models, const Communicator& world) {
+                     const std::vector<std::unique_ptr<SubjectModel>>& models, const Communicator& world,
+                     const Console& console) {
+  if (!r.resume && r.init) {
+    int64_t taken = 0;
+    fitter.initialize(starting_values(*r.init, fitter, world, &taken));
+    console.line(cat("starting from ", r.init->path(), ": its shared parameters and ", taken,
+                     " subject(s) it fitted"));
+    return;
+  }
   if (!r.resume) {
     fitter.initialize();
     return;
@@ -261,7 +303,7 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
     models.push_back(std::make_unique<SubjectModel>(fitter.shared(), shape_of(i), i.name));
     names.push_back(i.name);
   }
-  start_or_resume(fitter, r, models, world);
+  start_or_resume(fitter, r, models, world, console);
   fitter.load_data([&](int subject) {
     DataReadOptions read;
     const auto groups = r.spec.groups();

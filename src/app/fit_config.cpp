@@ -54,6 +54,12 @@ std::vector<OptionDecl> fit_options() {
           {"out", "",
            "run folder for config.ini, metrics.jsonl and checkpoints/ (default with --resume: its folder)"},
           {"resume", "", "continue from a checkpoint file or run folder (its checkpoints/latest)"},
+          {"init-from", "",
+           "start a new fit from a fitted model (checkpoint file or run folder): its shared parameters and "
+           "those of its fitted subjects that this data also has; its model options are the defaults"},
+          {"freeze", "",
+           std::string("hold these kinds of parameters at their starting values, comma-separated: ") +
+               kFreezeKinds + " (shared: every shared parameter; frozen shared parts are not all-reduced)"},
           {"overwrite", default_text(d.overwrite),
            "start afresh in an --out folder that already holds a fit, deleting it", OptionDecl::kFlag},
           {"epochs", default_text(f.epochs), "total epochs (a resumed fit stops at the same total)"},
@@ -117,6 +123,8 @@ FitSettings fit_settings_from(const Options& o) {
     throw UsageError("mslr fit: --dtype: '" + dtype + "' is not float32 or float64");
   f.dtype = dtype == "float64" ? at::kDouble : at::kFloat;
   f.step = as_usage([&] { return parse_step_kind(o.str("step")); });
+  for (const auto& kind : split(o.has("freeze") ? o.str("freeze") : "", ','))
+    if (!kind.empty()) f.freeze.insert(kind);
   as_usage([&] { f.validate(); }, "mslr fit: ");
 
   const int64_t every = o.integer("checkpoint-every"), keep = o.integer("keep-checkpoints"),

@@ -28,14 +28,13 @@ void AdamState::reset() {
   step = 0;
 }
 
-void adam_step(at::Tensor& param, const at::Tensor& grad_in, AdamState& s, double lr,
-               const AdamOptions& opt) {
-  at::NoGradGuard no_grad;
-  s.step += 1;
-  const double bias1 = 1.0 - std::pow(opt.beta1, static_cast<double>(s.step));
-  const double bias2 = 1.0 - std::pow(opt.beta2, static_cast<double>(s.step));
+namespace {
+
+// The update of one contiguous part, with the bias corrections of this step.
+void adam_update(at::Tensor param, const at::Tensor& grad_in, at::Tensor m_t, at::Tensor v_t, double bias1,
+                 double bias2, double lr, const AdamOptions& opt) {
   const bool fused = param.device().is_cpu() && param.is_contiguous() && grad_in.is_contiguous() &&
-                     s.m.is_contiguous() && s.v.is_contiguous() &&
+                     m_t.is_contiguous() && v_t.is_contiguous() &&
                      grad_in.scalar_type() == param.scalar_type() &&
                      (param.scalar_type() == at::kFloat || param.scalar_type() == at::kDouble);
   if (fused) {
@@ -44,8 +43,8 @@ void adam_step(at::Tensor& param, const at::Tensor& grad_in, AdamState& s, doubl
     AT_DISPATCH_FLOATING_TYPES(param.scalar_type(), "adam_step", [&] {
       scalar_t* p = param.data_ptr<scalar_t>();
       const scalar_t* g = grad_in.data_ptr<scalar_t>();
-      scalar_t* m = s.m.data_ptr<scalar_t>();
-      scalar_t* v = s.v.data_ptr<scalar_t>();
+      scalar_t* m = m_t.data_ptr<scalar_t>();
+      scalar_t* v = v_t.data_ptr<scalar_t>();
       const scalar_t b1 = opt.beta1, b2 = opt.beta2, wd = opt.weight_decay, eps = opt.eps;
       const scalar_t step = lr / bias1, root2 = std::sqrt(bias2);
       at::parallel_for(0, param.numel(), 1 << 14, [&](int64_t i0, int64_t i1) {
@@ -60,10 +59,27 @@ void adam_step(at::Tensor& param, const at::Tensor& grad_in, AdamState& s, doubl
     return;
   }
   const at::Tensor grad = opt.weight_decay != 0.0 ? grad_in.add(param, opt.weight_decay) : grad_in;
-  s.m.mul_(opt.beta1).add_(grad, 1.0 - opt.beta1);
-  s.v.mul_(opt.beta2).addcmul_(grad, grad, 1.0 - opt.beta2);
-  const at::Tensor denom = (s.v.sqrt() / std::sqrt(bias2)).add_(opt.eps);
-  param.addcdiv_(s.m, denom, -lr / bias1);
+  m_t.mul_(opt.beta1).add_(grad, 1.0 - opt.beta1);
+  v_t.mul_(opt.beta2).addcmul_(grad, grad, 1.0 - opt.beta2);
+  const at::Tensor denom = (v_t.sqrt() / std::sqrt(bias2)).add_(opt.eps);
+  param.addcdiv_(m_t, denom, -lr / bias1);
+}
+
+}  // namespace
+
+void adam_step(at::Tensor& param, const at::Tensor& grad, AdamState& s, double lr, const AdamOptions& opt,
+               const std::vector<Span>* only) {
+  at::NoGradGuard no_grad;
+  s.step += 1;
+  const double bias1 = 1.0 - std::pow(opt.beta1, static_cast<double>(s.step));
+  const double bias2 = 1.0 - std::pow(opt.beta2, static_cast<double>(s.step));
+  if (!only) {
+    adam_update(param, grad, s.m, s.v, bias1, bias2, lr, opt);
+    return;
+  }
+  for (const Span& p : *only)
+    adam_update(param.narrow(0, p.offset, p.numel), grad.narrow(0, p.offset, p.numel),
+                s.m.narrow(0, p.offset, p.numel), s.v.narrow(0, p.offset, p.numel), bias1, bias2, lr, opt);
 }
 
 }  // namespace mslr

@@ -52,7 +52,9 @@ struct Fitter::Impl {
     AdamState shared_adam;
     at::Tensor subject_flat;  // leaf [sum of fitted subjects' numel], or undefined
     AdamState subject_adam;
-    at::Tensor lower;         // lower bounds: min_var at psi entries, -inf elsewhere
+    at::Tensor lower;                 // lower bounds: min_var at psi entries, -inf elsewhere
+    std::vector<Span> subject_train;  // the parts of subject_flat that are not frozen
+    bool subject_frozen_some = false;
     std::vector<int> fitted;  // positions in `local`
     at::Tensor nll_acc;       // [fitted.size()] double, sums over the epoch's minibatches
     at::Tensor shared_grad;   // [n_shared] the step's reduced shared gradient, in the replica's dtype
@@ -77,10 +79,12 @@ struct Fitter::Impl {
   FitOptions opt;
   std::vector<Local> local;
   std::vector<Device> dev;
-  at::Tensor reduce_buf;   // [n_shared + 2] float64 on device 0: the shared gradient, the stop flag, and
-                           // the count of subjects whose numbers were not finite
-  std::vector<int> order;  // positions in `local` of the fitted subjects, in global subject order
-  at::Tensor flag_prev;    // the previous step's reduced flags: [stop, non-finite count]
+  at::Tensor reduce_buf;  // [n_reduce + 2] float64 on device 0: the shared gradient of the parts not
+                          // frozen, the stop flag, and the count of subjects whose numbers were not finite
+  std::vector<Span> shared_train;  // the parts of the shared buffer that are not frozen
+  int64_t n_reduce = 0;            // their total size
+  std::vector<int> order;          // positions in `local` of the fitted subjects, in global subject order
+  at::Tensor flag_prev;            // the previous step's reduced flags: [stop, non-finite count]
   struct Where {
     int epoch = 0, batch = 0;
   } where_prev;  // the previous step
@@ -97,7 +101,7 @@ struct Fitter::Impl {
   // `params[i]` / `saved[i]` belong to local[i]; saved entries may be null (fresh start).
   void build_subject_buffers(const std::vector<at::Tensor>& params,
                              const std::vector<const SubjectState*>& saved);
-  void make_reduce_buffer();
+  void make_reduce_buffer(const ParamLayout& shared_layout);
   void make_batched_step();
   void batched_step(Device& ds, int b);
   void start_epoch(int epoch);
@@ -117,7 +121,54 @@ struct Fitter::Impl {
   std::vector<long long> memory_in_use() const;
 };
 
+const char* const kFreezeKinds =
+    "shared,p-predictors,u-predictors,shared-mapping,mapping,owned-modes,psi,offsets,scales,slopes,direct";
+
+std::string freeze_kind(const std::string& name) {
+  auto starts = [&](const char* prefix) { return name.rfind(prefix, 0) == 0; };
+  if (starts("pred.p.")) return "p-predictors";
+  if (starts("pred.u.")) return "u-predictors";
+  if (starts("shared_map.")) return "shared-mapping";
+  if (starts("map.")) return "mapping";
+  if (starts("p.") || starts("u.")) return "owned-modes";
+  if (starts("psi.")) return "psi";
+  if (starts("offset.")) return "offsets";
+  if (starts("scale.")) return "scales";
+  if (starts("slope.")) return "slopes";
+  if (starts("direct.")) return "direct";
+  return name;
+}
+
+namespace {
+
+// The parts of a layout's flat buffer (placed at `base`) whose parameters are not frozen, neighbours merged.
+std::vector<Span> trainable(const ParamLayout& layout, const std::set<std::string>& freeze, bool shared,
+                            int64_t base, std::vector<Span> spans = {}) {
+  if (shared && freeze.count("shared")) return spans;
+  for (const auto& e : layout.entries()) {
+    if (freeze.count(freeze_kind(e.name))) continue;
+    const int64_t n = e.numel;
+    if (!spans.empty() && spans.back().offset + spans.back().numel == base + e.offset)
+      spans.back().numel += n;
+    else
+      spans.push_back({base + e.offset, n});
+  }
+  return spans;
+}
+
+int64_t total(const std::vector<Span>& spans) {
+  int64_t n = 0;
+  for (const auto& s : spans)
+    n += s.numel;
+  return n;
+}
+
+}  // namespace
+
 void FitOptions::validate() const {
+  for (const auto& kind : freeze)
+    MSLR_CHECK(("," + std::string(kFreezeKinds) + ",").find("," + kind + ",") != std::string::npos,
+               "freeze: '", kind, "' is not a kind of parameter (", kFreezeKinds, ")");
   MSLR_CHECK(epochs >= 0, "epochs must be >= 0, got ", epochs);
   MSLR_CHECK(batches >= 1, "batches must be >= 1, got ", batches);
   MSLR_CHECK(min_var > 0.0, "min-var must be positive, got ", min_var);
@@ -248,6 +299,12 @@ const SubjectModel& Fitter::model(int subject) const {
 
 std::string Fitter::describe() const {
   const auto& o = impl_->opt;
+  std::string frozen;
+  for (const auto& kind : o.freeze)
+    frozen += (frozen.empty() ? "; frozen: " : ",") + kind;
+  if (!frozen.empty())
+    frozen += cat(" (the step all-reduces ", total(trainable(shared_->layout(), o.freeze, true, 0)), " of ",
+                  shared_->layout().numel(), " shared values)");
   std::string devs;
   for (const auto& d : impl_->dev)
     devs += (devs.empty() ? "" : ",") + d.device.str();
@@ -259,20 +316,30 @@ std::string Fitter::describe() const {
              impl_->batched_gap.empty()
                  ? std::string("batched step")
                  : "autograd step (the batched step does not cover " + impl_->batched_gap + ")",
-             "; ", impl_->fitted_set.size(), " of ", infos_.size(), " subjects fitted");
+             "; ", impl_->fitted_set.size(), " of ", infos_.size(), " subjects fitted", frozen);
 }
 
 bool Fitter::batched() const {
   return impl_->batched_gap.empty();
 }
 
-void Fitter::initialize() {
+void Fitter::initialize(const StartingValues& from) {
   Impl& m = *impl_;
   MSLR_CHECK(!m.ready, "the fitter was already initialised");
-  const at::Tensor shared0 = shared_->initial_values(m.opt.seed, m.opt.dtype);
+  MSLR_CHECK(!from.shared.defined() || from.shared.numel() == shared_->layout().numel(),
+             "the starting shared parameters have ", from.shared.defined() ? from.shared.numel() : 0,
+             " values, this model has ", shared_->layout().numel());
+  const at::Tensor shared0 =
+      from.shared.defined() ? from.shared.to(m.opt.dtype) : shared_->initial_values(m.opt.seed, m.opt.dtype);
   std::vector<at::Tensor> params;
   for (auto& l : m.local) {
-    at::Tensor p = l.model->initial_values(m.opt.seed, hash_name(l.model->name()), m.opt.dtype);
+    const auto given = from.subjects.find(l.index);
+    MSLR_CHECK(given == from.subjects.end() || given->second.numel() == l.model->layout().numel(),
+               "subject '", l.model->name(), "': the starting parameters have ", given->second.numel(),
+               " values, this model has ", l.model->layout().numel());
+    at::Tensor p = given != from.subjects.end()
+                       ? given->second.to(m.opt.dtype)
+                       : l.model->initial_values(m.opt.seed, hash_name(l.model->name()), m.opt.dtype);
     if (!l.fitted)
       l.frozen = {l.index, l.model->name(), false, p, at::zeros_like(p), at::zeros_like(p), 0, 0.0};
     params.push_back(p);
@@ -417,6 +484,7 @@ void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
     auto& ds = dev[d];
     std::vector<at::Tensor> parts, lower, ms, vs;
     ds.fitted.clear();
+    ds.subject_train.clear();
     int64_t offset = 0;
     for (size_t i = 0; i < local.size(); ++i) {
       auto& l = local[i];
@@ -425,6 +493,7 @@ void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
       l.offset = offset;
       l.slot = static_cast<int>(ds.fitted.size());
       ds.fitted.push_back(static_cast<int>(i));
+      ds.subject_train = trainable(layout, opt.freeze, false, offset, std::move(ds.subject_train));
       offset += layout.numel();
       parts.push_back(params[i]);
       at::Tensor lb = at::full({layout.numel()}, -std::numeric_limits<double>::infinity(), at::kDouble);
@@ -448,16 +517,19 @@ void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
       }
     }
     ds.nll_acc = at::zeros({static_cast<int64_t>(ds.fitted.size())}, opts.dtype(at::kDouble));
+    ds.subject_frozen_some = total(ds.subject_train) != offset;
   }
 }
 
-void Fitter::Impl::make_reduce_buffer() {
+void Fitter::Impl::make_reduce_buffer(const ParamLayout& shared_layout) {
   // Shared gradients are summed in float64 over subjects in global index order, then over ranks: the sum does
   // not depend on where subjects live, so a fit gives the same parameters for any number of ranks or devices
   // (to float64 rounding, which the conversion back to float32 almost always removes). The stop flag and the
   // non-finite count ride in the last two elements, so a step needs exactly one collective.
-  reduce_buf = at::zeros({dev[0].shared_flat.numel() + 2},
-                         at::TensorOptions().dtype(at::kDouble).device(dev[0].device));
+  // Frozen shared parts are left out of it: nothing is sent for them.
+  shared_train = trainable(shared_layout, opt.freeze, true, 0);
+  n_reduce = total(shared_train);
+  reduce_buf = at::zeros({n_reduce + 2}, at::TensorOptions().dtype(at::kDouble).device(dev[0].device));
   std::vector<int> fitted;
   for (const auto& ds : dev)
     fitted.insert(fitted.end(), ds.fitted.begin(), ds.fitted.end());
@@ -575,14 +647,13 @@ void Fitter::Impl::start_epoch(int epoch) {
 
 Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
   fault_point("step", comm.rank());
-  const int64_t n_shared = dev[0].shared_flat.numel();
   {
     at::NoGradGuard no_grad;
     reduce_buf.zero_();
     for (auto& ds : dev)
       if (!ds.batched && ds.subject_flat.defined() && ds.subject_flat.grad().defined())
         ds.subject_flat.mutable_grad().zero_();
-    if (stop_flag) reduce_buf.narrow(0, n_shared, 1).fill_(1.0);
+    if (stop_flag) reduce_buf.narrow(0, n_reduce, 1).fill_(1.0);
   }
   // Every subject reads the shared parameters through a leaf of its own (an alias of the replica, no copy),
   // so that its contribution to the shared gradient arrives separately.
@@ -598,7 +669,7 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
     for (int i : ds.fitted) {
       const auto& l = local[i];
       const SubjectModel& model = *l.model;
-      shared_leaf[i] = ds.shared_flat.detach().requires_grad_(true);
+      shared_leaf[i] = ds.shared_flat.detach().requires_grad_(n_reduce > 0);  // no gradient when all frozen
       const ParamViews v{model.layout().views(ds.subject_flat.narrow(0, l.offset, model.layout().numel())),
                          model.shared().layout().views(shared_leaf[i])};
       ModeSet modes;
@@ -646,16 +717,24 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
     }
   }
   for (auto& ds : dev)
-    if (ds.bad_now.numel()) reduce_buf.narrow(0, n_shared + 1, 1).add_(ds.bad_now.sum());
+    if (ds.bad_now.numel()) reduce_buf.narrow(0, n_reduce + 1, 1).add_(ds.bad_now.sum());
 
   at::NoGradGuard no_grad;
-  at::Tensor sum = reduce_buf.narrow(0, 0, n_shared);
+  // The parts not frozen, packed one after the other.
+  auto pack = [&](const at::Tensor& grad) {
+    int64_t at = 0;
+    for (const Span& p : shared_train) {
+      at::Tensor into = reduce_buf.narrow(0, at, p.numel);
+      add_to_sum(into, grad.narrow(0, p.offset, p.numel));
+      at += p.numel;
+    }
+  };
   for (int i : order) {
     const Device& ds = dev[local[i].device];
     if (ds.batched)
-      add_to_sum(sum, ds.shared_grad_views[local[i].slot]);
+      pack(ds.shared_grad_views[local[i].slot]);
     else if (shared_leaf[i].grad().defined())
-      add_to_sum(sum, shared_leaf[i].grad());
+      pack(shared_leaf[i].grad());
   }
   // The one collective of the step: the shared gradients, summed (never averaged), the stop flag and the
   // count of non-finite subjects.
@@ -671,21 +750,27 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
   }
   if (flags.diverged) return flags;
   if (!flag_prev.defined()) flag_prev = at::zeros({2}, reduce_buf.options());
-  flag_prev.copy_(reduce_buf.narrow(0, n_shared, 2));
+  flag_prev.copy_(reduce_buf.narrow(0, n_reduce, 2));
   for (auto& ds : dev)
     ds.bad_prev.copy_(ds.bad_now);
   where_prev = {st.epoch, b};
 
+  const bool shared_frozen_some = n_reduce != dev[0].shared_flat.numel();
   for (auto& ds : dev) {
     at::Tensor p = ds.shared_flat;
-    ds.shared_grad.copy_(sum);
-    adam_step(p, ds.shared_grad, ds.shared_adam, lr, opt.adam);
+    int64_t at = 0;
+    for (const Span& part : shared_train) {
+      ds.shared_grad.narrow(0, part.offset, part.numel).copy_(reduce_buf.narrow(0, at, part.numel));
+      at += part.numel;
+    }
+    // Also when everything shared is frozen: the step count stays that of the subjects (a checkpoint says so).
+    adam_step(p, ds.shared_grad, ds.shared_adam, lr, opt.adam, shared_frozen_some ? &shared_train : nullptr);
     const at::Tensor grad = ds.batched                  ? ds.subject_grad
                             : ds.subject_flat.defined() ? ds.subject_flat.grad()
                                                         : at::Tensor();
     if (grad.defined()) {
       at::Tensor q = ds.subject_flat.detach();
-      adam_step(q, grad, ds.subject_adam, lr, opt.adam);
+      adam_step(q, grad, ds.subject_adam, lr, opt.adam, ds.subject_frozen_some ? &ds.subject_train : nullptr);
       at::maximum_out(q, q, ds.lower);  // psi >= min_var after every step
     }
   }
@@ -764,7 +849,7 @@ void Fitter::Impl::flush(size_t n_subjects, FitReport* report) {
 bool Fitter::run(const FitHooks& hooks) {
   Impl& m = *impl_;
   MSLR_CHECK(m.ready && m.data_loaded, "initialize()/restore() and load_data() before run()");
-  m.make_reduce_buffer();
+  m.make_reduce_buffer(shared_->layout());
   m.make_batched_step();
   const auto t0 = Clock::now();
   const double elapsed0 = m.st.elapsed;

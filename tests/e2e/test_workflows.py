@@ -240,5 +240,113 @@ class GivenModes(ScratchTest):
         self.assertIn("subject 'subject1', given modes 'fish' name no group of the subject", p.stderr)
 
 
+def split_file(source, parts):
+    """Writes each {path: [subject indices]} of `source` as its own mslr-data file (its attributes too)."""
+    with h5py.File(source, "r") as a:
+        for path, subjects in parts.items():
+            with h5py.File(path, "w") as b:
+                for k, v in a.attrs.items():
+                    b.attrs[k] = v
+                for i in subjects:
+                    a.copy(f"subjects/subject{i}", b, f"subjects/subject{i}")
+
+
+class WarmStartsAndFrozenParts(ScratchTest):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.shared = tempfile.mkdtemp(prefix="mslr-e2e-warm-")
+        d = cls.shared
+        mslr("simulate", "--out", f"{d}/all.h5", "--subjects", 8, "--neurons-min", 40, "--neurons-max", 70,
+             "--time-points", 600, "--seed", 5)
+        split_file(f"{d}/all.h5", {f"{d}/old.h5": range(6), f"{d}/new.h5": (6, 7)})
+        cls.rate = ["--epochs", 60, "--lr-schedule", "0:0.01,45:0.003", "--checkpoint-every", 0]
+        mslr("fit", "--data", f"{d}/old.h5", "--out", f"{d}/old", "--quiet", *cls.rate)
+        mslr("fit", "--data", f"{d}/all.h5", "--out", f"{d}/joint", "--quiet", *cls.rate)
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        shutil.rmtree(cls.shared, ignore_errors=True)
+
+    def final(self, run):
+        return final_params(os.path.join(run, "checkpoints", "final.h5"))
+
+    def r2(self, run, out):
+        import json
+        mslr("predict", "--checkpoint", run, "--out", out, "--quiet")
+        return json.loads(mslr("eval", "--predictions", out, "--json").stdout)["subjects"]
+
+    def test_new_subjects_fitted_onto_frozen_predictors(self):
+        d = self.shared
+        p = mslr("fit", "--data", f"{d}/new.h5", "--out", self.path("new"), "--init-from", f"{d}/old",
+                 "--freeze", "shared", *self.rate, np=2)
+        self.assertIn("starting from", p.stdout)
+        old, new = self.final(f"{d}/old"), self.final(self.path("new"))
+        self.assertTrue(np.array_equal(old["shared"], new["shared"]), "the frozen shared parameters moved")
+        with h5py.File(self.path("new", "checkpoints", "final.h5"), "r") as f:
+            self.assertFalse(f["shared/adam_m"][...].any(), "frozen parts have Adam state")
+        # The new subjects are predicted about as well as by a joint fit of all eight.
+        alone, joint = self.r2(self.path("new"), self.path("p.h5")), self.r2(f"{d}/joint", self.path("j.h5"))
+        for s in ("subject6", "subject7"):
+            print(f"\n  {s}: held-out R² against the true means {alone[s]['r2_true']:.4f} onto frozen "
+                  f"predictors, {joint[s]['r2_true']:.4f} in a joint fit", end="")
+            self.assertGreater(alone[s]["r2_true"], joint[s]["r2_true"] - 0.05)
+        # The same subjects fitted from the whole file (the others held at the values the old fit gave them),
+        # on one rank: the same numbers bit for bit.
+        mslr("fit", "--data", f"{d}/all.h5", "--out", self.path("subset"), "--init-from", f"{d}/old",
+             "--freeze", "shared", "--subjects", "6,7", "--quiet", *self.rate)
+        subset = self.final(self.path("subset"))
+        for s in ("subject6", "subject7"):
+            self.assertTrue(np.array_equal(new[s], subset[s]), s)
+        for s in ("subject0", "subject5"):
+            self.assertTrue(np.array_equal(old[s], subset[s]), s)
+
+    def test_freezing_one_kind_holds_it_and_moves_the_rest(self):
+        d = self.shared
+        p = mslr("fit", "--data", f"{d}/new.h5", "--out", self.path("run"), "--init-from", f"{d}/old",
+                 "--freeze", "p-predictors,psi", "--epochs", 3, "--checkpoint-every", 0)
+        self.assertRegex(p.stdout, r"frozen: p-predictors,psi \(the step all-reduces \d+ of \d+ shared values\)")
+        with h5py.File(f"{d}/old/checkpoints/final.h5", "r") as a, \
+                h5py.File(self.path("run", "checkpoints", "final.h5"), "r") as b:
+            names, offsets = b["shared"].attrs["param_names"].split("\n"), b["shared"].attrs["param_offsets"]
+            offsets = list(offsets) + [len(b["shared/params"])]
+            for name, lo, hi in zip(names, offsets, offsets[1:]):
+                same = np.array_equal(a["shared/params"][lo:hi], b["shared/params"][lo:hi])
+                self.assertEqual(same, name.startswith("pred.p."), name)
+            sub = b["subjects/subject6"]
+            names = sub.attrs["param_names"].split("\n")
+            self.assertIn("psi.neurons", names)
+            # psi stays at its starting value (these subjects are new: psi-init).
+            i = names.index("psi.neurons")
+            offsets = list(sub.attrs["param_offsets"]) + [len(sub["params"])]
+            psi = sub["params"][offsets[i]:offsets[i + 1]]
+            self.assertTrue(np.all(psi == 1.0))
+
+    def test_a_frozen_fit_resumes_exactly(self):
+        d = self.shared
+        common = ["--data", f"{d}/new.h5", "--init-from", f"{d}/old", "--freeze", "shared,psi", "--quiet",
+                  "--checkpoint-every", 0]
+        mslr("fit", "--out", self.path("whole"), "--epochs", 12, *common)
+        mslr("fit", "--out", self.path("parts"), "--epochs", 5, *common)
+        mslr("fit", "--resume", self.path("parts"), "--epochs", 12, "--quiet")
+        whole, parts = self.final(self.path("whole")), self.final(self.path("parts"))
+        for k in whole:
+            self.assertTrue(np.array_equal(whole[k], parts[k]), k)
+
+    def test_bad_requests_are_refused(self):
+        d = self.shared
+        p = mslr("fit", "--data", f"{d}/new.h5", "--out", self.path("run"), "--freeze", "brains", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("freeze: 'brains' is not a kind of parameter (shared,p-predictors", p.stderr)
+        p = mslr("fit", "--data", f"{d}/new.h5", "--out", self.path("run"), "--init-from", f"{d}/old",
+                 "--model.hidden", "5", check=False)
+        self.assertEqual(p.returncode, 1)
+        self.assertIn("its shared parameters differ from this model's", p.stderr)
+        p = mslr("fit", "--init-from", f"{d}/old", "--resume", f"{d}/old", check=False)
+        self.assertEqual(p.returncode, 2)
+        self.assertIn("give one of them", p.stderr)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <vector>
 
 namespace mslr {
 
@@ -27,8 +28,14 @@ struct AdamState {
   void reset();
 };
 
-// One Adam step: param -= lr · m̂ / (sqrt(v̂) + eps). `param` is updated in place (no autograd).
-void adam_step(at::Tensor& param, const at::Tensor& grad, AdamState& state, double lr,
-               const AdamOptions& opt);
+// A part [offset, offset + numel) of a flat buffer.
+struct Span {
+  int64_t offset = 0, numel = 0;
+};
+
+// One Adam step: param -= lr · m̂ / (sqrt(v̂) + eps). `param` is updated in place (no autograd). With `only`,
+// just those parts of the buffers are read and written (the rest is frozen: its moments stay zero).
+void adam_step(at::Tensor& param, const at::Tensor& grad, AdamState& state, double lr, const AdamOptions& opt,
+               const std::vector<Span>* only = nullptr);
 
 }  // namespace mslr

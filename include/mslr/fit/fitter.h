@@ -10,7 +10,9 @@
 #include <ATen/ATen.h>
 
 #include <functional>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -43,9 +45,25 @@ struct FitOptions {
   bool data_on_device = false;
   at::ScalarType dtype = at::kFloat;
   StepKind step = StepKind::kAuto;
+  // Kinds of parameters held at their starting values (see freeze_kind): no Adam step, and frozen shared
+  // parts are not all-reduced. "shared" stands for every shared parameter.
+  std::set<std::string> freeze;
 
   // Throws naming the option, the value and the rule.
   void validate() const;
+};
+
+// The kind --freeze calls a parameter, from its name: p-predictors, u-predictors, shared-mapping, mapping,
+// owned-modes, psi, offsets, scales, slopes or direct.
+std::string freeze_kind(const std::string& param_name);
+// Every kind --freeze takes, comma-separated (for messages and help).
+extern const char* const kFreezeKinds;
+
+// Values a fit starts from instead of its seeded ones (mslr fit --init-from): the shared parameters when
+// defined, and the parameters of the subjects listed, by global index. Adam starts afresh.
+struct StartingValues {
+  at::Tensor shared;
+  std::map<int, at::Tensor> subjects;
 };
 
 // Figures the fitter reduces at each report (every rank receives them; rank 0 prints).
@@ -85,7 +103,7 @@ class Fitter {
 
   // Starts from the initial values drawn from options.seed, or from a saved state (this rank's subjects must
   // be in it). Exactly one of these before run().
-  void initialize();
+  void initialize(const StartingValues& from = {});
   void restore(const FitState& state);
   // Loads the data of this rank's fitted subjects; `load(i)` is called for each of them, on this rank only.
   void load_data(const std::function<SubjectData(int)>& load);
