@@ -161,21 +161,22 @@ std::vector<int> subjects_from(const Options& o, const std::vector<SubjectInfo>&
     const bool numeric = whole_number(item, &v);
     const bool index_in_range = numeric && v >= 0 && v < static_cast<long>(subjects.size());
     if (named >= 0 && index_in_range && named != v)
-      throw UsageError(cat("mslr fit: --subjects: '", item, "' is both the name of subject ", named,
-                           " and the index of subject '", subjects[v].name, "': write ", named,
+      throw UsageError(cat("mslr ", o.command(), ": --subjects: '", item, "' is both the name of subject ",
+                           named, " and the index of subject '", subjects[v].name, "': write ", named,
                            " for the first or ", subjects[v].name, " for the second"));
     if (named >= 0) {
       out.push_back(named);
     } else if (!numeric) {
-      throw UsageError(cat("mslr fit: --subjects: ", data_path, ": no subject '", item, "'"));
+      throw UsageError(cat("mslr ", o.command(), ": --subjects: ", data_path, ": no subject '", item, "'"));
     } else if (!index_in_range) {
-      throw UsageError(cat("mslr fit: --subjects: index ", item, " is outside [0, ", subjects.size(), ") (",
-                           data_path, " has ", subjects.size(), " subjects)"));
+      throw UsageError(cat("mslr ", o.command(), ": --subjects: index ", item, " is outside [0, ",
+                           subjects.size(), ") (", data_path, " has ", subjects.size(), " subjects)"));
     } else {
       out.push_back(static_cast<int>(v));
     }
   }
-  if (out.empty()) throw UsageError("mslr fit: --subjects: '" + o.str("subjects") + "' names no subject");
+  if (out.empty())
+    throw UsageError("mslr " + o.command() + ": --subjects: '" + o.str("subjects") + "' names no subject");
   return out;
 }
 

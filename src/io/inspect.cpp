@@ -2,8 +2,8 @@
 
 #include <cstdio>
 
-#include "mslr/core/error.h"
 #include "h5.h"
+#include "mslr/core/error.h"
 #include "mslr/model/params.h"
 
 namespace mslr {

@@ -7,8 +7,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "mslr/core/error.h"
 #include "h5.h"
+#include "mslr/core/error.h"
 
 namespace mslr {
 

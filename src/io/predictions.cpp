@@ -1,8 +1,8 @@
 #include "mslr/io/predictions.h"
 
-#include "mslr/core/error.h"
-#include "mslr/io/atomic_file.h"
 #include "h5.h"
+#include "mslr/core/error.h"
+#include "mslr/io/subject_arrays.h"
 #include "mslr/model/params.h"
 
 namespace mslr {
@@ -12,37 +12,29 @@ constexpr const char* kFormat = "mslr-predictions";
 
 void write_predictions(const std::string& path, const Communicator& comm, const PredictionsHeader& header,
                        const std::map<int, SubjectPredictionData>& mine) {
-  write_atomically(path, &comm, [&](const std::string& tmp) {
-    std::unique_ptr<h5::File> f;
-    run_collectively(comm, [&] { f = std::make_unique<h5::File>(tmp, h5::File::kCreate, &comm); });
-    run_collectively(comm, [&] {
-      f->set_attr("format", std::string(kFormat));
-      f->set_attr("version", int64_t{1});
-      f->set_attr("checkpoint", header.checkpoint);
-      f->set_attr("data", header.data);
-      f->set_attr("split", header.split);
-      f->set_attr("config", header.config);
-      for (const auto& s : header.subjects) {
-        const h5::Location g = f->create_group("subjects/" + s.name);
-        g.create("times", {s.samples}, at::kLong);
-        for (const auto& [group, width] : s.outputs)
-          g.create(group, {s.samples, width}, at::kFloat);
-        g.create("nll", {}, at::kDouble);
-        g.set_attr("samples", s.samples);
-        g.set_attr("in_fit", static_cast<int64_t>(s.in_fit));
-      }
-    });
-    run_collectively(comm, [&] {
-      for (const auto& [i, p] : mine) {
-        const std::string base = "subjects/" + header.subjects.at(i).name + "/";
-        f->write(base + "times", p.times);
-        for (const auto& [group, m] : p.means)
-          f->write(base + group, m.to(at::kFloat));
-        f->write(base + "nll", at::scalar_tensor(p.nll, at::kDouble));
-      }
-    });
-    run_collectively(comm, [&] { f->close(); });
-  });
+  SubjectArraysLayout layout;
+  layout.attributes = {{"format", kFormat},
+                       {"checkpoint", header.checkpoint},
+                       {"data", header.data},
+                       {"split", header.split},
+                       {"config", header.config}};
+  layout.int_attributes = {{"version", 1}};
+  for (const auto& s : header.subjects) {
+    SubjectArraysLayout::Subject out{s.name, {{"times", {s.samples}, at::kLong}}, {}};
+    for (const auto& [group, width] : s.outputs)
+      out.arrays.push_back({group, {s.samples, width}, at::kFloat});
+    out.arrays.push_back({"nll", {}, at::kDouble});
+    out.attributes = {{"samples", s.samples}, {"in_fit", static_cast<int64_t>(s.in_fit)}};
+    layout.subjects.push_back(std::move(out));
+  }
+  std::map<int, std::map<std::string, at::Tensor>> values;
+  for (const auto& [i, p] : mine) {
+    auto& v = values[i];
+    v["times"] = p.times;
+    v.insert(p.means.begin(), p.means.end());
+    v["nll"] = at::scalar_tensor(p.nll, at::kDouble);
+  }
+  write_subject_arrays(path, comm, layout, values);
 }
 
 Predictions read_predictions(const std::string& path) {

@@ -242,8 +242,8 @@ at::Tensor SubjectModel::mode(const ModeSlot& slot, const ModeSet& modes, const 
   return *m;
 }
 
-std::vector<at::Tensor> SubjectModel::forward(const std::vector<at::Tensor>& x, const ModeSet& modes,
-                                              const ParamViews& params) const {
+SubjectModel::Latents SubjectModel::latents(const std::vector<at::Tensor>& x, const ModeSet& modes,
+                                            const ParamViews& params) const {
   const ModelSpec& spec = this->spec();
   MSLR_CHECK(static_cast<int>(x.size()) == n_inputs(), "subject '", name_, "': ", x.size(),
              " input groups given, the model has ", n_inputs());
@@ -256,6 +256,13 @@ std::vector<at::Tensor> SubjectModel::forward(const std::vector<at::Tensor>& x, 
   }
   std::vector<at::Tensor> tran = mapping_->forward(proj, params.subject);
   if (const Mapping* m = shared_.mapping()) tran = m->forward(tran, params.shared);
+  return {std::move(proj), std::move(tran)};
+}
+
+std::vector<at::Tensor> SubjectModel::forward(const std::vector<at::Tensor>& x, const ModeSet& modes,
+                                              const ParamViews& params) const {
+  const ModelSpec& spec = this->spec();
+  const std::vector<at::Tensor> tran = latents(x, modes, params).tran;
 
   std::vector<at::Tensor> mn;
   for (int h = 0; h < n_outputs(); ++h) {
@@ -308,8 +315,8 @@ at::Tensor SubjectModel::sample(int h, const at::Tensor& mn, const ParamViews& p
 
 SubjectModel::Generated SubjectModel::generate(int64_t n_time, const std::map<std::string, at::Tensor>& given,
                                                const std::map<std::string, at::Tensor>& initial,
-                                               const ModeSet& modes, const ParamViews& params,
-                                               Rng* noise) const {
+                                               const ModeSet& modes, const ParamViews& params, Rng* noise,
+                                               const std::map<std::string, std::string>& feed) const {
   at::NoGradGuard no_grad;
   const ModelSpec& spec = this->spec();
   const auto opts = params.subject.empty() ? at::TensorOptions(at::kDouble) : params.subject[0].options();
@@ -325,11 +332,20 @@ SubjectModel::Generated SubjectModel::generate(int64_t n_time, const std::map<st
     out.values[group] = values;
     out.means[group] = at::full({n_time, d_out_[h]}, nan, opts);
   }
-  // Where each input comes from: given data, or the fed-back output.
+  // Where each input comes from: a fed-back output named in `feed`, given data, or the output of its name.
   std::vector<at::Tensor> source;
   for (int g = 0; g < n_inputs(); ++g) {
     const std::string& group = spec.inputs[g].group;
-    if (auto it = given.find(group); it != given.end()) {
+    if (auto f = feed.find(group); f != feed.end()) {
+      MSLR_CHECK(out.values.count(f->second), "generate: '", f->second, "', fed back into input group '",
+                 group, "', is not an output group of the model");
+      MSLR_CHECK(out.values.at(f->second).size(1) == d_in_[g], "generate: output group '", f->second,
+                 "' has ", out.values.at(f->second).size(1), " variables, input group '", group, "' takes ",
+                 d_in_[g]);
+      MSLR_CHECK(initial.count(f->second) || given.count(f->second), "generate: fed-back group '", f->second,
+                 "' needs an initial value");
+      source.push_back(out.values.at(f->second));
+    } else if (auto it = given.find(group); it != given.end()) {
       MSLR_CHECK(it->second.dim() == 2 && it->second.size(0) >= n_time && it->second.size(1) == d_in_[g],
                  "generate: given group '", group, "' has shape ", shape_str(it->second.sizes()),
                  ", expected [", n_time, ", ", d_in_[g], "]");

@@ -129,6 +129,12 @@ class SubjectModel {
   // Checks that `props` holds [d, n_props] for every predicted group; throws naming group and sizes.
   void check_props(const std::map<std::string, at::Tensor>& props) const;
 
+  // The latents of x[g] [n, d_in_g]: the projections proj[g] = x_g·p_g [n, d_proj_g] and the transformed
+  // latents tran[h] [n, d_trans_h] (docs/DESIGN.md §1).
+  struct Latents {
+    std::vector<at::Tensor> proj, tran;
+  };
+  Latents latents(const std::vector<at::Tensor>& x, const ModeSet& modes, const ParamViews& params) const;
   // x[g]: [n, d_in_g] -> mn[h]: [n, d_out_h].
   std::vector<at::Tensor> forward(const std::vector<at::Tensor>& x, const ModeSet& modes,
                                   const ParamViews& params) const;
@@ -141,16 +147,18 @@ class SubjectModel {
   // A draw of y_h given its mean [n, d_out_h].
   at::Tensor sample(int h, const at::Tensor& mn, const ParamViews& params, Rng& rng) const;
 
-  // Recursive generation over n_time points. Input groups are read from `given` [n_time, d] where present;
-  // otherwise an input group must be an output group, and the model's own output at t-1 is fed back (row 0
-  // from `initial` [d] or [1, d]). Returns, per output group, the values [n_time, d] (drawn with `noise`, or
+  // Recursive generation over n_time points. An input group named in `feed` (input -> output group) is the
+  // model's own output at t-1; otherwise it is read from `given` [n_time, d] where present, or else it must be
+  // an output group, fed back. Fed-back outputs start (row 0) from `initial` [d] or [1, d], else from row 0
+  // of `given`. Returns, per output group, the values [n_time, d] (drawn with `noise`, or
   // the means when it is null) and the noise-free means [n_time, d] (row 0 NaN: it has no predecessor).
   struct Generated {
     std::map<std::string, at::Tensor> values, means;
   };
   Generated generate(int64_t n_time, const std::map<std::string, at::Tensor>& given,
                      const std::map<std::string, at::Tensor>& initial, const ModeSet& modes,
-                     const ParamViews& params, Rng* noise) const;
+                     const ParamViews& params, Rng* noise,
+                     const std::map<std::string, std::string>& feed = {}) const;
 
   // Layout indices of the per-output parameters (for the psi clamp and for tests).
   int psi_index(int h) const { return psi_[h]; }
