@@ -21,6 +21,8 @@ const char* kUsage =
     "  simulate   write a simulated multi-subject dataset with its ground truth\n"
     "  fit        fit a multi-subject latent regression model (run under mpirun/srun for several ranks)\n"
     "  predict    predict held-out samples with a fitted model (distributed), write a predictions file\n"
+    "  generate   run a fitted model forward from a start, feeding outputs back as inputs (distributed)\n"
+    "  latents    write a fitted model's projections and transformed latents per sample (distributed)\n"
     "  eval       score a predictions file: NLL and R² per subject and pooled\n"
     "  inspect    describe an mslr data, checkpoint or predictions file\n"
     "  selfcheck  check the model's gradients against finite differences\n"
@@ -32,6 +34,8 @@ int dispatch(const std::string& cmd, const Args& args, const MpiCommunicator& wo
   if (cmd == "simulate") return cmd_simulate(args, world);
   if (cmd == "fit") return cmd_fit(args, world);
   if (cmd == "predict") return cmd_predict(args, world);
+  if (cmd == "generate") return cmd_generate(args, world);
+  if (cmd == "latents") return cmd_latents(args, world);
   if (cmd == "eval") return cmd_eval(args, world);
   if (cmd == "inspect") return cmd_inspect(args, world);
   if (cmd == "selfcheck") return world.is_root() ? (run_selfcheck() ? kExitOk : kExitError) : kExitOk;

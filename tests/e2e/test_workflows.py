@@ -7,7 +7,9 @@ import unittest
 import h5py
 import numpy as np
 
-from helpers import ScratchTest, final_params, mslr
+import subprocess
+
+from helpers import PYTHON, TOOLS, ScratchTest, final_params, mslr
 
 
 def simulate(path, subjects=3, seed=1, time_points=300):
@@ -346,6 +348,111 @@ class WarmStartsAndFrozenParts(ScratchTest):
         p = mslr("fit", "--init-from", f"{d}/old", "--resume", f"{d}/old", check=False)
         self.assertEqual(p.returncode, 2)
         self.assertIn("give one of them", p.stderr)
+
+
+class GenerateAndLatents(ScratchTest):
+    @classmethod
+    def setUpClass(cls):
+        import tempfile
+        cls.shared = tempfile.mkdtemp(prefix="mslr-e2e-generate-")
+        d = cls.shared
+        simulate(f"{d}/d.h5", subjects=3, time_points=600)
+        mslr("fit", "--data", f"{d}/d.h5", "--out", f"{d}/run", "--epochs", 20, "--quiet", "--checkpoint-every", 0)
+
+    @classmethod
+    def tearDownClass(cls):
+        import shutil
+        shutil.rmtree(cls.shared, ignore_errors=True)
+
+    def test_generation_feeds_the_outputs_back_from_the_start(self):
+        d = self.shared
+        mslr("generate", "--checkpoint", f"{d}/run", "--out", self.path("g.h5"), "--start", 100, "--steps", 5,
+             "--quiet")
+        mslr("predict", "--checkpoint", f"{d}/run", "--out", self.path("p.h5"), "--split", "all", "--quiet",
+             "--dtype", "float32")
+        with h5py.File(self.path("g.h5"), "r") as g, h5py.File(f"{d}/d.h5", "r") as data, \
+                h5py.File(self.path("p.h5"), "r") as p:
+            self.assertEqual(g.attrs["format"], "mslr-generated")
+            for s in ("subject0", "subject1", "subject2"):
+                v, m = g[f"subjects/{s}/values/neurons"][...], g[f"subjects/{s}/means/neurons"][...]
+                self.assertEqual(v.shape[0], 5)
+                self.assertTrue(np.array_equal(v[0], data[f"subjects/{s}/groups/neurons"][100]))  # the start
+                self.assertTrue(np.isnan(m[0]).all())
+                self.assertTrue(np.array_equal(v[1:], m[1:]))  # means, not draws
+                # Step 1 reads only the data: it is the prediction of sample (100, 101).
+                times = list(p[f"subjects/{s}/times"][...])
+                self.assertTrue(np.allclose(m[1], p[f"subjects/{s}/neurons"][times.index(101)], rtol=1e-4,
+                                            atol=1e-5))
+        # Step 2 reads step 1's output: starting one step later from it (--start-from) gives the same.
+        import shutil
+        shutil.copy(f"{d}/d.h5", self.path("start.h5"))
+        with h5py.File(self.path("start.h5"), "a") as f, h5py.File(self.path("g.h5"), "r") as g:
+            for s in ("subject0", "subject1", "subject2"):
+                f[f"subjects/{s}/groups/neurons"][101] = g[f"subjects/{s}/values/neurons"][1]
+        mslr("generate", "--checkpoint", f"{d}/run", "--out", self.path("g2.h5"), "--start", 101, "--steps", 4,
+             "--start-from", self.path("start.h5"), "--quiet", np=2)
+        with h5py.File(self.path("g.h5"), "r") as a, h5py.File(self.path("g2.h5"), "r") as b:
+            for s in ("subject0", "subject1", "subject2"):
+                self.assertTrue(np.allclose(a[f"subjects/{s}/values/neurons"][1:],
+                                            b[f"subjects/{s}/values/neurons"][...], rtol=1e-5, atol=1e-6), s)
+
+    def test_draws_have_the_fitted_noise_and_the_same_bits_on_any_number_of_ranks(self):
+        d = self.shared
+        for np_ in (1, 3):
+            mslr("generate", "--checkpoint", f"{d}/run", "--out", self.path(f"s{np_}.h5"), "--sample",
+                 "--sample-seed", 4, "--subjects", "subject2,0", "--quiet", np=np_)
+        with h5py.File(self.path("s1.h5"), "r") as a, h5py.File(self.path("s3.h5"), "r") as b, \
+                h5py.File(f"{d}/run/checkpoints/final.h5", "r") as c:
+            self.assertEqual(sorted(a["subjects"]), ["subject0", "subject2"])
+            for s in ("subject0", "subject2"):
+                v, m = a[f"subjects/{s}/values/neurons"][...], a[f"subjects/{s}/means/neurons"][...]
+                self.assertTrue(np.array_equal(v, b[f"subjects/{s}/values/neurons"][...]))
+                sub = c[f"subjects/{s}"]
+                names = sub.attrs["param_names"].split("\n")
+                offsets = list(sub.attrs["param_offsets"]) + [len(sub["params"])]
+                i = names.index("psi.neurons")
+                psi = sub["params"][offsets[i]:offsets[i + 1]]
+                ratio = np.var(v[1:] - m[1:], axis=0).mean() / psi.mean()
+                self.assertGreater(ratio, 0.85, s)
+                self.assertLess(ratio, 1.15, s)
+
+    def test_latents_are_the_projections_and_the_concatenation(self):
+        d = self.shared
+        mslr("latents", "--checkpoint", f"{d}/run", "--out", self.path("l.h5"), "--subjects", "subject1",
+             "--quiet", np=2)
+        with h5py.File(self.path("l.h5"), "r") as f, h5py.File(f"{d}/d.h5", "r") as data, \
+                h5py.File(f"{d}/run/checkpoints/final.h5", "r") as c:
+            self.assertEqual(f.attrs["format"], "mslr-latents")
+            self.assertEqual(list(f["subjects"]), ["subject1"])
+            s = f["subjects/subject1"]
+            t = s["times"][...]
+            self.assertEqual(list(t), list(range(1, 600)))  # --split all: every sample pair
+            stim = data["subjects/subject1/groups/stim"][...]
+            neurons = data["subjects/subject1/groups/neurons"][...]
+            self.assertTrue(np.array_equal(s["proj/stim"][...], stim[t - 1]))  # fixed identity p
+            p = c["subjects/subject1/modes/p.neurons"][...]
+            self.assertTrue(np.allclose(s["proj/neurons"][...], neurons[t - 1] @ p, rtol=1e-4, atol=1e-6))
+            tran = s["tran/neurons"][...]  # the concat mapping
+            self.assertTrue(np.array_equal(tran, np.concatenate([s["proj/stim"][...], s["proj/neurons"][...]], 1)))
+        out = self.path("l.png")
+        p = subprocess.run([PYTHON, os.path.join(TOOLS, "plot_latents.py"), self.path("l.h5"), "--out", out],
+                           capture_output=True, text=True)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertGreater(os.path.getsize(out), 10000)
+
+    def test_bad_requests_are_named(self):
+        d = self.shared
+        for args, message in [
+            (["--feed", "neurons:stim"], "output group 'neurons' has"),
+            (["--feed", "stim:neurons"], "'stim:neurons' is not OUTPUT:INPUT"),
+            (["--start", 5000], "--start 5000 is beyond subject 'subject0'"),
+            (["--start", 100, "--steps", 550], "go beyond them, and input group 'stim' is read from the data"),
+            (["--subjects", "fish"], "no subject 'fish'"),
+        ]:
+            p = mslr("generate", "--checkpoint", f"{d}/run", "--out", self.path("g.h5"), *args, check=False)
+            self.assertNotEqual(p.returncode, 0, args)
+            self.assertIn(message, p.stderr, args)
+            self.assertFalse(os.path.exists(self.path("g.h5")))
 
 
 if __name__ == "__main__":

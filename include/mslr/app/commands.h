@@ -16,6 +16,8 @@ using Args = std::vector<std::string>;
 int cmd_simulate(const Args& args, const Communicator& world);
 int cmd_fit(const Args& args, const MpiCommunicator& world);
 int cmd_predict(const Args& args, const MpiCommunicator& world);
+int cmd_generate(const Args& args, const MpiCommunicator& world);
+int cmd_latents(const Args& args, const MpiCommunicator& world);
 int cmd_eval(const Args& args, const Communicator& world);
 int cmd_inspect(const Args& args, const Communicator& world);
 
