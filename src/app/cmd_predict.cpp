@@ -25,9 +25,6 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
           {"batch-size", "1000", "samples predicted at a time"},
       }));
   if (!fo.given.parse(args)) return kExitOk;
-  if (fo.given.given("gpus-per-rank") && fo.given.integer("gpus-per-rank") != 0)
-    throw UsageError(
-        "mslr predict: --gpus-per-rank: prediction runs on the CPU in this version; leave it at 0");
   const FittedModel fitted(fo, args, world);
   const Options& o = fo.options;
   const Console console(world.is_root(), o.flag("quiet"));

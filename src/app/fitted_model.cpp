@@ -38,6 +38,9 @@ FittedModel::FittedModel(FittedModelOptions& fo, const std::vector<std::string>&
     throw UsageError("mslr " + command + ": --checkpoint is required (see mslr " + command + " --help)");
   if (!given.has("out"))
     throw UsageError("mslr " + command + ": --out is required (see mslr " + command + " --help)");
+  if (given.given("gpus-per-rank") && given.integer("gpus-per-rank") != 0)
+    throw UsageError("mslr " + command + ": --gpus-per-rank: " + command +
+                     " runs on the CPU in this version; leave it at 0");
   ckpt_ = std::make_unique<CheckpointFile>(given.str("checkpoint"), world);
   // The fit's own settings (model, data file, split) are the defaults.
   o.parse(args, ckpt_->config(), ckpt_->path() + ": the saved config");

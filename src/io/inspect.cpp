@@ -77,6 +77,29 @@ std::string describe_predictions(const h5::File& f) {
   return out;
 }
 
+// Generated series and latents: per subject, its arrays (one level of folders) and their shapes.
+std::string describe_subject_arrays(const h5::File& f, const std::string& format) {
+  std::string out = format + " from " + f.attr_string("checkpoint") + " on " + f.attr_string("data") + "\n";
+  const h5::Location subjects = f.group("subjects");
+  for (const auto& n : subjects.children()) {
+    const h5::Location s = subjects.group(n);
+    out += "  " + n + ":";
+    for (const char* a : {"start", "steps"})
+      if (s.has_attr(a)) out += cat(" ", a, " ", s.attr_int(a), ",");
+    std::string arrays;
+    for (const auto& c : s.children()) {
+      if (s.info(c).kind != h5::ObjectInfo::kGroup) {
+        arrays += (arrays.empty() ? " " : ", ") + c + " " + shape_str(s.shape(c));
+        continue;
+      }
+      for (const auto& g : s.group(c).children())
+        arrays += (arrays.empty() ? " " : ", ") + c + "/" + g + " " + shape_str(s.group(c).shape(g));
+    }
+    out += arrays + (s.has_attr("in_fit") && !s.attr_int("in_fit") ? " (not in the fit)" : "") + "\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 std::string describe_file(const std::string& path) {
@@ -85,6 +108,7 @@ std::string describe_file(const std::string& path) {
   if (format == "mslr-data") return describe_data(f);
   if (format == "mslr-checkpoint") return describe_checkpoint(f);
   if (format == "mslr-predictions") return describe_predictions(f);
+  if (format == "mslr-generated" || format == "mslr-latents") return describe_subject_arrays(f, format);
   fail(path, ": not an mslr file (format attribute '", format, "')");
 }
 

@@ -465,7 +465,7 @@ class Hostile(FailingRuns):
         msg = self.fit_fails(self.variant("named.h5", subject_named_1), "--subjects", "1", code=2)
         self.assertIn("--subjects: '1' is both the name of subject 0 and the index of subject 'subject1': write 0 "
                       "for the first or subject1 for the second", msg)
-        self.assertIn("--gpus-per-rank: prediction runs on the CPU",
+        self.assertIn("--gpus-per-rank: predict runs on the CPU",
                       self.fails("predict", "--checkpoint", run, "--out", self.path("p.h5"), "--gpus-per-rank", 1,
                                  code=2))
 

@@ -434,6 +434,7 @@ class GenerateAndLatents(ScratchTest):
             self.assertTrue(np.allclose(s["proj/neurons"][...], neurons[t - 1] @ p, rtol=1e-4, atol=1e-6))
             tran = s["tran/neurons"][...]  # the concat mapping
             self.assertTrue(np.array_equal(tran, np.concatenate([s["proj/stim"][...], s["proj/neurons"][...]], 1)))
+        self.assertIn("proj/stim [599, 4]", mslr("inspect", self.path("l.h5")).stdout)
         out = self.path("l.png")
         p = subprocess.run([PYTHON, os.path.join(TOOLS, "plot_latents.py"), self.path("l.h5"), "--out", out],
                            capture_output=True, text=True)
@@ -448,6 +449,7 @@ class GenerateAndLatents(ScratchTest):
             (["--start", 5000], "--start 5000 is beyond subject 'subject0'"),
             (["--start", 100, "--steps", 550], "go beyond them, and input group 'stim' is read from the data"),
             (["--subjects", "fish"], "no subject 'fish'"),
+            (["--gpus-per-rank", 1], "generate runs on the CPU in this version"),
         ]:
             p = mslr("generate", "--checkpoint", f"{d}/run", "--out", self.path("g.h5"), *args, check=False)
             self.assertNotEqual(p.returncode, 0, args)
