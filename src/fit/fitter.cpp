@@ -604,6 +604,7 @@ void Fitter::Impl::make_batched_step() {
     ds.nll.assign(ds.fitted.size(), 0.0);
     ds.batched =
         std::make_unique<BatchedModel>(local[ds.fitted[0]].model->shared(), std::move(subjects), opt.dtype);
+    ds.batched->hold_shared(n_reduce == 0);  // make_reduce_buffer() came first
   }
 }
 
@@ -850,7 +851,7 @@ bool Fitter::run(const FitHooks& hooks) {
   Impl& m = *impl_;
   MSLR_CHECK(m.ready && m.data_loaded, "initialize()/restore() and load_data() before run()");
   m.make_reduce_buffer(shared_->layout());
-  m.make_batched_step();
+  m.make_batched_step();  // after the reduce buffer: it says whether anything shared is fitted
   const auto t0 = Clock::now();
   const double elapsed0 = m.st.elapsed;
   size_t reported = m.st.log.size();

@@ -279,6 +279,7 @@ std::string batched_step_gap(const ModelSpec& spec) {
 struct BatchedModel::Impl {
   virtual ~Impl() = default;
   virtual int size() const = 0;
+  bool shared_held = false;  // see BatchedModel::hold_shared
   virtual void run(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
                    const at::Tensor& shared_params, const std::vector<at::Tensor>* subject_grads,
                    const std::vector<at::Tensor>* shared_grads,
@@ -568,6 +569,7 @@ T* Engine<T>::mode_grad_ptr(const Call& c, int s, const ModeRef& r) const {
   switch (r.kind) {
     case ModeRef::kPredicted: {
       const PredictorRun& run = runs_[r.run];
+      if (run.shared && shared_held) return nullptr;  // only the held predictor would read it
       return run.dout.template data_ptr<T>() + r.row0 * run.n_out;
     }
     case ModeRef::kOwned:
@@ -690,6 +692,7 @@ void Engine<T>::predictors_forward(const Call& c) {
 template <class T>
 void Engine<T>::predictors_backward(const Call& c) {
   for (PredictorRun& r : runs_) {
+    if (r.shared && shared_held) continue;
     if (r.mlp)
       at::parallel_for(0, static_cast<int64_t>(r.blocks.size()), 1, [&](int64_t b0, int64_t b1) {
         for (int64_t bi = b0; bi < b1; ++bi)
@@ -885,11 +888,13 @@ void Engine<T>::mode_gradients(const Call& c) {
       const Item& item = items_grad_[it];
       const SubjectPlan& p = plans_[item.subject];
       const InputPlan& ip = p.in[item.slot];
+      T* dp = mode_grad_ptr(c, item.subject, ip.modes);
+      if (!dp) continue;
       const T* block = input_chunk(mb, item);
       const int64_t ld = p.out[ip.h].D;
       kernels::gemm<T>(true, false, item.cols, ip.K, mb.count[item.subject], static_cast<T>(ip.modes.alpha),
                        block, kColumns, p.dtran[ip.h].template data_ptr<T>() + ip.col, ld, T(0),
-                       mode_grad_ptr(c, item.subject, ip.modes) + item.j0 * ip.K, ip.K);
+                       dp + item.j0 * ip.K, ip.K);
     }
   });
 }
@@ -964,6 +969,10 @@ BatchedModel::BatchedModel(const SharedModules& shared, std::vector<BatchedSubje
 }
 
 BatchedModel::~BatchedModel() = default;
+
+void BatchedModel::hold_shared(bool held) {
+  impl_->shared_held = held;
+}
 
 int BatchedModel::size() const {
   return impl_->size();

@@ -175,8 +175,8 @@ struct Problem {
     return r;
   }
 
-  // The batched step over the subjects `which` (all by default).
-  Result batched(at::ScalarType dtype, std::vector<int> which = {}) const {
+  // The batched step over the subjects `which` (all by default), the shared parameters held when asked.
+  Result batched(at::ScalarType dtype, std::vector<int> which = {}, bool hold_shared = false) const {
     if (which.empty())
       for (size_t s = 0; s < models.size(); ++s)
         which.push_back(static_cast<int>(s));
@@ -200,6 +200,7 @@ struct Problem {
       shared_grads.push_back(at::full({shared->layout().numel()}, 7.0, dtype));
     }
     BatchedModel model(*shared, subjects, dtype);
+    model.hold_shared(hold_shared);
     std::vector<double> nll(which.size());
     model.step(mb, sp, shared_params.to(dtype), grads, shared_grads, nll.data());
     Result r;
@@ -274,6 +275,19 @@ TEST_P(BatchedStep, ASubjectsNumbersDependOnItAloneAndNotOnThreads) {
   EXPECT_TRUE(all.grad.back().equal(last.grad[0]));
   EXPECT_TRUE(all.shared_grad.back().equal(last.shared_grad[0]));
   EXPECT_EQ(all.nll.back(), last.nll[0]);
+}
+
+TEST_P(BatchedStep, HoldingTheSharedPartsSkipsOnlyTheirGradients) {
+  // fit --freeze shared: the subjects' own numbers are bit for bit those of the full step.
+  const Case& c = GetParam();
+  Problem p(c, 9);
+  const auto full = p.batched(at::kFloat);
+  const auto held = p.batched(at::kFloat, {}, true);
+  for (size_t s = 0; s < p.models.size(); ++s) {
+    EXPECT_TRUE(full.grad[s].equal(held.grad[s])) << "subject " << s;
+    EXPECT_EQ(full.nll[s], held.nll[s]);
+    EXPECT_FALSE(held.shared_grad[s].ne(0).any().item<bool>());
+  }
 }
 
 TEST_P(BatchedStep, ForwardGivesTheReferenceMeans) {

@@ -62,6 +62,9 @@ class BatchedModel {
   BatchedModel& operator=(const BatchedModel&) = delete;
 
   int size() const;
+  // With every shared parameter held fixed (fit --freeze shared), step() leaves the shared gradients zero
+  // and skips the work only they need: the shared predictors' backward and the gradients of their modes.
+  void hold_shared(bool held);
 
   // Forward, NLL and gradients. subject_params[s] [numel_s] and shared_params [n_shared] are contiguous CPU
   // tensors of the dtype. Overwrites subject_grads[s] [numel_s] and shared_grads[s] [n_shared] with the
