@@ -26,7 +26,7 @@ done
 
 # Build tools, LibTorch (CPU) with OpenBLAS (without it matrix products fall back to the reference BLAS, ~30x
 # slower), Open MPI, parallel HDF5, Boost.Program_options, GoogleTest, the Python tools' libraries, and a
-# one-node Slurm for the job-script tests.
+# one-node Slurm for the job-script tests, and iproute2 for the two-node tests (network namespaces).
 packages=(
   build-essential cmake pkg-config git procps
   libtorch-dev libopenblas0-pthread
@@ -36,6 +36,7 @@ packages=(
   libgtest-dev googletest
   python3 python3-h5py python3-numpy python3-matplotlib
   slurmctld slurmd slurm-client munge
+  iproute2
 )
 
 if [[ $install == 1 ]]; then
