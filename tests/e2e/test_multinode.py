@@ -11,66 +11,26 @@ import tempfile
 import time
 import unittest
 
+import sys
+
 import h5py
 import numpy as np
 
-from helpers import ENV, MPIEXEC, MSLR, final_params, mslr
+from helpers import ENV, MPIEXEC, MSLR, TOOLS, final_params, mslr
 
-# Addresses only from 198.18.0.0/15 (reserved for benchmarking network devices), a /24 of it per test process
-# so that two test runs on one machine do not meet.
-SUBNET = f"198.18.{os.getpid() % 250 + 1}"
-PREFIX = f"ms{os.getpid() % 100000}n"  # namespace names: PREFIX2, PREFIX3 (interface names <= 15 characters)
-BRIDGE = f"ms{os.getpid() % 100000}b"
-HOSTS = [f"{SUBNET}.2", f"{SUBNET}.3"]
-
-
-def sh(*cmd, check=True):
-    return subprocess.run(list(cmd), capture_output=True, text=True, check=check)
-
-
-def make_nodes():
-    """Creates the bridge and the two namespaces; returns None, or why it cannot."""
-    if shutil.which("ip") is None:
-        return "no 'ip' command (iproute2)"
-    steps = [["ip", "link", "add", BRIDGE, "type", "bridge"],
-             ["ip", "addr", "add", f"{SUBNET}.1/24", "dev", BRIDGE],
-             ["ip", "link", "set", BRIDGE, "up"]]
-    for i in (2, 3):
-        ns, veth = f"{PREFIX}{i}", f"{PREFIX}v{i}"
-        steps += [["ip", "netns", "add", ns],
-                  ["ip", "link", "add", veth, "type", "veth", "peer", "name", veth + "p"],
-                  ["ip", "link", "set", veth + "p", "netns", ns],
-                  ["ip", "link", "set", veth, "master", BRIDGE],
-                  ["ip", "link", "set", veth, "up"],
-                  ["ip", "netns", "exec", ns, "ip", "addr", "add", f"{SUBNET}.{i}/24", "dev", veth + "p"],
-                  ["ip", "netns", "exec", ns, "ip", "link", "set", veth + "p", "up"],
-                  ["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]]
-    for step in steps:
-        p = sh(*step, check=False)
-        if p.returncode != 0:
-            remove_nodes()
-            return f"cannot make network namespaces here: '{' '.join(step)}' said {p.stderr.strip()}"
-    return None
-
-
-def remove_nodes():
-    for i in (2, 3):
-        sh("ip", "netns", "del", f"{PREFIX}{i}", check=False)
-    sh("ip", "link", "del", BRIDGE, check=False)
-
+sys.path.insert(0, TOOLS)
+import netns_nodes  # noqa: E402
 
 class TwoNodes(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        why = make_nodes()
-        if why:
-            raise unittest.SkipTest(why)
         cls.dir = tempfile.mkdtemp(prefix="mslr-e2e-nodes-")
-        # The rsh agent: "AGENT HOST COMMAND..." runs the command in the namespace of HOST's last number.
-        cls.agent = os.path.join(cls.dir, "nsrsh")
-        with open(cls.agent, "w") as f:
-            f.write(f'#!/bin/sh\nhost="$1"; shift\nexec ip netns exec {PREFIX}"${{host##*.}}" /bin/sh -c "$*"\n')
-        os.chmod(cls.agent, 0o755)
+        cls.nodes = netns_nodes.Nodes(cls.dir)
+        try:
+            cls.nodes.__enter__()
+        except netns_nodes.Unavailable as e:
+            shutil.rmtree(cls.dir, ignore_errors=True)
+            raise unittest.SkipTest(str(e))
         d = cls.dir
         mslr("simulate", "--out", f"{d}/d.h5", "--subjects", 5, "--neurons-min", 60, "--neurons-max", 120,
              "--time-points", 600, "--seed", 4)
@@ -81,14 +41,11 @@ class TwoNodes(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         shutil.rmtree(cls.dir, ignore_errors=True)
-        remove_nodes()
+        cls.nodes.remove()
 
     def across(self, per_node, *args):
-        """The mpirun command line for `per_node` ranks on each of the two namespace nodes."""
-        return [MPIEXEC, "--host", ",".join(f"{h}:{per_node}" for h in HOSTS), "-np", str(2 * per_node),
-                "--mca", "plm_rsh_agent", self.agent, "--mca", "oob_tcp_if_include", f"{SUBNET}.0/24",
-                "--mca", "btl_tcp_if_include", f"{SUBNET}.0/24", "--mca", "btl", "self,tcp",
-                "--mca", "routed", "direct", "--bind-to", "none", MSLR, *map(str, args)]
+        """The command line for `per_node` ranks on each of the two namespace nodes."""
+        return self.nodes.mpirun(per_node, MPIEXEC) + [MSLR, *map(str, args)]
 
     def run_across(self, per_node, *args, timeout=300):
         p = subprocess.run(self.across(per_node, *args), env=ENV, capture_output=True, text=True, timeout=timeout)
