@@ -132,12 +132,19 @@ std::unique_ptr<FitRequest> resolve_request(const Args& args, const MpiCommunica
   return r;
 }
 
-// The step's communicator: NCCL between GPUs when it is built in, else null (the step uses MPI).
+// The step's communicator: NCCL between GPUs, or null on CPUs (the step uses MPI). A GPU fit without NCCL
+// is refused here, before anything is read: MPI's all-reduce takes host memory only, and staging every step's
+// gradient through the host would hide the cost a GPU user came to avoid.
 std::unique_ptr<Communicator> step_communicator(const MpiCommunicator& world, int gpus_per_rank) {
   if (gpus_per_rank == 0) return nullptr;
+  if (!nccl_compiled())
+    fail(
+        "--gpus-per-rank ", gpus_per_rank,
+        ": this mslr was built without NCCL, which a GPU fit's all-reduce needs; rebuild with -DNCCL_ROOT=... "
+        "(see README, Building), or fit on the CPU with --gpus-per-rank 0");
   std::vector<at::Device> devices;
   run_collectively(world, [&] { devices = rank_devices(world, gpus_per_rank); });
-  return nccl_compiled() ? make_nccl_communicator(world, devices[0].index()) : nullptr;
+  return make_nccl_communicator(world, devices[0].index());
 }
 
 // The values a fit started with --init-from begins with: the checkpoint's shared parameters, and those of
