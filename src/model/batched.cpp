@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <chrono>
 #include <cmath>
 #include <cstring>
 
@@ -279,7 +280,8 @@ std::string batched_step_gap(const ModelSpec& spec) {
 struct BatchedModel::Impl {
   virtual ~Impl() = default;
   virtual int size() const = 0;
-  bool shared_held = false;  // see BatchedModel::hold_shared
+  bool shared_held = false;                // see BatchedModel::hold_shared
+  BatchedModel::Phases* phases = nullptr;  // see BatchedModel::time_phases
   virtual void run(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
                    const at::Tensor& shared_params, const std::vector<at::Tensor>* subject_grads,
                    const std::vector<at::Tensor>* shared_grads,
@@ -287,6 +289,25 @@ struct BatchedModel::Impl {
 };
 
 namespace {
+
+using Phases = BatchedModel::Phases;
+
+// Adds the time since the previous lap to a phase of `into`; does nothing when `into` is null.
+class PhaseClock {
+ public:
+  explicit PhaseClock(Phases* into) : into_(into), t_(now()) {}
+  void lap(double Phases::*phase) {
+    if (!into_) return;
+    const auto t = now();
+    into_->*phase += std::chrono::duration<double>(t - t_).count();
+    t_ = t;
+  }
+
+ private:
+  static std::chrono::steady_clock::time_point now() { return std::chrono::steady_clock::now(); }
+  Phases* into_;
+  std::chrono::steady_clock::time_point t_;
+};
 
 template <class T>
 class Engine final : public BatchedModel::Impl {
@@ -945,15 +966,22 @@ void Engine<T>::run(const Minibatch& batch, const std::vector<at::Tensor>& subje
     scratch_.resize(threads, std::vector<T>(scratch_size_));
     dscratch_.resize(threads, std::vector<double>(dscratch_size_));
   }
+  PhaseClock clock(phases);
   predictors_forward(c);
+  clock.lap(&Phases::predictors_forward);
   projections(c);
+  clock.lap(&Phases::projections);
   if (!subject_grads) {
     outputs<false>(c);
+    clock.lap(&Phases::outputs);
     return;
   }
   outputs<true>(c);
+  clock.lap(&Phases::outputs);
   mode_gradients(c);
+  clock.lap(&Phases::mode_gradients);
   predictors_backward(c);
+  clock.lap(&Phases::predictors_backward);
 }
 
 }  // namespace
@@ -972,6 +1000,10 @@ BatchedModel::~BatchedModel() = default;
 
 void BatchedModel::hold_shared(bool held) {
   impl_->shared_held = held;
+}
+
+void BatchedModel::time_phases(Phases* into) {
+  impl_->phases = into;
 }
 
 int BatchedModel::size() const {

@@ -66,6 +66,13 @@ class BatchedModel {
   // and skips the work only they need: the shared predictors' backward and the gradients of their modes.
   void hold_shared(bool held);
 
+  // Seconds spent in each phase of step() and forward(), added up over calls while timing is on (a
+  // benchmark's breakdown, tests/bench/bench_step.cpp); `into` nullptr turns timing off (the default).
+  struct Phases {
+    double predictors_forward = 0, projections = 0, outputs = 0, mode_gradients = 0, predictors_backward = 0;
+  };
+  void time_phases(Phases* into);
+
   // Forward, NLL and gradients. subject_params[s] [numel_s] and shared_params [n_shared] are contiguous CPU
   // tensors of the dtype. Overwrites subject_grads[s] [numel_s] and shared_grads[s] [n_shared] with the
   // gradients of weight[s] · NLL_s alone, and nll[s] with weight[s] · NLL_s (float64).
