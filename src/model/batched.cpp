@@ -72,15 +72,21 @@ struct PredictorRun {
   struct Block {
     int segment;
     int64_t row0, rows;
+    int64_t pos, n;  // its place in the feature-major buffers, in rows, and its rows padded (dense_rows)
   };
   std::vector<Segment> segments;
   std::vector<Block> blocks;
-  std::vector<int64_t> w_off, b_off, w_in, w_out;  // per MLP layer, relative to the first parameter
-  at::Tensor input;  // MLP: scaled properties and a column of ones [R, n_props + 1]; hypercube: [R, K] int64
-  std::vector<at::Tensor> input_parts;  // while building: each segment's part of `input`
-  std::vector<at::Tensor> hidden;       // MLP hidden activations and a column of ones [R, w_out[l] + 1]
-  at::Tensor out, dout;                 // [R, n_out]
-  at::Tensor partial;                   // MLP: gradients per block [blocks, n_params]
+  int64_t padded_rows = 0;  // the blocks' padded rows together
+  // MLP layers: offsets of W_l [in, out] and b_l [out] relative to the first parameter, and their widths.
+  std::vector<int64_t> w_off, b_off, w_in, w_out;
+  int64_t w_max = 0;
+  // MLP: the scaled properties, then each hidden layer's activations, feature-major per block: block b's part
+  // is [width, b.n] from b.pos · width. Hypercube: `input` is the cube indices [R, K] int64.
+  at::Tensor input;
+  std::vector<at::Tensor> input_parts;  // while building: each segment's part of `input`, [rows, n_props]
+  std::vector<at::Tensor> hidden;
+  at::Tensor out, dout;  // [R, n_out]
+  at::Tensor partial;    // MLP: gradients per block [blocks, n_params]
 };
 
 // One work item of a regression pass: a subject's input or output slot, one chunk of its variables.
@@ -364,7 +370,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   const at::ScalarType dtype = c10::CppTypeToScalarType<T>::value;
   const std::string gap = batched_step_gap(shared.spec());
   MSLR_CHECK(gap.empty(), "the batched step does not cover ", gap);
-  int64_t max_width = 1, max_batch = 1, max_modes = 1;
+  int64_t max_batch = 1, max_modes = 1, mlp_scratch = 0;
   for (size_t si = 0; si < subjects.size(); ++si) {
     const int s = static_cast<int>(si);
     BatchedSubject& b = subjects[si];
@@ -489,7 +495,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   // Predictor buffers, now that every segment is known.
   for (PredictorRun& r : runs_) {
     const auto opts = at::TensorOptions().dtype(dtype);
-    r.input = at::cat(r.input_parts);
+    const at::Tensor rows_in = at::cat(r.input_parts);  // [R, n_props] or [R, K]
     r.input_parts.clear();
     r.out = at::zeros({r.rows, r.n_out}, opts);
     r.dout = at::zeros({r.rows, r.n_out}, opts);
@@ -497,23 +503,37 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
     for (size_t si = 0; si < r.segments.size(); ++si) {
       auto& seg = r.segments[si];
       seg.block0 = static_cast<int64_t>(r.blocks.size());
-      for (int64_t r0 = 0; r0 < seg.rows; r0 += kBlockRows)
-        r.blocks.push_back({static_cast<int>(si), seg.row0 + r0, std::min(kBlockRows, seg.rows - r0)});
+      for (int64_t r0 = 0; r0 < seg.rows; r0 += kBlockRows) {
+        const int64_t rows = std::min(kBlockRows, seg.rows - r0);
+        r.blocks.push_back(
+            {static_cast<int>(si), seg.row0 + r0, rows, r.padded_rows, kernels::dense_rows(rows)});
+        r.padded_rows += r.blocks.back().n;
+      }
       seg.blocks = static_cast<int64_t>(r.blocks.size()) - seg.block0;
     }
-    if (r.mlp) {
-      for (size_t l = 0; l + 1 < r.w_out.size(); ++l)
-        r.hidden.push_back(at::ones({r.rows, r.w_out[l] + 1}, opts));  // last column: ones
-      r.partial = at::zeros({static_cast<int64_t>(r.blocks.size()), r.n_params}, opts);
-      for (int64_t w : r.w_in)
-        max_width = std::max(max_width, w);
+    if (!r.mlp) {
+      r.input = rows_in.contiguous();
+      continue;
     }
+    // Feature-major blocks of the properties, zero in the padding rows.
+    r.input = at::zeros({r.padded_rows * r.n_props}, opts);
+    for (const auto& b : r.blocks)
+      r.input.narrow(0, b.pos * r.n_props, r.n_props * b.n)
+          .view({r.n_props, b.n})
+          .narrow(1, 0, b.rows)
+          .copy_(rows_in.narrow(0, b.row0, b.rows).t());
+    for (size_t l = 0; l < r.w_out.size(); ++l)
+      r.w_max = std::max({r.w_max, r.w_in[l], r.w_out[l]});
+    for (size_t l = 0; l + 1 < r.w_out.size(); ++l)
+      r.hidden.push_back(at::zeros({r.padded_rows * r.w_out[l]}, opts));
+    r.partial = at::zeros({static_cast<int64_t>(r.blocks.size()), r.n_params}, opts);
+    mlp_scratch = std::max(mlp_scratch, 2 * kBlockRows * r.w_max);
   }
   // Per-thread scratch: the largest need of any work item.
   const int64_t cw = kColumns;
   scratch_size_ =
-      std::max({(max_batch + max_modes + 8) * cw,    // a chunk's dz, u and the output pass's vectors
-                2 * kBlockRows * (max_width + 1)});  // MLP backward: two gradient buffers
+      std::max({(max_batch + max_modes + 8) * cw,  // a chunk's dz, u and the output pass's vectors
+                mlp_scratch});  // MLP: a block's gradients, and the gradient of its weights
   dscratch_size_ = cw;
 }
 
@@ -559,7 +579,6 @@ int Engine<T>::add_to_run(const ModePredictor* pred, bool shared_pred, const Par
   const int64_t n = props.size(0);
   // The prepared input of this segment, appended to the run's.
   at::Tensor prepared = pred->prepare(props.to(at::kDouble)).to(r.mlp ? dtype : at::kLong);
-  if (r.mlp) prepared = at::cat({prepared, at::ones({n, 1}, prepared.options())}, 1);  // the bias column
   prepared = prepared.contiguous();
   r.input_parts.push_back(prepared);
   *row0 = r.rows;
@@ -626,56 +645,63 @@ double* Engine<T>::dscratch(int64_t n) {
 
 // ---- predictors ------------------------------------------------------------------------------------------
 
-// The layers' weights and bias are consecutive in the layout, W_l [in, out] then b_l [out]: together they are
-// one [in + 1, out] matrix. Every layer's input carries a last column of ones, so that one product applies
-// weights and bias in the forward pass and gives both gradients in the backward pass.
+// A block's layers, feature-major: h_l [w_out[l], n] = act(W_lᵀ · h_{l-1} + b_l), each product one call of the
+// dense kernels (kernels.h) straight on the parameters; the last layer's output goes through scratch into
+// the modes, row-major [rows, n_out].
 template <class T>
 void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b) {
   const auto& seg = r.segments[b.segment];
   const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
-  const T* in = r.input.template data_ptr<T>() + b.row0 * (r.n_props + 1);
+  const T* in = r.input.template data_ptr<T>() + b.pos * r.n_props;
   const size_t layers = r.w_off.size();
   for (size_t l = 0; l < layers; ++l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
-    if (l + 1 == layers) {
-      kernels::gemm<T>(false, false, b.rows, wo, wi + 1, T(1), in, wi + 1, params + r.w_off[l], wo, T(0),
-                       r.out.template data_ptr<T>() + b.row0 * wo, wo);
+    const bool last = l + 1 == layers;
+    T* out = last ? scratch(wo * b.n) : r.hidden[l].template data_ptr<T>() + b.pos * wo;  // [wo, n]
+    kernels::dense_forward<T>(b.n, wi, wo, params + r.w_off[l], wo, 1, params + r.b_off[l], in, b.n, out,
+                              b.n);
+    if (last) {
+      T* modes = r.out.template data_ptr<T>() + b.row0 * wo;
+      for (int64_t i = 0; i < b.rows; ++i)
+        for (int64_t j = 0; j < wo; ++j)
+          modes[i * wo + j] = out[j * b.n + i];
       break;
     }
-    T* out = r.hidden[l].template data_ptr<T>() + b.row0 * (wo + 1);  // [rows, wo + 1]
-    kernels::gemm<T>(false, false, b.rows, wo, wi + 1, T(1), in, wi + 1, params + r.w_off[l], wo, T(0), out,
-                     wo + 1);
-    kernels::activate<T>(r.mlp->activation(), out, b.rows * (wo + 1));
-    for (int64_t i = 0; i < b.rows; ++i)
-      out[i * (wo + 1) + wo] = T(1);
+    kernels::activate<T>(r.mlp->activation(), out, wo * b.n);
     in = out;
   }
 }
 
+// The block's backward pass, feature-major: per layer from the last, [dW_l; db_l] from the layer's input and
+// the gradient at its output, then the gradient at its input dh = W_l · dz through the activation below.
 template <class T>
 void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
   const auto& b = r.blocks[block];
   const auto& seg = r.segments[b.segment];
   const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
   T* grad = r.partial.template data_ptr<T>() + block * r.n_params;
-  const int64_t ld_max = *std::max_element(r.w_in.begin(), r.w_in.end()) + 1;
-  T* buf[2] = {scratch(2 * kBlockRows * ld_max), nullptr};
-  buf[1] = buf[0] + kBlockRows * ld_max;
-  const T* dz = r.dout.template data_ptr<T>() + b.row0 * r.n_out;  // [rows, w_out], leading dimension ldz
-  int64_t ldz = r.n_out;
-  for (int64_t l = static_cast<int64_t>(r.w_off.size()) - 1; l >= 0; --l) {
+  T* dz = scratch(2 * kBlockRows * r.w_max);  // [w_out[l], n]: the gradient at layer l's output
+  T* dh = dz + kBlockRows * r.w_max;          // [w_in[l], n]: at its input
+  const int64_t L = static_cast<int64_t>(r.w_off.size());
+  {  // the modes' gradient, feature-major, zero in the padding rows
+    const T* dout = r.dout.template data_ptr<T>() + b.row0 * r.n_out;
+    for (int64_t j = 0; j < r.n_out; ++j) {
+      T* d = dz + j * b.n;
+      for (int64_t i = 0; i < b.rows; ++i)
+        d[i] = dout[i * r.n_out + j];
+      std::fill(d + b.rows, d + b.n, T(0));
+    }
+  }
+  for (int64_t l = L - 1; l >= 0; --l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
-    const T* in = l == 0 ? r.input.template data_ptr<T>() + b.row0 * (wi + 1)
-                         : r.hidden[l - 1].template data_ptr<T>() + b.row0 * (wi + 1);
-    // [dW_l; db_l] = [in, 1]ᵀ · dz
-    kernels::gemm<T>(true, false, wi + 1, wo, b.rows, T(1), in, wi + 1, dz, ldz, T(0), grad + r.w_off[l], wo);
+    const T* in = l == 0 ? r.input.template data_ptr<T>() + b.pos * r.n_props
+                         : r.hidden[l - 1].template data_ptr<T>() + b.pos * wi;  // [wi, n]
+    kernels::dense_weight_grad<T>(b.n, wi, wo, in, b.n, dz, b.n, grad + r.w_off[l], grad + r.b_off[l]);
     if (l == 0) break;
-    // dh = dz · W_lᵀ, then through the activation (its last column is never read).
-    T* dh = buf[l % 2];
-    kernels::gemm<T>(false, true, b.rows, wi, wo, T(1), dz, ldz, params + r.w_off[l], wo, T(0), dh, wi + 1);
-    kernels::activation_backward<T>(r.mlp->activation(), in, dh, b.rows * (wi + 1));
-    dz = dh;
-    ldz = wi + 1;
+    // dh [wi, n] = W_l [wi, wo] · dz [wo, n]: the forward kernel with A(k, j) = W_l[j, k].
+    kernels::dense_forward<T>(b.n, wo, wi, params + r.w_off[l], 1, wo, nullptr, dz, b.n, dh, b.n);
+    kernels::activation_backward<T>(r.mlp->activation(), in, dh, wi * b.n);
+    std::swap(dz, dh);
   }
 }
 

@@ -410,5 +410,40 @@ TEST(Gemm, RowMajorProductsWithTransposes) {
     }
 }
 
+// The dense-layer kernels against plain products, on widths that leave every kind of tile tail (1 to 9
+// outputs, 1 to 6 inputs, rows that are not a whole number of tiles), and their values independent of how
+// many rows a call covers.
+TEST(DenseKernels, LayersAndTheirGradientsEqualPlainProducts) {
+  for (int64_t wi : {1, 3, 4, 6})
+    for (int64_t wo : {1, 2, 4, 5, 9})
+      for (int64_t rows : {16, 48, 80}) {
+        ASSERT_EQ(kernels::dense_rows(rows), rows);
+        const uint64_t key = static_cast<uint64_t>(wi * 1000 + wo * 100 + rows);
+        const at::Tensor x = test::uniform({wi, rows}, key), W = test::uniform({wi, wo}, key + 1),
+                         b = test::uniform({wo}, key + 2), dz = test::uniform({wo, rows}, key + 3);
+        at::Tensor out = at::empty({wo, rows}, at::kDouble);
+        kernels::dense_forward<double>(rows, wi, wo, W.data_ptr<double>(), wo, 1, b.data_ptr<double>(),
+                                       x.data_ptr<double>(), rows, out.data_ptr<double>(), rows);
+        EXPECT_LT(test::rel_diff(out, W.t().mm(x) + b.unsqueeze(1)), 1e-14) << wi << " " << wo << " " << rows;
+        // The transpose through the strides, without a bias: W · dz.
+        at::Tensor dh = at::empty({wi, rows}, at::kDouble);
+        kernels::dense_forward<double>(rows, wo, wi, W.data_ptr<double>(), 1, wo, nullptr,
+                                       dz.data_ptr<double>(), rows, dh.data_ptr<double>(), rows);
+        EXPECT_LT(test::rel_diff(dh, W.mm(dz)), 1e-14) << wi << " " << wo << " " << rows;
+        at::Tensor G = at::empty({wi, wo}, at::kDouble), gb = at::empty({wo}, at::kDouble);
+        kernels::dense_weight_grad<double>(rows, wi, wo, x.data_ptr<double>(), rows, dz.data_ptr<double>(),
+                                           rows, G.data_ptr<double>(), gb.data_ptr<double>());
+        EXPECT_LT(test::rel_diff(G, x.mm(dz.t())), 1e-14) << wi << " " << wo << " " << rows;
+        EXPECT_LT(test::rel_diff(gb, dz.sum(1)), 1e-14);
+        // The first 16 rows alone give the same bits as within the whole call.
+        at::Tensor part = at::empty({wo, 16}, at::kDouble);
+        kernels::dense_forward<double>(16, wi, wo, W.data_ptr<double>(), wo, 1, b.data_ptr<double>(),
+                                       x.data_ptr<double>(), rows, part.data_ptr<double>(), 16);
+        EXPECT_TRUE(at::equal(part, out.narrow(1, 0, 16)));
+      }
+  EXPECT_EQ(kernels::dense_rows(1), 16);
+  EXPECT_EQ(kernels::dense_rows(17), 32);
+}
+
 }  // namespace
 }  // namespace mslr

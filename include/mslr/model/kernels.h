@@ -37,4 +37,21 @@ void gemm(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A
 // True when gemm() calls the BLAS directly.
 bool direct_blas();
 
+// Dense layers of an MLP (src/model/dense.cpp) on feature-major blocks: in [features, ld] holds n rows of
+// each feature, n a multiple of dense_rows' granule (n = dense_rows(rows)), ld >= n.
+// dense_rows(rows): rows rounded up to a whole number of vectors (of float, and so of double).
+int64_t dense_rows(int64_t rows);
+// out[j, 0:n] = bias[j] + Σ_{k < wi} A(k, j) · in[k, 0:n] for j < wo, where A(k, j) = A[k·sk + j·sj] (a
+// layer's W [wi, wo] is sk = wo, sj = 1; its transpose sk = 1, sj = wi) and bias may be nullptr (zeros).
+// Each value is a sum over k in order, the same for any n.
+template <class T>
+void dense_forward(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, int64_t sj, const T* bias,
+                   const T* in, int64_t ld_in, T* out, int64_t ld_out);
+// G[k·wo + j] = Σ_{r < n} in[k, r] · dz[j, r] for k < wi, j < wo (a layer's weight gradient, row-major), and
+// gb[j] = Σ_r dz[j, r] unless gb is nullptr: in [wi, ld_in], dz [wo, ld_dz]. The sums over rows are taken in a
+// fixed order (lane by lane, then a fixed tree over the lanes).
+template <class T>
+void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t ld_in, const T* dz,
+                       int64_t ld_dz, T* G, T* gb);
+
 }  // namespace mslr::kernels

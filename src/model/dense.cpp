@@ -1,0 +1,239 @@
+// The dense-layer kernels of the batched step's MLPs (kernels.h): register-tiled products written for the
+// shapes of a predictor layer (hundreds of rows, 3 to 64 features), where a BLAS call costs more in set-up
+// and in its odd shapes than the arithmetic. The blocks are feature-major — [features, rows] — so that the
+// vectors run along the rows, which every layer has many of, and no width is padded.
+//
+// Each kernel keeps a tile of the result in registers and streams its operands through it. Every value of a
+// result is a sum in one fixed order (over k for a layer's outputs; lane by lane over rows, then a fixed tree
+// over the lanes, for a weight gradient), whatever tile it falls in, so the results depend neither on the
+// tiling nor on the threads. The tiles are compiled per x86-64 feature level, larger where there are more
+// vector registers.
+#include <cstring>
+
+#include "mslr/core/error.h"
+#include "mslr/model/kernels.h"
+
+// The vector type below is passed between always-inlined functions only, never across a call: the ABI note
+// GCC gives for it does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#define MSLR_INLINE inline __attribute__((always_inline))
+
+namespace mslr::kernels {
+namespace {
+
+constexpr int kVectorBytes = 64;
+
+template <class T>
+struct Vec {
+  typedef T type __attribute__((vector_size(kVectorBytes)));
+  static constexpr int64_t lanes = kVectorBytes / sizeof(T);
+};
+template <class T>
+using V = typename Vec<T>::type;
+
+template <class T>
+MSLR_INLINE V<T> load(const T* p) {
+  V<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <class T>
+MSLR_INLINE void store(T* p, V<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// The sum of a vector's lanes by a fixed tree: the upper half added to the lower until one lane is left
+// (lane i + lane i + L/2, then + L/4, ...), in vector shuffles rather than one lane at a time.
+MSLR_INLINE float lane_sum(V<float> v) {
+  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
+  v += __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
+  v += __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
+  return v[0];
+}
+MSLR_INLINE double lane_sum(V<double> v) {
+  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7);
+  v += __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3);
+  v += __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1);
+  return v[0];
+}
+
+// out[j, r] = bias[j] + Σ_k A(k, j) in[k, r] for J outputs from j and RV vectors of rows from r; k in order.
+template <class T, int J, int RV>
+MSLR_INLINE void forward_tile(int64_t wi, const T* A, int64_t sk, int64_t sj, const T* bias, const T* in,
+                              int64_t ld_in, T* out, int64_t ld_out) {
+  constexpr int64_t L = Vec<T>::lanes;
+  V<T> acc[J][RV];
+  for (int j = 0; j < J; ++j) {
+    const T b = bias ? bias[j] : T(0);
+    for (int v = 0; v < RV; ++v)
+      acc[j][v] = V<T>{} + b;
+  }
+  for (int64_t k = 0; k < wi; ++k) {
+    V<T> x[RV];
+    for (int v = 0; v < RV; ++v)
+      x[v] = load(in + k * ld_in + v * L);
+    for (int j = 0; j < J; ++j) {
+      const T a = A[k * sk + j * sj];
+      for (int v = 0; v < RV; ++v)
+        acc[j][v] += a * x[v];
+    }
+  }
+  for (int j = 0; j < J; ++j)
+    for (int v = 0; v < RV; ++v)
+      store(out + j * ld_out + v * L, acc[j][v]);
+}
+
+// G(k, j) = Σ_r in[k, r] dz[j, r] over r < n for K weight rows from k and J columns from j, and, when gb is
+// set, gb[j] = Σ_r dz[j, r] too.
+template <class T, int K, int J>
+MSLR_INLINE void weight_tile(int64_t n, const T* in, int64_t ld_in, const T* dz, int64_t ld_dz, T* G,
+                             int64_t wo, T* gb) {
+  constexpr int64_t L = Vec<T>::lanes;
+  V<T> acc[K][J] = {}, bacc[J] = {};
+  for (int64_t r = 0; r < n; r += L) {
+    V<T> x[K], d[J];
+    for (int k = 0; k < K; ++k)
+      x[k] = load(in + k * ld_in + r);
+    for (int j = 0; j < J; ++j) {
+      d[j] = load(dz + j * ld_dz + r);
+      if (gb) bacc[j] += d[j];
+    }
+    for (int k = 0; k < K; ++k)
+      for (int j = 0; j < J; ++j)
+        acc[k][j] += x[k] * d[j];
+  }
+  for (int k = 0; k < K; ++k)
+    for (int j = 0; j < J; ++j)
+      G[k * wo + j] = lane_sum(acc[k][j]);
+  if (gb)
+    for (int j = 0; j < J; ++j)
+      gb[j] = lane_sum(bacc[j]);
+}
+
+// The drivers: outputs (weight rows) in tiles of J (K), then one at a time; rows in tiles of RV vectors, then
+// one vector at a time. (No lambdas here: they would be compiled apart, for the baseline, not inlined into
+// the versions below.)
+template <class T, int J, int RV>
+MSLR_INLINE void forward_rows(int64_t n, int64_t wi, const T* A, int64_t sk, int64_t sj, const T* bias,
+                              const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+  constexpr int64_t L = Vec<T>::lanes;
+  int64_t r = 0;
+  for (; r + RV * L <= n; r += RV * L)
+    forward_tile<T, J, RV>(wi, A, sk, sj, bias, in + r, ld_in, out + r, ld_out);
+  for (; r < n; r += L)
+    forward_tile<T, J, 1>(wi, A, sk, sj, bias, in + r, ld_in, out + r, ld_out);
+}
+
+template <class T, int J, int RV>
+MSLR_INLINE void forward_all(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, int64_t sj,
+                             const T* bias, const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+  int64_t j = 0;
+  for (; j + J <= wo; j += J)
+    forward_rows<T, J, RV>(n, wi, A + j * sj, sk, sj, bias ? bias + j : nullptr, in, ld_in, out + j * ld_out,
+                           ld_out);
+  for (; j < wo; ++j)
+    forward_rows<T, 1, RV>(n, wi, A + j * sj, sk, sj, bias ? bias + j : nullptr, in, ld_in, out + j * ld_out,
+                           ld_out);
+}
+
+template <class T, int K, int J>
+MSLR_INLINE void weight_cols(int64_t n, int64_t wo, const T* in, int64_t ld_in, const T* dz, int64_t ld_dz,
+                             T* G, T* gb) {
+  int64_t j = 0;
+  for (; j + J <= wo; j += J)
+    weight_tile<T, K, J>(n, in, ld_in, dz + j * ld_dz, ld_dz, G + j, wo, gb ? gb + j : nullptr);
+  for (; j < wo; ++j)
+    weight_tile<T, K, 1>(n, in, ld_in, dz + j * ld_dz, ld_dz, G + j, wo, gb ? gb + j : nullptr);
+}
+
+template <class T, int K, int J>
+MSLR_INLINE void weight_all(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t ld_in, const T* dz,
+                            int64_t ld_dz, T* G, T* gb) {
+  // The bias's gradient rides with the first weight rows.
+  int64_t k = 0;
+  for (; k + K <= wi; k += K)
+    weight_cols<T, K, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr);
+  for (; k < wi; ++k)
+    weight_cols<T, 1, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr);
+}
+
+// One version per feature level: AVX-512 has 32 vector registers (tiles of 4 x 4 vectors: 16 accumulators);
+// AVX2 and SSE have 16, and need two or four of them for one 64-byte vector (tiles of 2 x 2).
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define MSLR_LEVELS 1
+#define MSLR_FORWARD_ARGS                                                                            \
+  int64_t n, int64_t wi, int64_t wo, const T *A, int64_t sk, int64_t sj, const T *bias, const T *in, \
+      int64_t ld_in, T *out, int64_t ld_out
+#define MSLR_WEIGHT_ARGS \
+  int64_t n, int64_t wi, int64_t wo, const T *in, int64_t ld_in, const T *dz, int64_t ld_dz, T *G, T *gb
+template <class T>
+__attribute__((target("arch=x86-64-v4"))) void forward_v4(MSLR_FORWARD_ARGS) {
+  forward_all<T, 4, 4>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+}
+template <class T>
+__attribute__((target("arch=x86-64-v3"))) void forward_v3(MSLR_FORWARD_ARGS) {
+  forward_all<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+}
+template <class T>
+__attribute__((target("arch=x86-64-v4"))) void weight_v4(MSLR_WEIGHT_ARGS) {
+  weight_all<T, 4, 4>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+}
+template <class T>
+__attribute__((target("arch=x86-64-v3"))) void weight_v3(MSLR_WEIGHT_ARGS) {
+  weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+}
+#undef MSLR_FORWARD_ARGS
+#undef MSLR_WEIGHT_ARGS
+
+int level() {
+  static const int l = __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 0;
+  return l;
+}
+#endif
+
+template <class T>
+void check_rows(int64_t n) {
+  MSLR_CHECK(n >= 0 && n % Vec<T>::lanes == 0, "dense kernels: ", n,
+             " rows is not a whole number of vectors");
+}
+
+}  // namespace
+
+int64_t dense_rows(int64_t rows) {
+  constexpr int64_t L = Vec<float>::lanes;  // a multiple of the double vector's lanes too
+  return (rows + L - 1) / L * L;
+}
+
+template <class T>
+void dense_forward(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, int64_t sj, const T* bias,
+                   const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+  check_rows<T>(n);
+#ifdef MSLR_LEVELS
+  if (level() == 4) return forward_v4<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+  if (level() == 3) return forward_v3<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+#endif
+  forward_all<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+}
+
+template <class T>
+void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t ld_in, const T* dz,
+                       int64_t ld_dz, T* G, T* gb) {
+  check_rows<T>(n);
+#ifdef MSLR_LEVELS
+  if (level() == 4) return weight_v4<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+  if (level() == 3) return weight_v3<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+#endif
+  weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+}
+
+#define MSLR_INSTANTIATE(T)                                                                                 \
+  template void dense_forward<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*, const T*, \
+                                 int64_t, T*, int64_t);                                                     \
+  template void dense_weight_grad<T>(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, T*);
+MSLR_INSTANTIATE(float)
+MSLR_INSTANTIATE(double)
+#undef MSLR_INSTANTIATE
+
+}  // namespace mslr::kernels
