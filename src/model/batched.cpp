@@ -13,21 +13,32 @@
 namespace mslr {
 namespace {
 
-// Variables per work item of the regression passes: a chunk of the minibatch's rows (B x 256) and its
-// gradient stay in L2 (256 measured faster than 128 and 512 here).
+// Variables per work item of the output pass and the modes' gradients: a chunk of the minibatch's outputs
+// (B x 256) and its gradient stay in L2.
 constexpr int64_t kColumns = 256;
+// Sample rows per work item of the projections.
+constexpr int64_t kProjectionRows = 16;
 // Variables per block of a predictor's MLP: its activations stay in L2.
 constexpr int64_t kBlockRows = 512;
 constexpr double kLog2Pi = 1.8378770664093453;
 
-// Where a mode matrix (p [d, K] or u [d, D]) comes from and where its gradient goes.
+// Where a mode matrix (p [d, K] or u [d, D]) comes from and where its gradient goes. The step reads every mode
+// matrix transposed — [K, d] with a leading dimension, the layout in which the predictors write them — so
+// that the regression kernels run their vectors along the variables.
 struct ModeRef {
   enum Kind { kIdentity, kPredicted, kOwned, kFixed } kind = kIdentity;
   int run = -1;        // kPredicted: the predictor run
   int64_t row0 = 0;    // kPredicted: the subject's first row in the run
   int64_t offset = 0;  // kOwned: the parameter's offset in the subject's layout
-  at::Tensor fixed;    // kFixed: the matrix
+  at::Tensor t;        // kFixed: the matrix transposed [K, d]; kOwned: the parameter's transpose, each step
+  at::Tensor dt;       // kOwned: its gradient, transposed [K, d]
   double alpha = 1.0;  // the modes are alpha × their source (1/N for p-modes that are a mean over N)
+};
+
+template <class T>
+struct ModesT {  // a mode matrix (or its gradient) transposed: element (k, j) at p[k · ld + j]
+  T* p = nullptr;
+  int64_t ld = 0;
 };
 
 struct InputPlan {
@@ -53,7 +64,6 @@ struct SubjectPlan {
   std::vector<OutputPlan> out;
   std::vector<at::Tensor> keep;         // the series and fixed modes the plan points into
   std::vector<at::Tensor> tran, dtran;  // per output h: [max_batch, D_h]
-  std::vector<at::Tensor> proj_part;    // per input g: [chunks, max_batch, K] partial projections
   std::vector<at::Tensor> dtran_part;   // per output h: [chunks, max_batch, D] partial gradients
   std::vector<at::Tensor> nll_part;     // per output h: [chunks] float64
 };
@@ -85,7 +95,7 @@ struct PredictorRun {
   at::Tensor input;
   std::vector<at::Tensor> input_parts;  // while building: each segment's part of `input`, [rows, n_props]
   std::vector<at::Tensor> hidden;
-  at::Tensor out, dout;  // [R, n_out]
+  at::Tensor out, dout;  // the modes and their gradient, feature-major [n_out, R]
   at::Tensor partial;    // MLP: gradients per block [blocks, n_params]
 };
 
@@ -94,12 +104,6 @@ struct Item {
   int subject, slot;
   int64_t chunk, j0, cols;
 };
-
-// ---- the chunk kernels -----------------------------------------------------------------------------------
-// One work item each: a chunk of at most kColumns variables of one subject's group over the minibatch's rows.
-// The rows are copied from the series into a scratch block that stays in L2, where small BLAS products run
-// at the machine's rate; the element-wise work is one vectorised pass. These loops are compiled per x86-64
-// feature level (MSLR_VECTOR_CLONES): they are most of a step's time.
 
 // Asks for the cache lines of n values at p: the rows of a minibatch are scattered over the series, and
 // without this every row starts with a full memory latency.
@@ -110,75 +114,9 @@ inline void prefetch(const T* p, int64_t n) {
     __builtin_prefetch(c + b);
 }
 
-template <class T>
-struct Rows {  // the minibatch's rows of a [T, d] series, shifted by -1 for inputs
-  const T* series;
-  int64_t d;
-  const int64_t* times;
-  int64_t count, shift;
-  const T* row(int64_t i, int64_t j0) const { return series + (times[i] + shift) * d + j0; }
-};
-
-// block[i, 0:cols] = the rows' values in columns [j0, j0 + cols); block [count, ld].
-template <class T>
-void copy_rows(const Rows<T>& r, int64_t j0, int64_t cols, T* block, int64_t ld) {
-  for (int64_t i = 0; i < std::min<int64_t>(4, r.count); ++i)
-    prefetch(r.row(i, j0), cols);
-  for (int64_t i = 0; i < r.count; ++i) {
-    if (i + 4 < r.count) prefetch(r.row(i + 4, j0), cols);  // a row takes less time to copy than to arrive
-    std::memcpy(block + i * ld, r.row(i, j0), sizeof(T) * cols);
-  }
-}
-
-// The output pass of one chunk, row by row: z = tran · uᵀ for the chunk's columns, mn = scale ⊙ s(z) +
-// offset, the residual against y and Σ_i residual² per variable (into sq); then either the means (forward)
-// or d(w · NLL)/dz into dz and the offsets' and scales' gradients (step).
-template <class T>
-struct ElementwiseArgs {
-  Rows<T> y;
-  int64_t j0, cols, ld;
-  Activation act;
-  T weight;
-  const T* tran;  // [B, D]
-  const T* ut;    // [D, ld] the chunk's u-modes, transposed
-  int64_t D;
-  T* dz;                           // [B, ld] d(w · NLL)/dz (step)
-  T* z;                            // [ld] one row's latent drive tran · uᵀ
-  T* o;                            // [ld] its s(z) when s is not the identity
-  const T *ipsi, *scale, *offset;  // [cols]; ones / zeros when the model has no scales / offsets
-  double* sq;
-  T *doff, *dscale;  // [cols], accumulated
-  T* means;          // forward only: [B, y.d] (the chunk's columns written), else nullptr
-};
-
-// One row of the output pass: e = scale ⊙ out + offset - y, sq += e², and either the means (mn) or the
-// gradient dz = scale ⊙ w e / psi with the offsets' and scales' gradients. The arguments never alias, which
-// lets the compiler vectorise the loop.
-template <class T>
-MSLR_VECTOR_CLONES void residual_row(const T* __restrict y, const T* __restrict out,
-                                     const T* __restrict scale, const T* __restrict offset,
-                                     const T* __restrict ipsi, T w, double* __restrict sq, T* __restrict doff,
-                                     T* __restrict dscale, T* __restrict dz, int64_t cols) {
-  for (int64_t j = 0; j < cols; ++j) {
-    const T e = (scale[j] * out[j] + offset[j]) - y[j];
-    sq[j] += static_cast<double>(e) * static_cast<double>(e);
-    const T g = w * e * ipsi[j];  // d(w · NLL) / d mean
-    doff[j] += g;
-    dscale[j] += g * out[j];
-    dz[j] = g * scale[j];
-  }
-}
-
-template <class T>
-MSLR_VECTOR_CLONES void mean_row(const T* __restrict y, const T* __restrict out, const T* __restrict scale,
-                                 const T* __restrict offset, double* __restrict sq, T* __restrict mn,
-                                 int64_t cols) {
-  for (int64_t j = 0; j < cols; ++j) {
-    mn[j] = scale[j] * out[j] + offset[j];
-    const T e = mn[j] - y[j];
-    sq[j] += static_cast<double>(e) * static_cast<double>(e);
-  }
-}
+// ---- the output pass's latent drive -----------------------------------------------------------------------
+// Compiled per x86-64 feature level (MSLR_VECTOR_CLONES); the products and the residual pass are the
+// regression kernels of kernels.h.
 
 // z[j] = Σ_k tr[k] · ut[k, j] for j < cols: one row of tran · uᵀ. With the latent width D known at compile
 // time the sum over k unrolls and the loop over j vectorises with the row in registers; this replaces a BLAS
@@ -231,38 +169,6 @@ void latent(const T* tr, const T* ut, int64_t ld, int64_t D, T* z, int64_t cols)
       return latent_row_any<T>(tr, ut, ld, D, z, cols);
   }
 }
-
-template <class T>
-void output_elementwise(const ElementwiseArgs<T>& a) {
-  const bool identity = a.act == Activation::kIdentity;
-  for (int64_t i = 0; i < a.y.count; ++i) {
-    if (i + 1 < a.y.count) prefetch(a.y.row(i + 1, a.j0), a.cols);
-    const T* y = a.y.row(i, a.j0);
-    latent(a.tran + i * a.D, a.ut, a.ld, a.D, a.z, a.cols);
-    const T* out = a.z;
-    if (!identity) {
-      std::memcpy(a.o, out, sizeof(T) * a.cols);
-      kernels::activate<T>(a.act, a.o, a.cols);
-      out = a.o;
-    }
-    if (a.means) {
-      mean_row(y, out, a.scale, a.offset, a.sq, a.means + i * a.y.d + a.j0, a.cols);
-      continue;
-    }
-    T* dz = a.dz + i * a.ld;
-    residual_row(y, out, a.scale, a.offset, a.ipsi, a.weight, a.sq, a.doff, a.dscale, dz, a.cols);
-    if (!identity) kernels::activation_backward<T>(a.act, a.o, dz, a.cols);
-  }
-}
-
-#define MSLR_INSTANTIATE(T)                                                                               \
-  template void residual_row<T>(const T*, const T*, const T*, const T*, const T*, T, double*, T*, T*, T*, \
-                                int64_t);                                                                 \
-  template void mean_row<T>(const T*, const T*, const T*, const T*, double*, T*, int64_t);
-
-MSLR_INSTANTIATE(float)
-MSLR_INSTANTIATE(double)
-#undef MSLR_INSTANTIATE
 
 }  // namespace
 
@@ -339,12 +245,18 @@ class Engine final : public BatchedModel::Impl {
 
   int add_to_run(const ModePredictor* pred, bool shared_pred, const ParamLayout& layout, int key, int subject,
                  const at::Tensor& props, int64_t* row0);
-  const T* mode_ptr(const Call& c, int s, const ModeRef& r) const;
-  T* mode_grad_ptr(const Call& c, int s, const ModeRef& r) const;
+  // A slot's modes and their gradient (p nullptr when nothing needs it), transposed.
+  ModesT<const T> modes_t(const ModeRef& r) const;
+  ModesT<T> grad_t(const ModeRef& r) const;
+  // Owned modes: the parameters transposed for the step, and their gradient transposed back.
+  void owned_in(const Call& c);
+  void owned_out(const Call& c);
   T* scratch(int64_t n);
   double* dscratch(int64_t n);
-  // The minibatch's rows at t-1 of an input chunk, copied into this thread's scratch: [count, kColumns].
-  const T* input_chunk(const Minibatch& mb, const Item& item);
+  // This thread's row pointers `which` (0 or 1): the rows of the minibatch of subject s, i0 .. i0 + n, in
+  // `series` [T, d] shifted by `shift`, from variable j0.
+  const T* const* sample_rows(const Minibatch& mb, int s, const void* series, int64_t d, int64_t shift,
+                              int64_t i0, int64_t n, int64_t j0, int which);
 
   void predictors_forward(const Call& c);
   void predictors_backward(const Call& c);
@@ -360,9 +272,10 @@ class Engine final : public BatchedModel::Impl {
   std::vector<PredictorRun> runs_;
   std::map<int, int> run_of_key_;
   std::vector<Item> items_in_, items_out_, items_grad_;
-  int64_t scratch_size_ = 0, dscratch_size_ = 0;
+  int64_t scratch_size_ = 0, dscratch_size_ = 0, rows_size_ = 0;
   std::vector<std::vector<T>> scratch_;        // per thread
   std::vector<std::vector<double>> dscratch_;  // per thread
+  std::vector<std::vector<const T*>> rows_;    // per thread: row pointers for the regression kernels
 };
 
 template <class T>
@@ -409,17 +322,21 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
               slot.predictor, !slot.own_predictor, slot.own_predictor ? m.layout() : shared.layout(),
               2 * slot.index + (slot.side == ModeSlot::kOutput), s, props(slot.group), &r.row0);
           break;
-        case ModeSource::kOwned:
+        case ModeSource::kOwned: {
           r.kind = ModeRef::kOwned;
-          r.offset = m.layout()[slot.owned].offset;
+          const ParamEntry& e = m.layout()[slot.owned];  // [d, K]
+          r.offset = e.offset;
+          r.t = at::zeros({e.shape[1], e.shape[0]}, at::TensorOptions().dtype(dtype));
+          r.dt = at::zeros_like(r.t);
           break;
+        }
         case ModeSource::kGiven:  // never a slot's source: given slots are fixed ones
         case ModeSource::kFixed:
           MSLR_CHECK(slot.fixed.defined(), "subject '", m.name(), "': the given modes of ", slot.side_name(),
                      " group '", slot.group, "' were not set from its data");
           if (!slot.identity) {
             r.kind = ModeRef::kFixed;
-            r.fixed = slot.fixed.to(dtype).contiguous();
+            r.t = slot.fixed.to(dtype).t().contiguous();
           }
           break;
       }
@@ -455,10 +372,6 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
       op.modes = mode_ref(m.u_slot(h));
       p.out.push_back(op);
     }
-    for (const auto& r : p.in)
-      if (r.modes.fixed.defined()) p.keep.push_back(r.modes.fixed);
-    for (const auto& r : p.out)
-      if (r.modes.fixed.defined()) p.keep.push_back(r.modes.fixed);
     const auto opts = at::TensorOptions().dtype(dtype);
     for (const auto& op : p.out) {
       const int64_t chunks = (op.d + kColumns - 1) / kColumns;
@@ -467,29 +380,25 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
       p.dtran_part.push_back(at::zeros({chunks, p.max_batch, op.D}, opts));
       p.nll_part.push_back(at::zeros({chunks}, opts.dtype(at::kDouble)));
     }
-    for (const auto& ip : p.in) {
-      const int64_t chunks = (ip.d + kColumns - 1) / kColumns;
-      p.proj_part.push_back(
-          ip.modes.kind == ModeRef::kIdentity ? at::Tensor() : at::zeros({chunks, p.max_batch, ip.K}, opts));
-    }
     plans_.push_back(std::move(p));
   }
 
-  // Work items: every chunk of every slot of every subject, in subject order.
+  // Work items, in subject order: the projections by groups of rows (each row's projection is a sum over
+  // all the group's variables), the output pass and the modes' gradients by chunks of variables.
   for (int s = 0; s < size(); ++s) {
     const SubjectPlan& p = plans_[s];
-    auto add = [&](std::vector<Item>& items, int slot, int64_t d) {
-      for (int64_t c = 0, j0 = 0; j0 < d; ++c, j0 += kColumns)
-        items.push_back({s, slot, c, j0, std::min(kColumns, d - j0)});
+    auto add = [&](std::vector<Item>& items, int slot, int64_t d, int64_t step) {
+      for (int64_t c = 0, j0 = 0; j0 < d; ++c, j0 += step)
+        items.push_back({s, slot, c, j0, std::min(step, d - j0)});
     };
     for (int g = 0; g < static_cast<int>(p.in.size()); ++g) {
       const ModeRef::Kind k = p.in[g].modes.kind;
       if (k == ModeRef::kIdentity) continue;
-      add(items_in_, g, p.in[g].d);
-      if (k == ModeRef::kPredicted || k == ModeRef::kOwned) add(items_grad_, g, p.in[g].d);
+      add(items_in_, g, p.max_batch, kProjectionRows);
+      if (k == ModeRef::kPredicted || k == ModeRef::kOwned) add(items_grad_, g, p.in[g].d, kColumns);
     }
     for (int h = 0; h < static_cast<int>(p.out.size()); ++h)
-      add(items_out_, h, p.out[h].d);
+      add(items_out_, h, p.out[h].d, kColumns);
   }
 
   // Predictor buffers, now that every segment is known.
@@ -497,8 +406,8 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
     const auto opts = at::TensorOptions().dtype(dtype);
     const at::Tensor rows_in = at::cat(r.input_parts);  // [R, n_props] or [R, K]
     r.input_parts.clear();
-    r.out = at::zeros({r.rows, r.n_out}, opts);
-    r.dout = at::zeros({r.rows, r.n_out}, opts);
+    r.out = at::zeros({r.n_out, r.rows}, opts);
+    r.dout = at::zeros({r.n_out, r.rows}, opts);
     // Blocks are cut from each segment alone, so a subject's blocks do not depend on the other subjects.
     for (size_t si = 0; si < r.segments.size(); ++si) {
       auto& seg = r.segments[si];
@@ -531,10 +440,10 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
   }
   // Per-thread scratch: the largest need of any work item.
   const int64_t cw = kColumns;
-  scratch_size_ =
-      std::max({(max_batch + max_modes + 8) * cw,  // a chunk's dz, u and the output pass's vectors
-                mlp_scratch});  // MLP: a block's gradients, and the gradient of its weights
+  scratch_size_ = std::max({(2 * max_batch + 5) * cw,  // the output pass: outputs, gradient, vectors
+                            mlp_scratch});             // MLP: a block's gradients
   dscratch_size_ = cw;
+  rows_size_ = 2 * max_batch;
 }
 
 template <class T>
@@ -588,35 +497,91 @@ int Engine<T>::add_to_run(const ModePredictor* pred, bool shared_pred, const Par
 }
 
 template <class T>
-const T* Engine<T>::mode_ptr(const Call& c, int s, const ModeRef& r) const {
+ModesT<const T> Engine<T>::modes_t(const ModeRef& r) const {
   switch (r.kind) {
     case ModeRef::kPredicted: {
       const PredictorRun& run = runs_[r.run];
-      return run.out.template data_ptr<T>() + r.row0 * run.n_out;
+      return {run.out.template data_ptr<T>() + r.row0, run.rows};
     }
     case ModeRef::kOwned:
-      return c.params[s] + r.offset;
     case ModeRef::kFixed:
-      return r.fixed.template data_ptr<T>();
+      return {r.t.template data_ptr<T>(), r.t.size(1)};
     case ModeRef::kIdentity:
       break;
   }
-  return nullptr;
+  return {};
 }
 
 template <class T>
-T* Engine<T>::mode_grad_ptr(const Call& c, int s, const ModeRef& r) const {
+ModesT<T> Engine<T>::grad_t(const ModeRef& r) const {
   switch (r.kind) {
     case ModeRef::kPredicted: {
       const PredictorRun& run = runs_[r.run];
-      if (run.shared && shared_held) return nullptr;  // only the held predictor would read it
-      return run.dout.template data_ptr<T>() + r.row0 * run.n_out;
+      if (run.shared && shared_held) return {};  // only the held predictor would read it
+      return {run.dout.template data_ptr<T>() + r.row0, run.rows};
     }
     case ModeRef::kOwned:
-      return c.grads[s] + r.offset;
+      return {r.dt.template data_ptr<T>(), r.dt.size(1)};
     default:
-      return nullptr;
+      return {};
   }
+}
+
+template <class T>
+void Engine<T>::owned_in(const Call& c) {
+  at::parallel_for(0, size(), 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      SubjectPlan& p = plans_[s];
+      auto in = [&](ModeRef& r) {
+        if (r.kind != ModeRef::kOwned) return;
+        const int64_t K = r.t.size(0), d = r.t.size(1);
+        const T* m = c.params[s] + r.offset;  // [d, K]
+        T* t = r.t.template data_ptr<T>();
+        for (int64_t j = 0; j < d; ++j)
+          for (int64_t k = 0; k < K; ++k)
+            t[k * d + j] = m[j * K + k];
+      };
+      for (auto& ip : p.in)
+        in(ip.modes);
+      for (auto& op : p.out)
+        in(op.modes);
+    }
+  });
+}
+
+template <class T>
+void Engine<T>::owned_out(const Call& c) {
+  at::parallel_for(0, size(), 1, [&](int64_t s0, int64_t s1) {
+    for (int64_t s = s0; s < s1; ++s) {
+      SubjectPlan& p = plans_[s];
+      auto out = [&](const ModeRef& r) {
+        if (r.kind != ModeRef::kOwned) return;
+        const int64_t K = r.dt.size(0), d = r.dt.size(1);
+        const T* t = r.dt.template data_ptr<T>();
+        T* g = c.grads[s] + r.offset;  // [d, K]
+        for (int64_t j = 0; j < d; ++j)
+          for (int64_t k = 0; k < K; ++k)
+            g[j * K + k] = t[k * d + j];
+      };
+      for (const auto& ip : p.in)
+        out(ip.modes);
+      for (const auto& op : p.out)
+        out(op.modes);
+    }
+  });
+}
+
+template <class T>
+const T* const* Engine<T>::sample_rows(const Minibatch& mb, int s, const void* series, int64_t d,
+                                       int64_t shift, int64_t i0, int64_t n, int64_t j0, int which) {
+  const int t = at::get_thread_num();
+  MSLR_CHECK(n <= rows_size_ / 2 && t < static_cast<int>(rows_.size()), "batched step: row pointers too few");
+  const T** rows = rows_[t].data() + which * (rows_size_ / 2);
+  const T* x = static_cast<const T*>(series);
+  const int64_t* times = mb.times[s];
+  for (int64_t i = 0; i < n; ++i)
+    rows[i] = x + (times[i0 + i] + shift) * d + j0;
+  return rows;
 }
 
 template <class T>
@@ -624,15 +589,6 @@ T* Engine<T>::scratch(int64_t n) {
   const int t = at::get_thread_num();
   MSLR_CHECK(n <= scratch_size_ && t < static_cast<int>(scratch_.size()), "batched step: scratch too small");
   return scratch_[t].data();
-}
-
-template <class T>
-const T* Engine<T>::input_chunk(const Minibatch& mb, const Item& item) {
-  const InputPlan& ip = plans_[item.subject].in[item.slot];
-  const Rows<T> x{static_cast<const T*>(ip.series), ip.d, mb.times[item.subject], mb.count[item.subject], -1};
-  T* block = scratch(x.count * kColumns);
-  copy_rows(x, item.j0, item.cols, block, kColumns);
-  return block;
 }
 
 template <class T>
@@ -661,10 +617,9 @@ void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::
     kernels::dense_forward<T>(b.n, wi, wo, params + r.w_off[l], wo, 1, params + r.b_off[l], in, b.n, out,
                               b.n);
     if (last) {
-      T* modes = r.out.template data_ptr<T>() + b.row0 * wo;
-      for (int64_t i = 0; i < b.rows; ++i)
-        for (int64_t j = 0; j < wo; ++j)
-          modes[i * wo + j] = out[j * b.n + i];
+      T* modes = r.out.template data_ptr<T>() + b.row0;  // [n_out, R]
+      for (int64_t j = 0; j < wo; ++j)
+        std::copy_n(out + j * b.n, b.rows, modes + j * r.rows);
       break;
     }
     kernels::activate<T>(r.mlp->activation(), out, wo * b.n);
@@ -684,11 +639,10 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
   T* dh = dz + kBlockRows * r.w_max;          // [w_in[l], n]: at its input
   const int64_t L = static_cast<int64_t>(r.w_off.size());
   {  // the modes' gradient, feature-major, zero in the padding rows
-    const T* dout = r.dout.template data_ptr<T>() + b.row0 * r.n_out;
+    const T* dout = r.dout.template data_ptr<T>() + b.row0;  // [n_out, R]
     for (int64_t j = 0; j < r.n_out; ++j) {
       T* d = dz + j * b.n;
-      for (int64_t i = 0; i < b.rows; ++i)
-        d[i] = dout[i * r.n_out + j];
+      std::copy_n(dout + j * r.rows, b.rows, d);
       std::fill(d + b.rows, d + b.n, T(0));
     }
   }
@@ -720,17 +674,14 @@ void Engine<T>::predictors_forward(const Call& c) {
         const T* values = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
         const int64_t K = r.input.size(1), n_out = r.n_out;
         const int64_t* idx = r.input.template data_ptr<int64_t>() + b.row0 * K;
-        T* out = r.out.template data_ptr<T>() + b.row0 * n_out;
-        for (int64_t i = 0; i < b.rows; ++i) {
-          T* o = out + i * n_out;
-          for (int64_t j = 0; j < n_out; ++j)
-            o[j] = 0;
-          for (int64_t k = 0; k < K; ++k) {
-            const T* v = values + idx[i * K + k] * n_out;
-            for (int64_t j = 0; j < n_out; ++j)
-              o[j] += v[j];
+        T* out = r.out.template data_ptr<T>() + b.row0;  // [n_out, R]
+        for (int64_t i = 0; i < b.rows; ++i)
+          for (int64_t j = 0; j < n_out; ++j) {
+            T o = 0;
+            for (int64_t k = 0; k < K; ++k)
+              o += values[idx[i * K + k] * n_out + j];
+            out[j * r.rows + i] = o;
           }
-        }
       }
     });
   }
@@ -761,12 +712,12 @@ void Engine<T>::predictors_backward(const Call& c) {
         }
         const int64_t K = r.input.size(1), n_out = r.n_out;
         const int64_t* idx = r.input.template data_ptr<int64_t>() + seg.row0 * K;
-        const T* dout = r.dout.template data_ptr<T>() + seg.row0 * n_out;
+        const T* dout = r.dout.template data_ptr<T>() + seg.row0;  // [n_out, R]
         for (int64_t i = 0; i < seg.rows; ++i)
           for (int64_t k = 0; k < K; ++k) {
             T* v = dest + idx[i * K + k] * n_out;
             for (int64_t j = 0; j < n_out; ++j)
-              v[j] += dout[i * n_out + j];
+              v[j] += dout[j * r.rows + i];
           }
       }
     });
@@ -778,44 +729,36 @@ void Engine<T>::predictors_backward(const Call& c) {
 template <class T>
 void Engine<T>::projections(const Call& c) {
   const Minibatch& mb = *c.batch;
-  // proj_g = x_g · p_g per chunk of x_g's variables: partial sums per chunk, added in chunk order below.
+  // proj_g = alpha · x_g · p_g, into its columns of the transformed latents: by groups of rows, each row's
+  // dot products with the modes read from the recording where the row lies.
   at::parallel_for(0, static_cast<int64_t>(items_in_.size()), 1, [&](int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; ++it) {
       const Item& item = items_in_[it];
-      const SubjectPlan& p = plans_[item.subject];
+      const int s = item.subject;
+      SubjectPlan& p = plans_[s];
       const InputPlan& ip = p.in[item.slot];
-      const T* block = input_chunk(mb, item);
-      T* out = p.proj_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * ip.K;
-      kernels::gemm<T>(false, false, mb.count[item.subject], ip.K, item.cols, static_cast<T>(ip.modes.alpha),
-                       block, kColumns, mode_ptr(c, item.subject, ip.modes) + item.j0 * ip.K, ip.K, T(0), out,
-                       ip.K);
+      const int64_t rows = std::min(item.cols, mb.count[s] - item.j0);
+      if (rows <= 0) continue;
+      const int64_t D = p.out[ip.h].D;
+      const ModesT<const T> pt = modes_t(ip.modes);
+      kernels::row_dots<T>(rows, ip.d, sample_rows(mb, s, ip.series, ip.d, -1, item.j0, rows, 0, 0), ip.K,
+                           pt.p, pt.ld, static_cast<T>(ip.modes.alpha),
+                           p.tran[ip.h].template data_ptr<T>() + item.j0 * D + ip.col, D);
     }
   });
-  // The transformed latents: concatenated (or identical) projections.
+  // Inputs with identity modes are their own projections.
   at::parallel_for(0, size(), 1, [&](int64_t s0, int64_t s1) {
     for (int64_t s = s0; s < s1; ++s) {
       SubjectPlan& p = plans_[s];
       const int64_t B = mb.count[s];
       const int64_t* times = mb.times[s];
-      for (size_t g = 0; g < p.in.size(); ++g) {
-        const InputPlan& ip = p.in[g];
+      for (const InputPlan& ip : p.in) {
+        if (ip.modes.kind != ModeRef::kIdentity) continue;
         const int64_t D = p.out[ip.h].D;
         T* tran = p.tran[ip.h].template data_ptr<T>() + ip.col;
-        if (ip.modes.kind == ModeRef::kIdentity) {
-          const T* series = static_cast<const T*>(ip.series);
-          for (int64_t i = 0; i < B; ++i)
-            std::memcpy(tran + i * D, series + (times[i] - 1) * ip.d, sizeof(T) * ip.d);
-          continue;
-        }
-        const int64_t chunks = p.proj_part[g].size(0), K = ip.K;
-        const T* part = p.proj_part[g].template data_ptr<T>();
+        const T* series = static_cast<const T*>(ip.series);
         for (int64_t i = 0; i < B; ++i)
-          for (int64_t k = 0; k < K; ++k) {
-            T v = 0;
-            for (int64_t ch = 0; ch < chunks; ++ch)
-              v += part[(ch * p.max_batch + i) * K + k];
-            tran[i * D + k] = v;
-          }
+          std::memcpy(tran + i * D, series + (times[i] - 1) * ip.d, sizeof(T) * ip.d);
       }
     }
   });
@@ -825,6 +768,9 @@ template <class T>
 template <bool kGrad>
 void Engine<T>::outputs(const Call& c) {
   const Minibatch& mb = *c.batch;
+  // Per chunk of an output group's variables: z = tran · uᵀ row by row into a block that stays in L2, the
+  // activation, the residual pass (the NLL's sums and d(w · NLL)/dz, or the means), then d tran (this chunk's
+  // part) and du from the block.
   at::parallel_for(0, static_cast<int64_t>(items_out_.size()), 1, [&](int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; ++it) {
       const Item& item = items_out_[it];
@@ -832,66 +778,76 @@ void Engine<T>::outputs(const Call& c) {
       SubjectPlan& p = plans_[s];
       const OutputPlan& op = p.out[item.slot];
       const int64_t D = op.D, cols = item.cols, j0 = item.j0, B = mb.count[s];
+      const bool identity = op.act == Activation::kIdentity;
       const T* params = c.params[s];
-      const T* u = mode_ptr(c, s, op.modes) + j0 * D;  // [cols, D] the chunk's u-modes
+      const ModesT<const T> ut = modes_t(op.modes);
+      const T* u = ut.p + j0;  // [D, cols] the chunk's u-modes, transposed, leading dimension ut.ld
       const T* tran = p.tran[item.slot].template data_ptr<T>();
-      T* dz = scratch((B + D + 8) * kColumns);  // dz [B, kColumns], u transposed, then per-variable vectors
-      T* ut = dz + B * kColumns;
-      T* vec = ut + D * kColumns;
-      for (int64_t k = 0; k < D; ++k)
-        for (int64_t j = 0; j < cols; ++j)
-          ut[k * kColumns + j] = u[j * D + k];
-      ElementwiseArgs<T> args;
-      args.y = {static_cast<const T*>(op.series), op.d, mb.times[s], B, 0};
-      args.j0 = j0;
-      args.cols = cols;
-      args.ld = kColumns;
-      args.act = op.act;
-      args.weight = static_cast<T>(mb.weight[s]);
-      args.tran = tran;
-      args.ut = ut;
-      args.D = D;
-      args.dz = dz;
-      args.z = vec;
-      args.o = vec + kColumns;
-      T* ipsi = args.o + kColumns;
-      T* scale = ipsi + kColumns;
-      T* offset = scale + kColumns;
-      args.doff = offset + kColumns;
-      args.dscale = args.doff + kColumns;
+      T* o = scratch((2 * B + 5) * kColumns);   // [B, kColumns] the outputs s(z)
+      T* dz = identity ? o : o + B * kColumns;  // [B, kColumns] their gradient (in place for the identity)
+      T* vec = o + 2 * B * kColumns;
+      T *ipsi = vec, *scale = vec + kColumns, *offset = vec + 2 * kColumns;
+      T *doff = vec + 3 * kColumns, *dscale = vec + 4 * kColumns;
       const T* psi = params + op.psi + j0;
       for (int64_t j = 0; j < cols; ++j) {
         ipsi[j] = T(1) / psi[j];
         scale[j] = op.scale >= 0 ? params[op.scale + j0 + j] : T(1);
         offset[j] = op.offset >= 0 ? params[op.offset + j0 + j] : T(0);
-        args.doff[j] = args.dscale[j] = 0;
       }
-      args.ipsi = ipsi;
-      args.scale = scale;
-      args.offset = offset;
-      args.sq = dscratch(cols);
-      std::fill_n(args.sq, cols, 0.0);
-      args.means = kGrad ? nullptr : (*c.means)[s][item.slot].template data_ptr<T>();
-      // The residual pass (with z = tran · uᵀ row by row), then d tran = dz · u and du = dzᵀ · tran.
-      output_elementwise(args);
+      const T* const* y = sample_rows(mb, s, op.series, op.d, 0, 0, B, j0, 0);
+      for (int64_t i = 0; i < B; ++i) {
+        // The rows of y arrive while the latent drive is computed: the residual pass finds them in cache.
+        prefetch(y[i], cols);
+        latent(tran + i * D, u, ut.ld, D, o + i * kColumns, cols);
+        if (!identity) kernels::activate<T>(op.act, o + i * kColumns, cols);
+      }
+      kernels::ResidualArgs<T> a;
+      a.m = B;
+      a.cols = cols;
+      a.o = o;
+      a.ld_o = kColumns;
+      a.y = y;
+      a.scale = scale;
+      a.offset = offset;
+      a.ipsi = ipsi;
+      a.weight = static_cast<T>(mb.weight[s]);
+      a.sq = dscratch(cols);
       if (kGrad) {
+        a.dz = dz;
+        a.ld_dz = kColumns;
+        a.doff = doff;
+        a.dscale = dscale;
+      } else {
+        a.mean = (*c.means)[s][item.slot].template data_ptr<T>() + j0;
+        a.ld_mean = op.d;
+      }
+      kernels::residual_pass<T>(a);
+      if (kGrad) {
+        if (!identity)
+          for (int64_t i = 0; i < B; ++i)
+            kernels::activation_backward<T>(op.act, o + i * kColumns, dz + i * kColumns, cols);
+        const T** dz_rows = rows_[at::get_thread_num()].data() + rows_size_ / 2;
+        for (int64_t i = 0; i < B; ++i)
+          dz_rows[i] = dz + i * kColumns;
+        // This chunk's part of d tran = dz · u, and du = dzᵀ · tran (transposed: duᵀ = tranᵀ · dz).
+        kernels::row_dots<T>(B, cols, dz_rows, D, u, ut.ld, T(1),
+                             p.dtran_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * D,
+                             D);
+        const ModesT<T> dut = grad_t(op.modes);
+        if (dut.p) kernels::row_sums<T>(B, cols, dz_rows, D, tran, D, T(1), dut.p + j0, dut.ld);
         T* grads = c.grads[s];
-        T* dtran = p.dtran_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * D;
-        kernels::gemm<T>(false, false, B, D, cols, T(1), dz, kColumns, u, D, T(0), dtran, D);
-        if (T* du = mode_grad_ptr(c, s, op.modes))
-          kernels::gemm<T>(true, false, cols, D, B, T(1), dz, kColumns, tran, D, T(0), du + j0 * D, D);
         for (int64_t j = 0; j < cols; ++j) {
           const double ps = static_cast<double>(psi[j]);
           grads[op.psi + j0 + j] =
-              static_cast<T>(0.5 * mb.weight[s] * (static_cast<double>(B) - args.sq[j] / ps) / ps);
-          if (op.offset >= 0) grads[op.offset + j0 + j] = args.doff[j];
-          if (op.scale >= 0) grads[op.scale + j0 + j] = args.dscale[j];
+              static_cast<T>(0.5 * mb.weight[s] * (static_cast<double>(B) - a.sq[j] / ps) / ps);
+          if (op.offset >= 0) grads[op.offset + j0 + j] = doff[j];
+          if (op.scale >= 0) grads[op.scale + j0 + j] = dscale[j];
         }
       }
       double nll = 0.0;  // this chunk's part of the NLL, in float64
       for (int64_t j = 0; j < cols; ++j) {
         const double ps = static_cast<double>(psi[j]);
-        nll += static_cast<double>(B) * std::log(ps) + args.sq[j] / ps;
+        nll += static_cast<double>(B) * std::log(ps) + a.sq[j] / ps;
       }
       p.nll_part[item.slot].template data_ptr<double>()[item.chunk] = 0.5 * nll;
     }
@@ -929,19 +885,22 @@ void Engine<T>::outputs(const Call& c) {
 template <class T>
 void Engine<T>::mode_gradients(const Call& c) {
   const Minibatch& mb = *c.batch;
-  // d p_g = alpha · x_gᵀ · d proj_g, chunk by chunk of x_g's variables (no reduction across chunks).
+  // d p_g = alpha · x_gᵀ · d proj_g, transposed (d p_gᵀ = alpha · d proj_gᵀ · x_g), chunk by chunk of x_g's
+  // variables, each a sum over the minibatch's rows read where they lie (no reduction across chunks).
   at::parallel_for(0, static_cast<int64_t>(items_grad_.size()), 1, [&](int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; ++it) {
       const Item& item = items_grad_[it];
-      const SubjectPlan& p = plans_[item.subject];
+      const int s = item.subject;
+      const SubjectPlan& p = plans_[s];
       const InputPlan& ip = p.in[item.slot];
-      T* dp = mode_grad_ptr(c, item.subject, ip.modes);
-      if (!dp) continue;
-      const T* block = input_chunk(mb, item);
-      const int64_t ld = p.out[ip.h].D;
-      kernels::gemm<T>(true, false, item.cols, ip.K, mb.count[item.subject], static_cast<T>(ip.modes.alpha),
-                       block, kColumns, p.dtran[ip.h].template data_ptr<T>() + ip.col, ld, T(0),
-                       dp + item.j0 * ip.K, ip.K);
+      const ModesT<T> dpt = grad_t(ip.modes);
+      if (!dpt.p) continue;
+      const int64_t D = p.out[ip.h].D, B = mb.count[s];
+      const T* const* x = sample_rows(mb, s, ip.series, ip.d, -1, 0, B, item.j0, 0);
+      for (int64_t i = 0; i < B; ++i)
+        prefetch(x[i], item.cols);
+      kernels::row_sums<T>(B, item.cols, x, ip.K, p.dtran[ip.h].template data_ptr<T>() + ip.col, D,
+                           static_cast<T>(ip.modes.alpha), dpt.p + item.j0, dpt.ld);
     }
   });
 }
@@ -991,8 +950,10 @@ void Engine<T>::run(const Minibatch& batch, const std::vector<at::Tensor>& subje
   if (static_cast<int>(scratch_.size()) < threads) {  // only when the thread count grows
     scratch_.resize(threads, std::vector<T>(scratch_size_));
     dscratch_.resize(threads, std::vector<double>(dscratch_size_));
+    rows_.resize(threads, std::vector<const T*>(rows_size_));
   }
   PhaseClock clock(phases);
+  owned_in(c);
   predictors_forward(c);
   clock.lap(&Phases::predictors_forward);
   projections(c);
@@ -1005,6 +966,7 @@ void Engine<T>::run(const Minibatch& batch, const std::vector<at::Tensor>& subje
   outputs<true>(c);
   clock.lap(&Phases::outputs);
   mode_gradients(c);
+  owned_out(c);
   clock.lap(&Phases::mode_gradients);
   predictors_backward(c);
   clock.lap(&Phases::predictors_backward);

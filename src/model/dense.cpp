@@ -8,56 +8,18 @@
 // over the lanes, for a weight gradient), whatever tile it falls in, so the results depend neither on the
 // tiling nor on the threads. The tiles are compiled per x86-64 feature level, larger where there are more
 // vector registers.
-#include <cstring>
-
 #include "mslr/core/error.h"
 #include "mslr/model/kernels.h"
-
-// The vector type below is passed between always-inlined functions only, never across a call: the ABI note
-// GCC gives for it does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-#define MSLR_INLINE inline __attribute__((always_inline))
+#include "vector.h"
 
 namespace mslr::kernels {
 namespace {
 
-constexpr int kVectorBytes = 64;
-
-template <class T>
-struct Vec {
-  typedef T type __attribute__((vector_size(kVectorBytes)));
-  static constexpr int64_t lanes = kVectorBytes / sizeof(T);
-};
-template <class T>
-using V = typename Vec<T>::type;
-
-template <class T>
-MSLR_INLINE V<T> load(const T* p) {
-  V<T> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <class T>
-MSLR_INLINE void store(T* p, V<T> v) {
-  std::memcpy(p, &v, sizeof v);
-}
-
-// The sum of a vector's lanes by a fixed tree: the upper half added to the lower until one lane is left
-// (lane i + lane i + L/2, then + L/4, ...), in vector shuffles rather than one lane at a time.
-MSLR_INLINE float lane_sum(V<float> v) {
-  v += __builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15);
-  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7, 4, 5, 6, 7);
-  v += __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3);
-  v += __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1);
-  return v[0];
-}
-MSLR_INLINE double lane_sum(V<double> v) {
-  v += __builtin_shufflevector(v, v, 4, 5, 6, 7, 4, 5, 6, 7);
-  v += __builtin_shufflevector(v, v, 2, 3, 2, 3, 2, 3, 2, 3);
-  v += __builtin_shufflevector(v, v, 1, 1, 1, 1, 1, 1, 1, 1);
-  return v[0];
-}
+using simd::lane_sum;
+using simd::load;
+using simd::store;
+using simd::V;
+using simd::Vec;
 
 // out[j, r] = bias[j] + Σ_k A(k, j) in[k, r] for J outputs from j and RV vectors of rows from r; k in order.
 template <class T, int J, int RV>
@@ -161,36 +123,30 @@ MSLR_INLINE void weight_all(int64_t n, int64_t wi, int64_t wo, const T* in, int6
 
 // One version per feature level: AVX-512 has 32 vector registers (tiles of 4 x 4 vectors: 16 accumulators);
 // AVX2 and SSE have 16, and need two or four of them for one 64-byte vector (tiles of 2 x 2).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define MSLR_LEVELS 1
+#ifdef MSLR_LEVELS
 #define MSLR_FORWARD_ARGS                                                                            \
   int64_t n, int64_t wi, int64_t wo, const T *A, int64_t sk, int64_t sj, const T *bias, const T *in, \
       int64_t ld_in, T *out, int64_t ld_out
 #define MSLR_WEIGHT_ARGS \
   int64_t n, int64_t wi, int64_t wo, const T *in, int64_t ld_in, const T *dz, int64_t ld_dz, T *G, T *gb
 template <class T>
-__attribute__((target("arch=x86-64-v4"))) void forward_v4(MSLR_FORWARD_ARGS) {
+MSLR_TARGET_V4 void forward_v4(MSLR_FORWARD_ARGS) {
   forward_all<T, 4, 4>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
 }
 template <class T>
-__attribute__((target("arch=x86-64-v3"))) void forward_v3(MSLR_FORWARD_ARGS) {
+MSLR_TARGET_V3 void forward_v3(MSLR_FORWARD_ARGS) {
   forward_all<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
 }
 template <class T>
-__attribute__((target("arch=x86-64-v4"))) void weight_v4(MSLR_WEIGHT_ARGS) {
+MSLR_TARGET_V4 void weight_v4(MSLR_WEIGHT_ARGS) {
   weight_all<T, 4, 4>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
 }
 template <class T>
-__attribute__((target("arch=x86-64-v3"))) void weight_v3(MSLR_WEIGHT_ARGS) {
+MSLR_TARGET_V3 void weight_v3(MSLR_WEIGHT_ARGS) {
   weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
 }
 #undef MSLR_FORWARD_ARGS
 #undef MSLR_WEIGHT_ARGS
-
-int level() {
-  static const int l = __builtin_cpu_supports("x86-64-v4") ? 4 : __builtin_cpu_supports("x86-64-v3") ? 3 : 0;
-  return l;
-}
 #endif
 
 template <class T>
@@ -211,8 +167,8 @@ void dense_forward(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, in
                    const T* in, int64_t ld_in, T* out, int64_t ld_out) {
   check_rows<T>(n);
 #ifdef MSLR_LEVELS
-  if (level() == 4) return forward_v4<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
-  if (level() == 3) return forward_v3<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+  if (simd::level() == 4) return forward_v4<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+  if (simd::level() == 3) return forward_v3<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
 #endif
   forward_all<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
 }
@@ -222,8 +178,8 @@ void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t l
                        int64_t ld_dz, T* G, T* gb) {
   check_rows<T>(n);
 #ifdef MSLR_LEVELS
-  if (level() == 4) return weight_v4<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
-  if (level() == 3) return weight_v3<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+  if (simd::level() == 4) return weight_v4<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+  if (simd::level() == 3) return weight_v3<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
 #endif
   weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
 }

@@ -445,5 +445,77 @@ TEST(DenseKernels, LayersAndTheirGradientsEqualPlainProducts) {
   EXPECT_EQ(kernels::dense_rows(17), 32);
 }
 
+// The regression kernels against plain products, on rows scattered over a matrix, with every kind of tail
+// (rows, columns and coefficients that do not fill a tile or a vector); a row's values the same alone as
+// among others.
+TEST(RowKernels, ProductsOverScatteredRowsEqualPlainProducts) {
+  const at::Tensor series = test::uniform({40, 70}, 7);
+  for (int64_t m : {1, 5, 9})
+    for (int64_t n : {3, 8, 16, 37, 70})
+      for (int64_t nk : {1, 3, 4, 6}) {
+        const uint64_t key = static_cast<uint64_t>(m * 1000 + n * 10 + nk);
+        std::vector<const double*> rows;
+        std::vector<int64_t> picked;
+        for (int64_t i = 0; i < m; ++i) {
+          picked.push_back((i * 7 + 3) % 40);
+          rows.push_back(series.data_ptr<double>() + picked.back() * 70);
+        }
+        const at::Tensor X = series.index_select(0, at::tensor(picked)).narrow(1, 0, n);  // [m, n]
+        const at::Tensor bT = test::uniform({nk, n}, key), c = test::uniform({m, nk}, key + 1);
+        at::Tensor out = at::empty({m, nk}, at::kDouble), outT = at::empty({nk, n}, at::kDouble);
+        kernels::row_dots<double>(m, n, rows.data(), nk, bT.data_ptr<double>(), n, 0.5,
+                                  out.data_ptr<double>(), nk);
+        EXPECT_LT(test::rel_diff(out, 0.5 * X.mm(bT.t())), 1e-14) << m << " " << n << " " << nk;
+        kernels::row_sums<double>(m, n, rows.data(), nk, c.data_ptr<double>(), nk, 2.0,
+                                  outT.data_ptr<double>(), n);
+        EXPECT_LT(test::rel_diff(outT, 2.0 * c.t().mm(X)), 1e-14) << m << " " << n << " " << nk;
+        at::Tensor last = at::empty({1, nk}, at::kDouble);
+        kernels::row_dots<double>(1, n, rows.data() + m - 1, nk, bT.data_ptr<double>(), n, 0.5,
+                                  last.data_ptr<double>(), nk);
+        EXPECT_TRUE(at::equal(last[0], out[m - 1]));
+      }
+}
+
+TEST(RowKernels, TheResidualPassGivesTheNllSumsAndGradients) {
+  const int64_t m = 7, cols = 21;  // a vector of 8 doubles twice, then 5 columns alone
+  const at::Tensor o = test::uniform({m, cols}, 1), Y = test::uniform({m, cols}, 2),
+                   scale = test::uniform({cols}, 3, 0.5, 1.5), offset = test::uniform({cols}, 4),
+                   psi = test::uniform({cols}, 5, 0.5, 2.0), ipsi = 1.0 / psi;
+  std::vector<const double*> y;
+  for (int64_t i = 0; i < m; ++i)
+    y.push_back(Y.data_ptr<double>() + i * cols);
+  const double w = 3.0;
+  at::Tensor sq = at::empty({cols}, at::kDouble), dz = at::empty({m, cols}, at::kDouble),
+             doff = at::empty({cols}, at::kDouble), dscale = at::empty({cols}, at::kDouble),
+             mean = at::empty({m, cols}, at::kDouble);
+  kernels::ResidualArgs<double> a;
+  a.m = m;
+  a.cols = cols;
+  a.o = o.data_ptr<double>();
+  a.ld_o = cols;
+  a.y = y.data();
+  a.scale = scale.data_ptr<double>();
+  a.offset = offset.data_ptr<double>();
+  a.ipsi = ipsi.data_ptr<double>();
+  a.weight = w;
+  a.sq = sq.data_ptr<double>();
+  a.dz = dz.data_ptr<double>();
+  a.ld_dz = cols;
+  a.doff = doff.data_ptr<double>();
+  a.dscale = dscale.data_ptr<double>();
+  kernels::residual_pass<double>(a);
+  const at::Tensor mn = scale * o + offset, e = mn - Y, g = w * e / psi;
+  EXPECT_LT(test::rel_diff(sq, (e * e).sum(0)), 1e-14);
+  EXPECT_LT(test::rel_diff(dz, g * scale), 1e-14);
+  EXPECT_LT(test::rel_diff(doff, g.sum(0)), 1e-14);
+  EXPECT_LT(test::rel_diff(dscale, (g * o).sum(0)), 1e-14);
+  a.dz = a.doff = a.dscale = nullptr;
+  a.mean = mean.data_ptr<double>();
+  a.ld_mean = cols;
+  kernels::residual_pass<double>(a);
+  EXPECT_LT(test::rel_diff(mean, mn), 1e-15);
+  EXPECT_LT(test::rel_diff(sq, (e * e).sum(0)), 1e-14);
+}
+
 }  // namespace
 }  // namespace mslr

@@ -54,4 +54,40 @@ template <class T>
 void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t ld_in, const T* dz,
                        int64_t ld_dz, T* G, T* gb);
 
+// Products over a minibatch's rows (src/model/rows.cpp): rows[i] points at row i of a matrix whose rows lie
+// anywhere (the sample rows of a recording, from some column on, or the rows of a block).
+// out[i·ld_out + k] = alpha · Σ_{j < n} rows[i][j] · bT[k·ld_b + j] for i < m, k < nk: each row's dot product
+// with nk vectors; a sum in a fixed order whatever m.
+template <class T>
+void row_dots(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* bT, int64_t ld_b, T alpha,
+              T* out, int64_t ld_out);
+// outT[k·ld_out + j] = alpha · Σ_{i < m} c[i·ld_c + k] · rows[i][j] for k < nk, j < n: sums over the rows, in
+// row order.
+template <class T>
+void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T alpha,
+              T* outT, int64_t ld_out);
+
+// The residual pass over a chunk of an output group's variables (cols of them) and the minibatch's m rows: for
+// every row i and variable j, mn = scale[j]·o[i, j] + offset[j] and e = mn - y[i][j], with Σ_i e² in float64
+// into sq[j]; then either mean[i, j] = mn (forward), or the gradient of weight · NLL with respect to the
+// pre-scale output, dz[i, j] = g·scale[j] with g = weight·e·ipsi[j], and Σ_i g into doff[j], Σ_i g·o[i, j]
+// into dscale[j] (step). Every sum runs over the rows in order; sq, doff and dscale are overwritten.
+template <class T>
+struct ResidualArgs {
+  int64_t m = 0, cols = 0;
+  const T* o = nullptr;  // [m, ld_o] the outputs s(z)
+  int64_t ld_o = 0;
+  const T* const* y = nullptr;  // y[i]: the data of row i from the chunk's first variable
+  const T *scale = nullptr, *offset = nullptr, *ipsi = nullptr;  // [cols]; ipsi = 1 / psi
+  T weight = 1;
+  double* sq = nullptr;  // [cols]
+  T* dz = nullptr;       // step: [m, ld_dz] (may be o itself), doff and dscale [cols]
+  int64_t ld_dz = 0;
+  T *doff = nullptr, *dscale = nullptr;
+  T* mean = nullptr;  // forward: [m, ld_mean]
+  int64_t ld_mean = 0;
+};
+template <class T>
+void residual_pass(const ResidualArgs<T>& a);
+
 }  // namespace mslr::kernels
