@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "mslr/core/error.h"
+#include "mslr/core/gpu.h"
 
 #ifdef MSLR_HAVE_NCCL
 #include <cuda_runtime.h>
@@ -80,9 +81,11 @@ class NcclCommunicator : public Communicator {
   int local_size() const override { return mpi_.local_size(); }
   std::string backend() const override { return "nccl"; }
 
-  // Device tensors: enqueued on the legacy default stream, the stream LibTorch's CUDA kernels run on unless a
-  // caller chose another, so the reduction is ordered after the backward and before the optimiser step with
-  // no host synchronisation.
+  // Device tensors: enqueued on LibTorch's current stream of the communicator's device (gpu::current_stream),
+  // the stream the step's kernels went to, so that the reduction is ordered after the backward and before the
+  // optimiser step with no host synchronisation. (Not the legacy default stream: NCCL orders its work with the
+  // stream it is given only — NCCL docs, "CUDA Stream Semantics" — and LibTorch's current stream need not be
+  // the legacy one.)
   void all_reduce_sum(at::Tensor& t) const override { all_reduce(t, ncclSum); }
   void all_reduce_max(at::Tensor& t) const override { all_reduce(t, ncclMax); }
 
@@ -90,7 +93,7 @@ class NcclCommunicator : public Communicator {
     if (!t.is_cuda()) return mpi_.broadcast(t, root);
     check_device(t, "broadcast");
     MSLR_NCCL_CHECK(ncclBroadcast(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
-                                  root, comm_, /*stream=*/nullptr));
+                                  root, comm_, stream()));
   }
   at::Tensor gather(const at::Tensor& t, int root) const override {
     return mpi_.gather(t.is_cuda() ? t.cpu() : t, root);
@@ -99,6 +102,7 @@ class NcclCommunicator : public Communicator {
   const void* mpi_handle() const override { return mpi_.mpi_handle(); }
 
  private:
+  cudaStream_t stream() const { return static_cast<cudaStream_t>(gpu::current_stream(device_)); }
   void check_device(const at::Tensor& t, const char* what) const {
     MSLR_CHECK(t.is_contiguous(), "NCCL ", what, " needs a contiguous tensor");
     MSLR_CHECK(t.get_device() == device_, "NCCL ", what, ": tensor on cuda:", t.get_device(),
@@ -108,7 +112,7 @@ class NcclCommunicator : public Communicator {
     if (!t.is_cuda()) return op == ncclSum ? mpi_.all_reduce_sum(t) : mpi_.all_reduce_max(t);
     check_device(t, "all-reduce");
     MSLR_NCCL_CHECK(ncclAllReduce(t.data_ptr(), t.data_ptr(), static_cast<size_t>(t.numel()), nccl_type(t),
-                                  op, comm_, /*stream=*/nullptr));
+                                  op, comm_, stream()));
   }
 
   const MpiCommunicator& mpi_;
