@@ -235,7 +235,7 @@ int cmd_latents(const Args& args, const MpiCommunicator& world) {
     for (size_t h = 0; h < spec.outputs.size(); ++h)
       out.arrays.push_back({"tran/" + spec.outputs[h].group, {n, trans[h]}, at::kFloat});
     layout.subjects.push_back(out);
-    cost.push_back(subject_cost(spec, info, range_of(info)));
+    cost.push_back(subject_cost(spec, info, range_of(info), kSubjectCostCpu));
   }
   const Placement placement = place_subjects(cost, world.size(), 1);
   std::map<int, std::map<std::string, at::Tensor>> mine;

@@ -63,7 +63,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
       for (const auto& out : spec.outputs)
         h.outputs.emplace_back(out.group, i.widths.at(out.group));
       header.subjects.push_back(h);
-      cost.push_back(subject_cost(spec, i, range_of(i)));
+      cost.push_back(subject_cost(spec, i, range_of(i), kSubjectCostCpu));
     }
   });
   const Placement placement = place_subjects(cost, world.size(), 1);

@@ -87,8 +87,15 @@ std::vector<OptionDecl> fit_options() {
            "store each fitted subject's data, properties and split in checkpoints: mslr predict then needs no "
            "data file",
            OptionDecl::kFlag},
-          {"data-on-device", default_text(f.data_on_device),
-           "keep whole subjects on their GPU instead of copying each minibatch", OptionDecl::kFlag},
+          {"data-on-device", "auto",
+           "GPU ranks: true keeps whole subjects on their GPU; false keeps them in page-locked host memory and "
+           "copies each minibatch a step ahead on a copy stream; auto: the first when they take at most 75% of "
+           "the GPU's free memory",
+           OptionDecl::kFlag},
+          {"deterministic", default_text(f.deterministic),
+           "GPU ranks: LibTorch's deterministic algorithms, so that a fit gives the same numbers on any number "
+           "of ranks (index ops without atomics are somewhat slower)",
+           OptionDecl::kFlag},
           {"dtype", "float32", "float32 or float64"},
           {"step", "auto",
            "auto: the batched step (hand-written gradients, CPU) where it covers the model, else autograd; "
@@ -117,7 +124,8 @@ FitSettings fit_settings_from(const Options& o) {
   f.seed = static_cast<uint64_t>(o.integer("seed"));
   f.split = split_from(o);
   f.gpus_per_rank = int_option(o, "gpus-per-rank");
-  f.data_on_device = o.flag("data-on-device");
+  if (o.str("data-on-device") != "auto") f.data_on_device = o.flag("data-on-device");
+  f.deterministic = o.flag("deterministic");
   const std::string dtype = o.str("dtype");
   if (dtype != "float32" && dtype != "float64")
     throw UsageError("mslr fit: --dtype: '" + dtype + "' is not float32 or float64");

@@ -85,6 +85,8 @@ MpiCommunicator::MpiCommunicator() : impl_(std::make_unique<Impl>()) {
   MSLR_MPI_CHECK(MPI_Comm_split_type(impl_->world, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &node));
   MSLR_MPI_CHECK(MPI_Comm_rank(node, &local_rank_));
   MSLR_MPI_CHECK(MPI_Comm_size(node, &local_size_));
+  node_ = rank_;  // the node's first rank (its local rank 0, the lowest world rank: split keyed by rank)
+  MSLR_MPI_CHECK(MPI_Bcast(&node_, 1, MPI_INT, 0, node));
   MPI_Comm_free(&node);
 }
 

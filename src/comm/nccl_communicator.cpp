@@ -79,6 +79,7 @@ class NcclCommunicator : public Communicator {
   int size() const override { return mpi_.size(); }
   int local_rank() const override { return mpi_.local_rank(); }
   int local_size() const override { return mpi_.local_size(); }
+  int node() const override { return mpi_.node(); }
   std::string backend() const override { return "nccl"; }
 
   // Device tensors: enqueued on LibTorch's current stream of the communicator's device (gpu::current_stream),

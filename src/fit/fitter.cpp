@@ -12,6 +12,7 @@
 
 #include "mslr/core/error.h"
 #include "mslr/core/fault.h"
+#include "mslr/core/gpu.h"
 #include "mslr/core/rng.h"
 #include "mslr/core/system.h"
 #include "mslr/model/batched.h"
@@ -45,6 +46,9 @@ struct Fitter::Impl {
         prepared;  // per mode slot: the prepared properties of predicted ones, on the device
     std::map<std::string, at::Tensor> props;  // [d, n_props] host
     std::map<std::string, at::Tensor> given;  // given modes from its data, host
+    // Host data on a GPU: a minibatch's rows, per buffer set (0, 1) and per input (x, at t-1) and output (y,
+    // at t), gathered into page-locked host buffers and copied to device buffers [batch_size, d].
+    std::vector<at::Tensor> host_x[2], host_y[2], dev_x[2], dev_y[2];
   };
   struct Device {
     at::Device device{at::kCPU};
@@ -65,6 +69,13 @@ struct Fitter::Impl {
     std::vector<at::Tensor> param_views, grad_views, shared_grad_views;  // per fitted subject (slot)
     Minibatch minibatch;
     std::vector<double> nll;  // per slot, the step's weighted NLL
+    // A GPU whose subjects' data stay in host memory: minibatches staged a step ahead on a copy stream.
+    bool data_resident = true;
+    std::string residency;  // how and why, for the log
+    std::unique_ptr<gpu::CopyStream> copies;
+    struct Staged {
+      int epoch = -1, batch = -1;
+    } staged[2];
     // Per slot: 1 where the step's NLL or one of the subject's gradients is not finite (this step, last
     // step).
     at::Tensor bad_now, bad_prev;
@@ -84,7 +95,7 @@ struct Fitter::Impl {
   std::vector<Span> shared_train;  // the parts of the shared buffer that are not frozen
   int64_t n_reduce = 0;            // their total size
   std::vector<int> order;          // positions in `local` of the fitted subjects, in global subject order
-  at::Tensor flag_prev;            // the previous step's reduced flags: [stop, non-finite count]
+  gpu::LateRead flag_prev;         // the previous step's reduced flags: [stop, non-finite count]
   struct Where {
     int epoch = 0, batch = 0;
   } where_prev;  // the previous step
@@ -104,6 +115,10 @@ struct Fitter::Impl {
   void make_reduce_buffer(const ParamLayout& shared_layout);
   void make_batched_step();
   void batched_step(Device& ds, int b);
+  // Host data on a GPU: the rows of minibatch b copied into buffer set b % 2 on the copy stream (stage), and
+  // the current stream made to wait for them (the inputs and outputs of subject i, from the set).
+  void make_staging();
+  void stage(Device& ds, int b);
   void start_epoch(int epoch);
   // One optimisation step. Returns the flags of the previous step, agreed by every rank: stop, diverged.
   struct Flags {
@@ -111,7 +126,7 @@ struct Fitter::Impl {
   };
   Flags step(int b, double lr, bool stop_flag);
   // True when the last step's gradients were not finite somewhere (reads its flag: a sync on a GPU).
-  bool last_step_diverged() const;
+  bool last_step_diverged();
   // Names the subject(s) of the previous step whose numbers were not finite and throws DivergedError (every
   // rank calls it together: one extra collective, on this path only).
   [[noreturn]] void throw_diverged(const std::vector<SubjectInfo>& infos);
@@ -195,26 +210,66 @@ SubjectShape shape_of(const SubjectInfo& info) {
 
 std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank) {
   if (gpus_per_rank <= 0) return {at::Device(at::kCPU)};
-  const int have = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
-  const int need = gpus_per_rank * comm.local_size();
-  // A launcher that binds GPUs to ranks (srun --gpus-per-task) shows each rank only its own: use them all.
-  // Otherwise the ranks of a node share its GPUs, numbered from the node-local rank.
-  const bool bound = have == gpus_per_rank && comm.local_size() > 1;
-  MSLR_CHECK(bound || have >= need, "--gpus-per-rank ", gpus_per_rank, " with ", comm.local_size(),
-             " rank(s) on this node needs ", need, " GPU(s), but ", have, " are visible",
-             have == 0 ? " (is this LibTorch built with CUDA, and CUDA_VISIBLE_DEVICES set?)" : "");
   std::vector<at::Device> d;
-  for (int i = 0; i < gpus_per_rank; ++i)
-    d.emplace_back(at::kCUDA,
-                   static_cast<at::DeviceIndex>((bound ? 0 : comm.local_rank() * gpus_per_rank) + i));
+  // Agreed before the collective below: a node short of GPUs fails every rank, not only its own.
+  run_collectively(comm, [&] {
+    MSLR_CHECK(gpu::torch_has_cuda(), "--gpus-per-rank ", gpus_per_rank,
+               ": this mslr was built against a LibTorch without CUDA (see README, Building)");
+    const int have = torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+    const int need = gpus_per_rank * comm.local_size();
+    // A launcher that binds GPUs to ranks (srun --gpus-per-task) shows each rank only its own: use them all.
+    // Otherwise the ranks of a node share its GPUs, numbered from the node-local rank.
+    const bool bound = have == gpus_per_rank && comm.local_size() > 1;
+    MSLR_CHECK(bound || have >= need, "--gpus-per-rank ", gpus_per_rank, " with ", comm.local_size(),
+               " rank(s) on this node needs ", need, " GPU(s), but ", have, " are visible",
+               have == 0 ? " (is CUDA_VISIBLE_DEVICES set?)" : "");
+    for (int i = 0; i < gpus_per_rank; ++i)
+      d.emplace_back(at::kCUDA,
+                     static_cast<at::DeviceIndex>((bound ? 0 : comm.local_rank() * gpus_per_rank) + i));
+  });
+  // Every rank's GPUs by node and PCI bus id, gathered by one sum ([rank, device] rows of node, index and the
+  // id's 16 bytes), so that every rank finds the same clash: a device index names a GPU only among those its
+  // process sees (CUDA_VISIBLE_DEVICES, a launcher's binding), the bus id names it on the node.
+  at::Tensor table = at::zeros({comm.size(), gpus_per_rank, 4}, at::kLong);
+  for (int i = 0; i < gpus_per_rank; ++i) {
+    int64_t* row = table[comm.rank()][i].data_ptr<int64_t>();
+    row[0] = comm.node();
+    row[1] = d[i].index();
+    const std::string bus = gpu::pci_bus_id(d[i].index()).substr(0, 16);
+    std::memcpy(row + 2, bus.data(), bus.size());
+  }
+  comm.all_reduce_sum(table);
+  std::vector<GpuSlot> slots;
+  for (int r = 0; r < comm.size(); ++r)
+    for (int i = 0; i < gpus_per_rank; ++i) {
+      const int64_t* row = table[r][i].data_ptr<int64_t>();
+      char bus[17] = {};
+      std::memcpy(bus, row + 2, 16);
+      slots.push_back({r, static_cast<int>(row[0]), static_cast<int>(row[1]), bus});
+    }
+  const std::string clash = shared_gpu(slots);
+  MSLR_CHECK(clash.empty(), clash);
   return d;
 }
 
-double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRanges& range) {
+std::string shared_gpu(const std::vector<GpuSlot>& slots) {
+  for (size_t a = 0; a < slots.size(); ++a)
+    for (size_t b = a + 1; b < slots.size(); ++b) {
+      const GpuSlot &x = slots[a], &y = slots[b];
+      if (x.bus.empty() || x.node != y.node || x.bus != y.bus) continue;
+      return cat("ranks ", x.rank, " and ", y.rank, " of one node would share the GPU at PCI bus ", x.bus,
+                 " (cuda:", x.device, " of rank ", x.rank, ", cuda:", y.device, " of rank ", y.rank,
+                 "): give each rank its own GPUs (check CUDA_VISIBLE_DEVICES, --gpus-per-rank and the "
+                 "launcher's GPU binding, e.g. srun --gpus-per-task)");
+    }
+  return "";
+}
+
+double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRanges& range, double fixed) {
   double vars = 0;
   for (const auto& g : spec.groups())
     if (auto it = info.widths.find(g); it != info.widths.end()) vars += static_cast<double>(it->second);
-  return static_cast<double>(info.times_in(range).numel()) * std::max(vars, 1.0);
+  return static_cast<double>(info.times_in(range).numel()) * std::max(vars, 1.0) + fixed;
 }
 
 Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
@@ -246,6 +301,8 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
                  " minibatches asked for (lower --batches or give it more training data)");
     }
     shared_ = std::make_unique<SharedModules>(spec, property_counts(infos_));
+    // Before any CUDA tensor or cuBLAS handle exists.
+    if (opt.gpus_per_rank > 0) gpu::set_deterministic(opt.deterministic);
     devices = rank_devices(comm, opt.gpus_per_rank);
     m.batched_gap = opt.step == StepKind::kAutograd ? "--step autograd" : batched_step_gap(spec);
     if (m.batched_gap.empty() && opt.gpus_per_rank > 0)
@@ -254,10 +311,13 @@ Fitter::Fitter(const Communicator& comm, ModelSpec spec, FitOptions options,
                "--step batched: the batched step does not cover ", m.batched_gap,
                "; use --step auto or autograd");
     std::vector<double> cost;
+    const double fixed = opt.subject_fixed_cost >= 0 ? opt.subject_fixed_cost
+                         : opt.gpus_per_rank > 0     ? kSubjectCostGpu
+                                                     : kSubjectCostCpu;
     for (const auto& info : infos_)
       // A subject left out of the fit need not have a split of its own.
       cost.push_back(subject_cost(
-          spec, info, opt.split.from_data && !info.has_split ? TimeRanges{} : opt.split.train(info)));
+          spec, info, opt.split.from_data && !info.has_split ? TimeRanges{} : opt.split.train(info), fixed));
     placement_ = place_subjects(cost, comm.size(), static_cast<int>(devices.size()));
     for (int s : local_subjects()) {
       Impl::Local l;
@@ -308,11 +368,12 @@ std::string Fitter::describe() const {
   std::string devs;
   for (const auto& d : impl_->dev)
     devs += (devs.empty() ? "" : ",") + d.device.str();
-  return cat("devices per rank: ", devs, "; data ",
-             o.gpus_per_rank == 0 ? "in host memory"
-             : o.data_on_device   ? "on the devices"
-                                  : "in pinned host memory, copied per minibatch",
-             "; ", o.dtype == at::kDouble ? "float64" : "float32", "; ",
+  std::string residency = o.gpus_per_rank == 0 ? "in host memory" : "";
+  for (const auto& ds : impl_->dev)
+    if (!ds.residency.empty()) residency += (residency.empty() ? "" : ", ") + ds.residency;
+  return cat("devices per rank: ", devs, "; data ", residency.empty() ? "not loaded" : residency, "; ",
+             o.gpus_per_rank > 0 ? (o.deterministic ? "deterministic; " : "not deterministic; ") : "",
+             o.dtype == at::kDouble ? "float64" : "float32", "; ",
              impl_->batched_gap.empty()
                  ? std::string("batched step")
                  : "autograd step (the batched step does not cover " + impl_->batched_gap + ")",
@@ -411,32 +472,51 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
   Impl& m = *impl_;
   MSLR_CHECK(m.ready, "initialize() or restore() before load_data()");
   run_collectively(m.comm, [&] {
+    // Where each GPU's subjects keep their data, from their sizes (known from the descriptions) and the
+    // device's free memory: decided before anything is loaded.
+    for (size_t d = 0; d < m.dev.size(); ++d) {
+      auto& ds = m.dev[d];
+      if (ds.device.is_cpu()) {
+        ds.residency = "in host memory";
+        continue;
+      }
+      int64_t bytes = 0;
+      for (const auto& l : m.local)
+        if (l.fitted && l.device == static_cast<int>(d))
+          for (const auto& g : l.model->spec().groups())
+            bytes += infos_[l.index].n_time * infos_[l.index].widths.at(g) *
+                     static_cast<int64_t>(c10::elementSize(m.opt.dtype));
+      const int64_t free_b = cuda_memory_free(ds.device.index());
+      const bool fits =
+          free_b < 0 || static_cast<double>(bytes) <= kDeviceDataShare * static_cast<double>(free_b);
+      const std::string sizes =
+          cat(human_bytes(static_cast<double>(bytes)), " of data, ",
+              free_b < 0 ? std::string("?") : human_bytes(static_cast<double>(free_b)), " free");
+      if (m.opt.data_on_device.value_or(fits)) {
+        MSLR_CHECK(free_b < 0 || bytes < free_b, ds.device.str(), ": its subjects' data (", sizes,
+                   ") does not fit; use --data-on-device=false (or auto) to keep it in host memory");
+        ds.data_resident = true;
+        ds.residency = cat("on ", ds.device.str(), " (", sizes, m.opt.data_on_device ? "" : ": auto", ")");
+      } else {
+        ds.data_resident = false;
+        ds.residency =
+            cat("in page-locked host memory for ", ds.device.str(), ", each minibatch copied a step ahead (",
+                sizes, m.opt.data_on_device ? "" : ": more than the share auto allows", ")");
+      }
+    }
     for (auto& l : m.local) {
       if (!l.fitted) continue;
       SubjectData data = load(l.index);
       const SubjectInfo& info = infos_[l.index];
       data.validate();
-      const at::Device device = m.dev[l.device].device;
-      const bool on_device = device.is_cpu() || m.opt.data_on_device;
-      const std::vector<std::string> used = l.model->spec().groups();
-      if (m.opt.data_on_device && device.is_cuda()) {
-        int64_t bytes = 0;
-        for (const auto& g : used)
-          bytes += data.group(g).numel() * static_cast<int64_t>(c10::elementSize(m.opt.dtype));
-        const int64_t free_b = cuda_memory_free(device.index());
-        MSLR_CHECK(free_b < 0 || bytes < free_b, "subject '", info.name, "': its data (", bytes >> 20,
-                   " MiB) does not fit on ", device.str(), " (", free_b >> 20,
-                   " MiB free); leave out --data-on-device to keep data in host memory");
-      }
-      for (const auto& g : used) {
+      const Impl::Device& ds = m.dev[l.device];
+      const at::Device device = ds.device;
+      for (const auto& g : l.model->spec().groups()) {
         at::Tensor x = data.group(g).to(m.opt.dtype).contiguous();
         MSLR_CHECK(x.size(1) == info.widths.at(g), "subject '", info.name, "', group '", g, "' has ",
                    x.size(1), " variables, its description said ", info.widths.at(g));
-        if (on_device)
-          x = x.to(device);
-        else if (torch::cuda::is_available())
-          x = x.pin_memory();
-        l.groups[g] = x;
+        // Host data for a GPU is page-locked where it lies (no second copy, no rounding up).
+        l.groups[g] = ds.data_resident ? x.to(device) : gpu::pin_in_place(x);
       }
       l.model->check_props(data.props);
       l.model->set_given(data.modes);
@@ -462,21 +542,6 @@ void Fitter::load_data(const std::function<SubjectData(int)>& load) {
   }
   m.data_loaded = true;
 }
-
-namespace {
-
-// Rows of `series` at `times + shift`, on `device`. Host data is gathered into pinned memory and copied
-// without blocking, so that the copy overlaps the device's work on the previous step.
-at::Tensor gather_to(const at::Tensor& series, const at::Tensor& times, int64_t shift,
-                     const at::Device& device) {
-  if (series.device() == device) return gather_rows(series, times, shift);
-  at::Tensor out =
-      at::empty({times.size(0), series.size(1)}, series.options().pinned_memory(series.is_pinned()));
-  at::index_select_out(out, series, 0, shift == 0 ? times : times + shift);
-  return out.to(device, /*non_blocking=*/true);
-}
-
-}  // namespace
 
 void Fitter::Impl::build_subject_buffers(const std::vector<at::Tensor>& params,
                                          const std::vector<const SubjectState*>& saved) {
@@ -625,6 +690,54 @@ void Fitter::Impl::batched_step(Device& ds, int b) {
   }
 }
 
+void Fitter::Impl::make_staging() {
+  for (auto& ds : dev) {
+    if (ds.data_resident || ds.fitted.empty()) continue;
+    ds.copies = std::make_unique<gpu::CopyStream>(ds.device);
+    for (int i : ds.fitted) {
+      auto& l = local[i];
+      const auto& spec = l.model->spec();
+      const auto host = at::TensorOptions().dtype(opt.dtype).pinned_memory(true);
+      const auto on = at::TensorOptions().dtype(opt.dtype).device(ds.device);
+      for (int k = 0; k < 2; ++k) {
+        for (const auto& g : spec.inputs) {
+          const int64_t d = l.groups.at(g.group).size(1);
+          l.host_x[k].push_back(at::empty({l.batch_size, d}, host));
+          l.dev_x[k].push_back(at::empty({l.batch_size, d}, on));
+        }
+        for (const auto& h : spec.outputs) {
+          const int64_t d = l.groups.at(h.group).size(1);
+          l.host_y[k].push_back(at::empty({l.batch_size, d}, host));
+          l.dev_y[k].push_back(at::empty({l.batch_size, d}, on));
+        }
+      }
+    }
+  }
+}
+
+void Fitter::Impl::stage(Device& ds, int b) {
+  const int k = b % 2;
+  if (ds.staged[k].epoch == st.epoch && ds.staged[k].batch == b) return;
+  ds.copies->wait_host(k);
+  ds.copies->begin(k);
+  for (int i : ds.fitted) {
+    auto& l = local[i];
+    const auto& spec = l.model->spec();
+    const at::Tensor t = l.epoch_times.narrow(0, static_cast<int64_t>(b) * l.batch_size, l.batch_size);
+    const at::Tensor t_prev = t - 1;
+    for (size_t g = 0; g < spec.inputs.size(); ++g) {
+      at::index_select_out(l.host_x[k][g], l.groups.at(spec.inputs[g].group), 0, t_prev);
+      ds.copies->copy(l.dev_x[k][g], l.host_x[k][g]);
+    }
+    for (size_t h = 0; h < spec.outputs.size(); ++h) {
+      at::index_select_out(l.host_y[k][h], l.groups.at(spec.outputs[h].group), 0, t);
+      ds.copies->copy(l.dev_y[k][h], l.host_y[k][h]);
+    }
+  }
+  ds.copies->end(k);
+  ds.staged[k] = {st.epoch, b};
+}
+
 void Fitter::Impl::reset_adam() {
   for (auto& ds : dev) {
     ds.shared_adam.reset();
@@ -666,6 +779,10 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
       batched_step(ds, b);
       continue;
     }
+    if (ds.copies) {  // this minibatch's rows, staged by the previous step (or now, at an epoch's start)
+      stage(ds, b);
+      ds.copies->use(b % 2);
+    }
     std::vector<at::Tensor> weighted;  // (n_s / b_s) · NLL_s(minibatch), per subject
     for (int i : ds.fitted) {
       const auto& l = local[i];
@@ -683,12 +800,18 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
               slot,
               slot.predictor->forward_prepared(l.prepared[k], slot.own_predictor ? v.subject : v.shared));
       }
-      const at::Tensor times = l.epoch_times.narrow(0, static_cast<int64_t>(b) * l.batch_size, l.batch_size);
       std::vector<at::Tensor> x, y;  // x[g]: [b_s, d_in_g] at t-1; y[h]: [b_s, d_out_h] at t
-      for (const auto& g : model.spec().inputs)
-        x.push_back(gather_to(l.groups.at(g.group), times, -1, ds.device));
-      for (const auto& h : model.spec().outputs)
-        y.push_back(gather_to(l.groups.at(h.group), times, 0, ds.device));
+      if (ds.copies) {
+        x = l.dev_x[b % 2];
+        y = l.dev_y[b % 2];
+      } else {
+        const at::Tensor times =
+            l.epoch_times.narrow(0, static_cast<int64_t>(b) * l.batch_size, l.batch_size);
+        for (const auto& g : model.spec().inputs)
+          x.push_back(gather_rows(l.groups.at(g.group), times, -1));
+        for (const auto& h : model.spec().outputs)
+          y.push_back(gather_rows(l.groups.at(h.group), times, 0));
+      }
       weighted.push_back(model.nll(y, model.forward(x, modes, v), v) * l.weight);
     }
     const at::Tensor all = at::stack(weighted);  // [fitted on device]
@@ -743,15 +866,17 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
   // The flags are read one step late: on a GPU the values of the previous step are ready by now, so reading
   // them does not stall the queue; every rank reads the same values at the same step. A diverged step is
   // caught here before anything is logged or saved (run() also checks the last step of every epoch).
+  // On a GPU the previous step's flags were copied to page-locked memory behind an event of their own:
+  // reading them waits for that copy only, never for the step just enqueued (gpu::LateRead), so the host
+  // keeps a step ahead of the device.
   Flags flags;
-  if (flag_prev.defined()) {
-    const at::Tensor f = flag_prev.cpu();
-    flags.stop = f[0].item<double>() > 0.0;
-    flags.diverged = !(f[1].item<double>() == 0.0);
+  if (flag_prev.recorded()) {
+    const double* f = flag_prev.read().data_ptr<double>();
+    flags.stop = f[0] > 0.0;
+    flags.diverged = !(f[1] == 0.0);
   }
   if (flags.diverged) return flags;
-  if (!flag_prev.defined()) flag_prev = at::zeros({2}, reduce_buf.options());
-  flag_prev.copy_(reduce_buf.narrow(0, n_reduce, 2));
+  flag_prev.record(reduce_buf.narrow(0, n_reduce, 2));
   for (auto& ds : dev)
     ds.bad_prev.copy_(ds.bad_now);
   where_prev = {st.epoch, b};
@@ -774,12 +899,14 @@ Fitter::Impl::Flags Fitter::Impl::step(int b, double lr, bool stop_flag) {
       adam_step(q, grad, ds.subject_adam, lr, opt.adam, ds.subject_frozen_some ? &ds.subject_train : nullptr);
       at::maximum_out(q, q, ds.lower);  // psi >= min_var after every step
     }
+    // The next minibatch of this epoch travels while the device computes this step.
+    if (ds.copies && b + 1 < opt.batches) stage(ds, b + 1);
   }
   return flags;
 }
 
-bool Fitter::Impl::last_step_diverged() const {
-  return flag_prev.defined() && !(flag_prev[1].item<double>() == 0.0);
+bool Fitter::Impl::last_step_diverged() {
+  return flag_prev.recorded() && !(flag_prev.read().data_ptr<double>()[1] == 0.0);
 }
 
 void Fitter::Impl::throw_diverged(const std::vector<SubjectInfo>& infos) {
@@ -852,6 +979,7 @@ bool Fitter::run(const FitHooks& hooks) {
   MSLR_CHECK(m.ready && m.data_loaded, "initialize()/restore() and load_data() before run()");
   m.make_reduce_buffer(shared_->layout());
   m.make_batched_step();  // after the reduce buffer: it says whether anything shared is fitted
+  m.make_staging();
   const auto t0 = Clock::now();
   const double elapsed0 = m.st.elapsed;
   size_t reported = m.st.log.size();

@@ -5,6 +5,10 @@
 //
 //   mslr_bench_step [--subjects 4] [--neurons 20000] [--batch 159] [--time-points 2000] [--steps 20]
 //                   [--threads 1]
+//   mslr_bench_step --fixed-cost 1
+//       the fixed part of a subject's placement cost (fitter.h, kSubjectCostCpu): a step of 64 subjects of 16
+//       neurons and 8 samples against one of 20000 neurons and 159 samples, as the cost a subject has beyond
+//       its samples × variables, in those units.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -19,8 +23,94 @@
 
 using namespace mslr;
 
+namespace {
+
+struct Setup {
+  std::unique_ptr<SharedModules> shared;
+  at::Tensor shared_params;
+  std::vector<std::unique_ptr<SubjectModel>> models;
+  std::vector<at::Tensor> params, grads, shared_grads, times;
+  Minibatch mb;
+  std::unique_ptr<BatchedModel> model;
+  std::vector<double> nll;
+};
+
+const int64_t kStim = 4, kModes = 4;
+
+// The bench's model over `subjects` subjects of `neurons` neurons and T time points, minibatches of `batch`.
+Setup make_setup(int64_t subjects, int64_t neurons, int64_t batch, int64_t T) {
+  Setup u;
+  ModelSpec spec;
+  spec.inputs = {InputSpec{"stim", kStim, ModeSource::kFixed, {}},
+                 InputSpec{"neurons", kModes, ModeSource::kPredicted, {}}};
+  OutputSpec out{"neurons", ModeSource::kPredicted, {}, Activation::kIdentity, false, false};
+  spec.outputs = {out};
+  spec.p_modes_mean = false;
+  u.shared = std::make_unique<SharedModules>(spec, std::map<std::string, int64_t>{{"neurons", 3}});
+  u.shared_params = u.shared->initial_values(1, at::kFloat);
+  std::vector<BatchedSubject> batched;
+  for (int64_t s = 0; s < subjects; ++s) {
+    auto m = std::make_unique<SubjectModel>(
+        *u.shared, SubjectShape{{{"stim", kStim}, {"neurons", neurons}}, {{"neurons", 3}}},
+        "s" + std::to_string(s));
+    m->to(at::TensorOptions().dtype(at::kFloat));
+    u.params.push_back(m->initial_values(1, static_cast<uint64_t>(s), at::kFloat));
+    u.grads.push_back(at::zeros_like(u.params.back()));
+    u.shared_grads.push_back(at::zeros_like(u.shared_params));
+    BatchedSubject b;
+    b.model = m.get();
+    b.groups["stim"] = at::randn({T, kStim});
+    b.groups["neurons"] = at::randn({T, neurons});
+    b.props["neurons"] = at::rand({neurons, 3});
+    b.max_batch = batch;
+    batched.push_back(b);
+    u.times.push_back((at::randperm(T - 1, at::kLong) + 1).narrow(0, 0, batch).contiguous());
+    u.mb.times.push_back(u.times.back().data_ptr<int64_t>());
+    u.mb.count.push_back(batch);
+    u.mb.weight.push_back(10.0);
+    u.models.push_back(std::move(m));
+  }
+  u.model = std::make_unique<BatchedModel>(*u.shared, std::move(batched), at::kFloat);
+  u.nll.resize(subjects);
+  return u;
+}
+
+void step(Setup& u) {
+  u.model->step(u.mb, u.params, u.shared_params, u.grads, u.shared_grads, u.nll.data());
+}
+
+// The best of `rounds` timings of `steps` steps, in seconds per step.
+double seconds_per_step(Setup& u, int steps, int rounds) {
+  step(u);  // warm-up
+  double best = 1e30;
+  for (int r = 0; r < rounds; ++r) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < steps; ++i)
+      step(u);
+    best =
+        std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps);
+  }
+  return best;
+}
+
+int fixed_cost() {
+  Setup tiny = make_setup(64, 16, 8, 200), large = make_setup(1, 20000, 159, 2000);
+  const double t_tiny = seconds_per_step(tiny, 200, 5), t_large = seconds_per_step(large, 10, 5);
+  // Placement counts a subject's samples × the variables of the groups its model reads.
+  const double per_unit = t_large / (159.0 * (20000 + kStim));
+  const double per_tiny = t_tiny / 64 - per_unit * 8.0 * (16 + kStim);
+  std::printf("step of 64 subjects x 16 neurons x 8 samples: %.3f ms; of 1 x 20000 x 159: %.3f ms\n",
+              t_tiny * 1e3, t_large * 1e3);
+  std::printf("per sample x variable %.3g s; fixed per subject %.3g s = %.3g sample x variable units\n",
+              per_unit, per_tiny, per_tiny / per_unit);
+  return 0;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   int64_t subjects = 4, neurons = 20000, batch = 159, T = 2000, steps = 20, threads = 1;
+  bool fixed = false;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const int64_t v = std::atoll(argv[i + 1]);
@@ -36,55 +126,24 @@ int main(int argc, char** argv) {
       steps = v;
     else if (k == "--threads")
       threads = v;
+    else if (k == "--fixed-cost")
+      fixed = v != 0;
     else {
       std::fprintf(stderr, "mslr_bench_step: unknown option %s\n", argv[i]);
       return 2;
     }
   }
   limit_threads(static_cast<int>(threads), 1);
-  const int64_t stim = 4, modes = 4;
-  ModelSpec spec;
-  spec.inputs = {InputSpec{"stim", stim, ModeSource::kFixed, {}},
-                 InputSpec{"neurons", modes, ModeSource::kPredicted, {}}};
-  OutputSpec out{"neurons", ModeSource::kPredicted, {}, Activation::kIdentity, false, false};
-  spec.outputs = {out};
-  spec.p_modes_mean = false;
-  SharedModules shared(spec, {{"neurons", 3}});
-  const at::Tensor shared_params = shared.initial_values(1, at::kFloat);
-  std::vector<std::unique_ptr<SubjectModel>> models;
-  std::vector<BatchedSubject> batched;
-  std::vector<at::Tensor> params, grads, shared_grads, times;
-  Minibatch mb;
-  for (int64_t s = 0; s < subjects; ++s) {
-    auto m = std::make_unique<SubjectModel>(
-        shared, SubjectShape{{{"stim", stim}, {"neurons", neurons}}, {{"neurons", 3}}},
-        "s" + std::to_string(s));
-    m->to(at::TensorOptions().dtype(at::kFloat));
-    params.push_back(m->initial_values(1, static_cast<uint64_t>(s), at::kFloat));
-    grads.push_back(at::zeros_like(params.back()));
-    shared_grads.push_back(at::zeros_like(shared_params));
-    BatchedSubject b;
-    b.model = m.get();
-    b.groups["stim"] = at::randn({T, stim});
-    b.groups["neurons"] = at::randn({T, neurons});
-    b.props["neurons"] = at::rand({neurons, 3});
-    b.max_batch = batch;
-    batched.push_back(b);
-    times.push_back((at::randperm(T - 1, at::kLong) + 1).narrow(0, 0, batch).contiguous());
-    mb.times.push_back(times.back().data_ptr<int64_t>());
-    mb.count.push_back(batch);
-    mb.weight.push_back(10.0);
-    models.push_back(std::move(m));
-  }
-  BatchedModel model(shared, std::move(batched), at::kFloat);
-  std::vector<double> nll(subjects);
-  model.step(mb, params, shared_params, grads, shared_grads, nll.data());  // warm-up
+  if (fixed) return fixed_cost();
+  Setup u = make_setup(subjects, neurons, batch, T);
+  step(u);  // warm-up
   BatchedModel::Phases ph;
-  model.time_phases(&ph);
+  u.model->time_phases(&ph);
   const auto t0 = std::chrono::steady_clock::now();
   for (int64_t i = 0; i < steps; ++i)
-    model.step(mb, params, shared_params, grads, shared_grads, nll.data());
+    step(u);
   const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const int64_t stim = kStim, modes = kModes;
   // FLOPs of a step, counted as tools/bench_roofline.py counts them.
   const double latent = static_cast<double>(stim + modes);
   double flops = 0;

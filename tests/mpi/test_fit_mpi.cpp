@@ -4,6 +4,7 @@
 
 #include "mpi_env.h"
 #include "mslr/core/error.h"
+#include "mslr/core/gpu.h"
 #include "problem.h"
 
 namespace mslr::test {
@@ -17,6 +18,7 @@ class Decorated : public Communicator {
   int size() const override { return real_.size(); }
   int local_rank() const override { return real_.local_rank(); }
   int local_size() const override { return real_.local_size(); }
+  int node() const override { return real_.node(); }
   std::string backend() const override { return "test"; }
   void all_reduce_max(at::Tensor& t) const override { real_.all_reduce_max(t); }
   void broadcast(at::Tensor& t, int root) const override { real_.broadcast(t, root); }
@@ -206,9 +208,19 @@ TEST(FitMpi, BadInputFailsOnEveryRankWithOneMessage) {
             "there are no subjects to fit");
   o = options();
   o.gpus_per_rank = 1;
-  EXPECT_NE(
-      same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); }).find("--gpus-per-rank 1 with "),
-      std::string::npos);
+  // Without GPUs here: refused for the LibTorch, or for the devices a CUDA LibTorch finds.
+  EXPECT_NE(same_error_on_every_rank([&] { Fitter(world(), p.spec, o, p.infos); })
+                .find(gpu::torch_has_cuda() ? "--gpus-per-rank 1 with "
+                                            : "--gpus-per-rank 1: this mslr was built against a LibTorch "
+                                              "without CUDA"),
+            std::string::npos);
+}
+
+TEST(FitMpi, TheRanksOfOneNodeShareItsNumber) {
+  // mpirun starts the ranks of these tests on one node: each is its node's number, the world rank of the
+  // node's first rank.
+  EXPECT_EQ(world().node(), 0);
+  EXPECT_EQ(world().sum(world().node() == world().rank() - world().local_rank() ? 1 : 0), world().size());
 }
 
 TEST(FitMpi, AnErrorOnOneRankReachesAll) {

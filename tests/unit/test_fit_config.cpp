@@ -47,6 +47,7 @@ TEST(FitConfig, TheOptionDefaultsAreTheSettingsDefaults) {
   EXPECT_EQ(s.fit.seed, d.fit.seed);
   EXPECT_EQ(s.fit.split.train_fraction, d.fit.split.train_fraction);
   EXPECT_EQ(s.fit.data_on_device, d.fit.data_on_device);
+  EXPECT_EQ(s.fit.deterministic, d.fit.deterministic);
   EXPECT_EQ(s.fit.dtype, d.fit.dtype);
   EXPECT_EQ(s.fit.step, d.fit.step);
   EXPECT_EQ(s.checkpoints.every, d.checkpoints.every);
@@ -79,6 +80,17 @@ TEST(FitConfig, SettingsAreCheckedNamingTheOption) {
     EXPECT_TRUE(s.checkpoints.due(epoch)) << epoch;
   for (int epoch : {1, 4, 11})
     EXPECT_FALSE(s.checkpoints.due(epoch)) << epoch;
+}
+
+TEST(FitConfig, DataResidencyIsAutoUnlessGiven) {
+  EXPECT_FALSE(fit_settings_from(parsed({})).fit.data_on_device.has_value());
+  EXPECT_EQ(fit_settings_from(parsed({"--data-on-device"})).fit.data_on_device, std::optional<bool>(true));
+  EXPECT_EQ(fit_settings_from(parsed({"--data-on-device=false"})).fit.data_on_device,
+            std::optional<bool>(false));
+  EXPECT_FALSE(fit_settings_from(parsed({"--data-on-device=auto"})).fit.data_on_device.has_value());
+  EXPECT_THROW(fit_settings_from(parsed({"--data-on-device=maybe"})), UsageError);
+  EXPECT_TRUE(fit_settings_from(parsed({})).fit.deterministic);
+  EXPECT_FALSE(fit_settings_from(parsed({"--deterministic=false"})).fit.deterministic);
 }
 
 TEST(FitConfig, SubjectsAreNamesOrIndicesNeverGuessed) {

@@ -23,6 +23,9 @@ class Communicator {
   // Rank and number of ranks on this node (for numbering local GPUs).
   virtual int local_rank() const = 0;
   virtual int local_size() const = 0;
+  // The same number for the ranks of one node and a different one for each node (the world rank of the
+  // node's first rank), e.g. to tell apart the GPUs of different nodes.
+  virtual int node() const = 0;
   virtual std::string backend() const = 0;
 
   // In place: every rank ends with the element-wise sum (max) over ranks. `t` must be contiguous; host
@@ -53,6 +56,7 @@ class LocalCommunicator : public Communicator {
   int size() const override { return 1; }
   int local_rank() const override { return 0; }
   int local_size() const override { return 1; }
+  int node() const override { return 0; }
   std::string backend() const override { return "local"; }
   void all_reduce_sum(at::Tensor&) const override {}
   void all_reduce_max(at::Tensor&) const override {}

@@ -29,6 +29,7 @@ class MpiCommunicator : public Communicator {
   int size() const override { return size_; }
   int local_rank() const override { return local_rank_; }
   int local_size() const override { return local_size_; }
+  int node() const override { return node_; }
   std::string backend() const override { return "mpi"; }
   void all_reduce_sum(at::Tensor& t) const override;
   void all_reduce_max(at::Tensor& t) const override;
@@ -40,7 +41,7 @@ class MpiCommunicator : public Communicator {
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
-  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;
+  int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1, node_ = 0;
 };
 
 }  // namespace mslr

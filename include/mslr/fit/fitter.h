@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -42,7 +43,17 @@ struct FitOptions {
   Split split;                // which time points are training data
   std::vector<int> subjects;  // global indices to fit; empty = all
   int gpus_per_rank = 0;      // 0 = CPU
-  bool data_on_device = false;
+  // GPU ranks: whole subjects on their GPU (true), in page-locked host memory with each minibatch copied on a
+  // copy stream while the previous step computes (false), or the first when the device's subjects take at
+  // most kDeviceDataShare of its free memory (nullopt, the default).
+  std::optional<bool> data_on_device;
+  // GPU ranks: LibTorch's deterministic algorithms (gpu::set_deterministic), so that a fit gives the same
+  // numbers on any number of ranks there too.
+  bool deterministic = true;
+  // Placement: the cost of a subject beyond its samples × variables, in the same units (the step's fixed work
+  // per subject: its passes and, on a GPU, its kernel launches). < 0: kSubjectCostCpu on CPU ranks,
+  // kSubjectCostGpu on GPU ranks.
+  double subject_fixed_cost = -1;
   at::ScalarType dtype = at::kFloat;
   StepKind step = StepKind::kAuto;
   // Kinds of parameters held at their starting values (see freeze_kind): no Adam step, and frozen shared
@@ -132,15 +143,39 @@ class Fitter {
   std::vector<SubjectInfo> infos_;
 };
 
-// Placement cost of a subject: its sample pairs in `range` × the variables of all the groups the model reads.
-double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRanges& range);
+// The share of a GPU's free memory that data_on_device = nullopt lets the subjects' data take (the rest is
+// for the model, its activations and LibTorch's caching allocator).
+constexpr double kDeviceDataShare = 0.75;
+
+// The fixed part of a subject's placement cost, in sample × variable units. CPU: measured with
+// `mslr_bench_step --fixed-cost 1` (a step of 64 tiny subjects against one of a large one: ~16 µs per subject
+// and step beyond its samples × variables at ~5.5 ns each, 2.8e3-3.3e3 units, on the development machine).
+// GPU: an estimate, not yet measured: ~100 kernel launches per subject and step of ~5 µs each against ~1e-11 s
+// per sample × variable at a GPU's memory bandwidth.
+constexpr double kSubjectCostCpu = 3.0e3;
+constexpr double kSubjectCostGpu = 5.0e7;
+
+// Placement cost of a subject: its sample pairs in `range` × the variables of all the groups the model reads,
+// plus `fixed`.
+double subject_cost(const ModelSpec& spec, const SubjectInfo& info, const TimeRanges& range,
+                    double fixed = 0);
 
 // The times of a subject's training samples.
 at::Tensor training_times(const SubjectInfo& info, const Split& split);
 
 // The devices of this rank: `gpus_per_rank` CUDA devices numbered from the node-local rank, or the CPU when
-// 0. Throws (the same message on every rank of a node) when the node has fewer GPUs than its ranks ask for.
+// 0. Collective. Throws (the same message on every rank) when a node has fewer GPUs than its ranks ask for,
+// or when two ranks of a node (or two devices of one rank) would be given one physical GPU.
 std::vector<at::Device> rank_devices(const Communicator& comm, int gpus_per_rank);
+
+// One GPU a rank would use: the rank, its node (Communicator::node), the device's index and its PCI bus id.
+struct GpuSlot {
+  int rank = 0, node = 0, device = 0;
+  std::string bus;
+};
+// "" when no two slots are one physical GPU (one node, one bus id; an unknown bus id "" is never a
+// match); otherwise a message naming both and what to check.
+std::string shared_gpu(const std::vector<GpuSlot>& slots);
 
 // The shape a subject model is built for, from a subject's description.
 SubjectShape shape_of(const SubjectInfo& info);
