@@ -76,7 +76,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
       unseen += !fitted.in_fit(s);
       const at::Tensor times = infos[s].times_in(range);
       const SubjectPrediction p =
-          predict_subject(*subject.model, subject.params, fitted.shared_params(), subject.data, times, batch);
+          predict_subject(*subject.model, subject.params, subject.shared_params, subject.data, times, batch);
       SubjectPredictionData out;
       out.times = times;
       out.nll = p.nll;
@@ -89,6 +89,7 @@ int cmd_predict(const Args& args, const MpiCommunicator& world) {
   const int64_t unseen_all = world.sum(unseen);
   console.line(cat(
       "predicted ", infos.size(), " subjects (", unseen_all, " not in the fit) on ", world.size(), " rank(s)",
+      fitted.devices()[0].is_cpu() ? std::string() : cat(" with ", fitted.devices().size(), " GPU(s) each"),
       fitted.from_checkpoint() ? " from the data copied into the checkpoint" : "", ": ", o.str("out")));
   return kExitOk;
 }

@@ -38,9 +38,11 @@ FittedModel::FittedModel(FittedModelOptions& fo, const std::vector<std::string>&
     throw UsageError("mslr " + command + ": --checkpoint is required (see mslr " + command + " --help)");
   if (!given.has("out"))
     throw UsageError("mslr " + command + ": --out is required (see mslr " + command + " --help)");
-  if (given.given("gpus-per-rank") && given.integer("gpus-per-rank") != 0)
+  const int64_t gpus = given.given("gpus-per-rank") ? given.integer("gpus-per-rank") : 0;
+  if (gpus != 0 && command != "predict")
     throw UsageError("mslr " + command + ": --gpus-per-rank: " + command +
                      " runs on the CPU in this version; leave it at 0");
+  if (gpus < 0 || gpus > 64) throw UsageError("mslr " + command + ": --gpus-per-rank must be in 0..64");
   ckpt_ = std::make_unique<CheckpointFile>(given.str("checkpoint"), world);
   // The fit's own settings (model, data file, split) are the defaults.
   o.parse(args, ckpt_->config(), ckpt_->path() + ": the saved config");
@@ -80,6 +82,9 @@ FittedModel::FittedModel(FittedModelOptions& fo, const std::vector<std::string>&
     ckpt_->check_model(model_text(o), shared_->layout(), fitted);
     shared_params_ = ckpt_->read_shared_params().to(dtype_);
   });
+  if (gpus > 0) devices_ = rank_devices(world, static_cast<int>(gpus));  // collective
+  for (const at::Device& d : devices_)
+    shared_on_.push_back(shared_params_.to(d));
 }
 
 FittedModel::~FittedModel() = default;
@@ -113,7 +118,7 @@ FittedModel::Subject FittedModel::subject(int s, int64_t rows) const {
   r.rows = rows < 0 ? -1 : std::max(rows, in_fit_[s] ? int64_t{0} : end_of(split_.train(info)));
   out.data = file_ ? file_->read(s, r) : ckpt_->read_extras(copies_[s]).data(info.name);
   model.set_given(out.data.modes);
-  model.to(at::TensorOptions().dtype(dtype_));
+  model.to(at::TensorOptions().dtype(dtype_));  // on the host first: an unfitted subject's estimate runs there
   if (in_fit_[s]) {
     out.params = ckpt_->read_subject_params(ckpt_->index_of(info.name)).to(dtype_);
   } else {
@@ -122,6 +127,12 @@ FittedModel::Subject FittedModel::subject(int s, int64_t rows) const {
                                           options_->number("min-var"),
                                           static_cast<uint64_t>(options_->integer("seed")));
   }
+  const size_t d = static_cast<size_t>(s) % devices_.size();
+  if (!devices_[d].is_cpu()) {
+    model.to(at::TensorOptions().dtype(dtype_).device(devices_[d]));
+    out.params = out.params.to(devices_[d]);
+  }
+  out.shared_params = shared_on_[d];
   return out;
 }
 

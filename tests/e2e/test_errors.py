@@ -141,7 +141,10 @@ class Errors(FailingRuns):
     def test_more_gpus_than_present(self):
         small_data(self.path("d.h5"))
         msg = self.fit_fails(self.path("d.h5"), "--gpus-per-rank", 1)
-        self.assertIn("--gpus-per-rank 1 with 2 rank(s) on this node needs 2 GPU(s), but 0 are visible", msg)
+        # Refused for the LibTorch (a CPU build of it), or for the GPUs a CUDA LibTorch finds.
+        self.assertTrue("--gpus-per-rank 1: this mslr was built against a LibTorch without CUDA" in msg
+                        or "--gpus-per-rank 1 with 2 rank(s) on this node needs 2 GPU(s), but 0 are visible" in msg,
+                        msg)
 
     def test_example_config_runs(self):
         small_data(self.path("d.h5"))
@@ -465,9 +468,12 @@ class Hostile(FailingRuns):
         msg = self.fit_fails(self.variant("named.h5", subject_named_1), "--subjects", "1", code=2)
         self.assertIn("--subjects: '1' is both the name of subject 0 and the index of subject 'subject1': write 0 "
                       "for the first or subject1 for the second", msg)
-        self.assertIn("--gpus-per-rank: predict runs on the CPU",
-                      self.fails("predict", "--checkpoint", run, "--out", self.path("p.h5"), "--gpus-per-rank", 1,
+        self.assertIn("--gpus-per-rank must be in 0..64",
+                      self.fails("predict", "--checkpoint", run, "--out", self.path("p.h5"), "--gpus-per-rank", -1,
                                  code=2))
+        # predict runs on GPUs too: here, without them, it says why it cannot.
+        msg = self.fails("predict", "--checkpoint", run, "--out", self.path("p.h5"), "--gpus-per-rank", 1, code=1)
+        self.assertTrue("built against a LibTorch without CUDA" in msg or "GPU(s), but 0 are visible" in msg, msg)
 
     # 10
     def test_our_messages_not_the_libraries(self):

@@ -49,16 +49,21 @@ class FittedModel {
   // The subjects --subjects names (names or indices; all when not given), in file order.
   std::vector<int> select() const;
 
-  // Subject s, on the rank that asks: its data (time points [0, rows) at least, -1 for all), its model with
-  // its given modes set, and its parameters: those fitted, or for a subject the fit never saw, estimated from
-  // its training part (estimate_unfitted_params).
+  // Subject s, on the rank that asks: its data (time points [0, rows) at least, -1 for all; host), its model
+  // with its given modes set, and its parameters: those fitted, or for a subject the fit never saw, estimated
+  // from its training part (estimate_unfitted_params); the model and parameters on the subject's device, with
+  // the shared parameters there.
   struct Subject {
     const SubjectModel* model = nullptr;
     SubjectData data;
     at::Tensor params;
+    at::Tensor shared_params;
   };
   Subject subject(int s, int64_t rows) const;
   const at::Tensor& shared_params() const { return shared_params_; }
+  // Where the subjects run: the CPU, or with --gpus-per-rank G (predict only) the rank's G GPUs, subject s on
+  // the (s mod G)-th.
+  const std::vector<at::Device>& devices() const { return devices_; }
 
  private:
   std::unique_ptr<CheckpointFile> ckpt_;
@@ -73,6 +78,8 @@ class FittedModel {
   std::unique_ptr<SharedModules> shared_;
   std::vector<std::unique_ptr<SubjectModel>> models_;
   at::Tensor shared_params_;
+  std::vector<at::Device> devices_{at::Device(at::kCPU)};
+  std::vector<at::Tensor> shared_on_;  // the shared parameters on each device
 };
 
 }  // namespace mslr
