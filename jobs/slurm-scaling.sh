@@ -17,9 +17,17 @@ set -euo pipefail
 
 mslr="${MSLR:-mslr}"
 data="${DATA:?set DATA to the mslr-data file to fit}"
-out="${OUT:-scaling-${SLURM_JOB_ID}}"
+out="${OUT:-${SCRATCH:-.}/scaling-${SLURM_JOB_ID}}"
 epochs="${EPOCHS:-20}"
 threads="${SLURM_CPUS_PER_TASK:-1}"
+# Slurm 22.05 and later do not hand the job's --cpus-per-task on to srun: say it again, or each rank gets one
+# core.
+export SRUN_CPUS_PER_TASK="$threads"
+# Run folders belong on the scratch file system ($SCRATCH where the site sets it). On Lustre, HDF5's file
+# locking is often unsupported (HDF5_USE_FILE_LOCKING=FALSE, the default here, turns it off), and checkpoints,
+# which all ranks write together, are faster with their folder striped over several OSTs
+# (lfs setstripe -c 4 "$out/checkpoints" before the first one).
+export HDF5_USE_FILE_LOCKING="${HDF5_USE_FILE_LOCKING:-FALSE}"
 tools="${MSLR_TOOLS:-${SLURM_SUBMIT_DIR:-.}/tools}"
 export OMP_NUM_THREADS="$threads" OPENBLAS_NUM_THREADS="$threads"
 mkdir -p "$out"
