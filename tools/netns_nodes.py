@@ -26,6 +26,8 @@ class Nodes:
         self.prefix = f"ms{tag}n"  # namespaces PREFIX2, PREFIX3 (interface names <= 15 characters)
         self.bridge = f"ms{tag}b"
         self.hosts = [f"{self.subnet}.2", f"{self.subnet}.3"]
+        self.namespaces = [f"{self.prefix}2", f"{self.prefix}3"]
+        self.bridge_address = f"{self.subnet}.1"  # this namespace's address on the nodes' network
         self.agent = os.path.join(folder, "nsrsh")
 
     def __enter__(self):

@@ -322,9 +322,12 @@ int cmd_fit(const Args& args, const MpiCommunicator& world) {
 
   // The run folder is where the config lives, not part of it: a copied folder resumes where it is.
   const std::string config_text = r.options.resolved({"config", "resume", "out", "overwrite", "quiet"});
+  // The nodes, as the ranks that are the first of theirs, counted (what a multi-node run's log should show).
+  at::Tensor nodes = at::full({1}, world.node() == world.rank() ? 1 : 0, at::kLong);
+  world.all_reduce_sum(nodes);
   console.line("mslr " MSLR_VERSION " fit: " + std::to_string(world.size()) + " rank(s), " +
-               std::to_string(threads) + " thread(s) per rank, " + comm.backend() + " all-reduce; " +
-               fitter.describe());
+               std::to_string(threads) + " thread(s) per rank on " + std::to_string(nodes.item<int64_t>()) +
+               " node(s), " + comm.backend() + " all-reduce; " + fitter.describe());
   console.line("resolved config:\n" + config_text);
   console.line(fitter.placement().table(names));
   if (r.resume) {
