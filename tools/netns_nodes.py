@@ -72,4 +72,8 @@ class Nodes:
                 "-np", str(2 * ranks_per_node), "--mca", "plm_rsh_agent", self.agent,
                 "--mca", "oob_tcp_if_include", f"{self.subnet}.0/24",
                 "--mca", "btl_tcp_if_include", f"{self.subnet}.0/24", "--mca", "btl", "self,tcp",
-                "--mca", "routed", "direct", "--bind-to", "none"]
+                "--mca", "routed", "direct", "--bind-to", "none",
+                # Each daemon would otherwise put the node's hwloc topology in shared memory at an address
+                # picked from the biggest hole of its address space, and Open MPI 4.1's orted was seen to crash
+                # there now and then (a segmentation fault in hwloc_shmem_topology_write, before any rank).
+                "--mca", "rtc_hwloc_vmhole", "none"]
