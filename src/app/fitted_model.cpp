@@ -118,7 +118,8 @@ FittedModel::Subject FittedModel::subject(int s, int64_t rows) const {
   r.rows = rows < 0 ? -1 : std::max(rows, in_fit_[s] ? int64_t{0} : end_of(split_.train(info)));
   out.data = file_ ? file_->read(s, r) : ckpt_->read_extras(copies_[s]).data(info.name);
   model.set_given(out.data.modes);
-  model.to(at::TensorOptions().dtype(dtype_));  // on the host first: an unfitted subject's estimate runs there
+  // On the host first: an unfitted subject's estimate runs there.
+  model.to(at::TensorOptions().dtype(dtype_));
   if (in_fit_[s]) {
     out.params = ckpt_->read_subject_params(ckpt_->index_of(info.name)).to(dtype_);
   } else {

@@ -112,8 +112,8 @@ TEST(IoMpi, CheckpointExtrasReadBackWhatTheirLayoutPromised) {
   const FitState st = f->state();
   std::map<int, std::map<std::string, at::Tensor>> extras;
   for (const auto& s : st.subjects)
-    extras[s.index] = subject_extras(f->data_modes(s.index), f->held_data(s.index),
-                                     f->subjects()[s.index], copies);
+    extras[s.index] =
+        subject_extras(f->data_modes(s.index), f->held_data(s.index), f->subjects()[s.index], copies);
   write_checkpoint(path, world(), h, st, extras);
   const CheckpointFile ck(path, world());
   for (const auto& s : st.subjects) {

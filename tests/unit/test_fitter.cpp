@@ -341,16 +341,19 @@ TEST(Threads, LimitAppliesToLibTorchAndOpenBlas) {
 // Two ranks of one node given one physical GPU (the same PCI bus id, whatever their device numbers) are
 // named; the same bus id on different nodes, and unknown ids, are not a clash.
 TEST(RankDevices, TwoRanksOnOneGpuOfOneNodeAreNamed) {
-  const std::vector<GpuSlot> fine = {
-      {0, 0, 0, "0000:3b:00.0"}, {1, 0, 1, "0000:5e:00.0"}, {2, 2, 0, "0000:3b:00.0"}, {3, 2, 0, ""},
-      {4, 2, 1, ""}};
+  const std::vector<GpuSlot> fine = {{0, 0, 0, "0000:3b:00.0"},
+                                     {1, 0, 1, "0000:5e:00.0"},
+                                     {2, 2, 0, "0000:3b:00.0"},
+                                     {3, 2, 0, ""},
+                                     {4, 2, 1, ""}};
   EXPECT_EQ(shared_gpu(fine), "");
-  const std::vector<GpuSlot> clash = {{0, 0, 0, "0000:3b:00.0"}, {1, 0, 0, "0000:5e:00.0"},
-                                      {2, 0, 1, "0000:3b:00.0"}};
-  EXPECT_EQ(shared_gpu(clash),
-            "ranks 0 and 2 of one node would share the GPU at PCI bus 0000:3b:00.0 (cuda:0 of rank 0, cuda:1 of "
-            "rank 2): give each rank its own GPUs (check CUDA_VISIBLE_DEVICES, --gpus-per-rank and the "
-            "launcher's GPU binding, e.g. srun --gpus-per-task)");
+  const std::vector<GpuSlot> clash = {
+      {0, 0, 0, "0000:3b:00.0"}, {1, 0, 0, "0000:5e:00.0"}, {2, 0, 1, "0000:3b:00.0"}};
+  EXPECT_EQ(
+      shared_gpu(clash),
+      "ranks 0 and 2 of one node would share the GPU at PCI bus 0000:3b:00.0 (cuda:0 of rank 0, cuda:1 of "
+      "rank 2): give each rank its own GPUs (check CUDA_VISIBLE_DEVICES, --gpus-per-rank and the "
+      "launcher's GPU binding, e.g. srun --gpus-per-task)");
 }
 
 TEST(Placement, ASubjectCostsItsSamplesTimesVariablesAndAFixedPart) {
