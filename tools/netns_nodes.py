@@ -13,10 +13,25 @@ and everything is made inside namespaces this module creates and removes.
 import os
 import shutil
 import subprocess
+import tempfile
+import unittest
 
 
 class Unavailable(Exception):
     """Namespaces cannot be made here; the message says why."""
+
+
+def for_test(prefix):
+    """A scratch folder and entered Nodes for a test class; unittest.SkipTest, with the reason, where namespaces
+    cannot be made (the folder removed)."""
+    folder = tempfile.mkdtemp(prefix=prefix)
+    nodes = Nodes(folder)
+    try:
+        nodes.__enter__()
+    except Unavailable as e:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise unittest.SkipTest(str(e))
+    return folder, nodes
 
 
 class Nodes:
@@ -27,7 +42,6 @@ class Nodes:
         self.bridge = f"ms{tag}b"
         self.hosts = [f"{self.subnet}.2", f"{self.subnet}.3"]
         self.namespaces = [f"{self.prefix}2", f"{self.prefix}3"]
-        self.bridge_address = f"{self.subnet}.1"  # this namespace's address on the nodes' network
         self.agent = os.path.join(folder, "nsrsh")
 
     def __enter__(self):
@@ -62,8 +76,8 @@ class Nodes:
         self.remove()
 
     def remove(self):
-        for i in (2, 3):
-            subprocess.run(["ip", "netns", "del", f"{self.prefix}{i}"], capture_output=True)
+        for ns in self.namespaces:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
         subprocess.run(["ip", "link", "del", self.bridge], capture_output=True)
 
     def mpirun(self, ranks_per_node, mpiexec="mpirun"):

@@ -43,6 +43,16 @@ def final_params(path):
         return out
 
 
+def assert_same_fit(test, a, b):
+    """The checkpoints at paths a and b hold the same parameters and logged objective, bit for bit."""
+    import numpy as np
+
+    pa, pb = final_params(a), final_params(b)
+    test.assertEqual(sorted(pa), sorted(pb))
+    for k in pa:
+        test.assertTrue(np.array_equal(pa[k], pb[k]), f"{k} differs between {a} and {b}")
+
+
 class ScratchTest(unittest.TestCase):
     """A test case with its own scratch folder, removed afterwards."""
 

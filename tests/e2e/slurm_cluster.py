@@ -3,8 +3,8 @@ sockets) and stopped afterwards. Use as a context manager; `env` has SLURM_CONF.
 
 One node by default, on 127.0.0.1 only. Given `nodes` (an entered tools/netns_nodes.Nodes), two nodes: one
 slurmd in each network namespace under its own node name (`slurmd -N`), listening on that namespace's address,
-and slurmctld on the bridge's address in this namespace, so that `srun -N2` starts a task on each as on a
-cluster. Only the munge socket and the files are shared, as a cluster shares its file system."""
+and slurmctld in the first node's namespace, so that `srun -N2` starts a task on each as on a cluster. Only
+the munge socket and the files are shared, as a cluster shares its file system."""
 import os
 import shutil
 import socket

@@ -7,7 +7,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
 import unittest
 
@@ -16,7 +15,7 @@ import sys
 import h5py
 import numpy as np
 
-from helpers import ENV, MPIEXEC, MSLR, TOOLS, final_params, mslr
+from helpers import ENV, MPIEXEC, MSLR, TOOLS, assert_same_fit, mslr
 
 sys.path.insert(0, TOOLS)
 import netns_nodes  # noqa: E402
@@ -24,13 +23,7 @@ import netns_nodes  # noqa: E402
 class TwoNodes(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="mslr-e2e-nodes-")
-        cls.nodes = netns_nodes.Nodes(cls.dir)
-        try:
-            cls.nodes.__enter__()
-        except netns_nodes.Unavailable as e:
-            shutil.rmtree(cls.dir, ignore_errors=True)
-            raise unittest.SkipTest(str(e))
+        cls.dir, cls.nodes = netns_nodes.for_test("mslr-e2e-nodes-")
         d = cls.dir
         mslr("simulate", "--out", f"{d}/d.h5", "--subjects", 5, "--neurons-min", 60, "--neurons-max", 120,
              "--time-points", 600, "--seed", 4)
@@ -52,19 +45,13 @@ class TwoNodes(unittest.TestCase):
         self.assertEqual(p.returncode, 0, p.stdout + p.stderr)
         return p
 
-    def assert_same_fit(self, a, b):
-        pa, pb = final_params(a), final_params(b)
-        self.assertEqual(sorted(pa), sorted(pb))
-        for k in pa:
-            self.assertTrue(np.array_equal(pa[k], pb[k]), f"{k} differs between {a} and {b}")
-
     def test_a_fit_on_two_nodes_equals_the_fit_on_one(self):
         d = self.dir
         p = self.run_across(1, "fit", *self.common, "--out", f"{d}/two")
         # One rank per node, unbound: each rank takes all of its node's cores, as node-local ranks are counted per
         # node (on one node the two ranks would share them: 1 thread each).
         self.assertIn("2 rank(s), 2 thread(s) per rank", p.stdout)
-        self.assert_same_fit(f"{d}/one/checkpoints/final.h5", f"{d}/two/checkpoints/final.h5")
+        assert_same_fit(self, f"{d}/one/checkpoints/final.h5", f"{d}/two/checkpoints/final.h5")
 
     def test_stopped_on_two_nodes_and_resumed_on_the_other_layout(self):
         d = self.dir
@@ -83,7 +70,7 @@ class TwoNodes(unittest.TestCase):
         self.assertLess(stopped, 30)
         print(f"\n  4 ranks on 2 nodes stopped at epoch {stopped}; resumed on 2 nodes x 1 rank", end="")
         self.run_across(1, "fit", "--resume", f"{d}/four")
-        self.assert_same_fit(f"{d}/one/checkpoints/final.h5", f"{d}/four/checkpoints/final.h5")
+        assert_same_fit(self, f"{d}/one/checkpoints/final.h5", f"{d}/four/checkpoints/final.h5")
 
     def test_predict_on_two_nodes_equals_predict_on_one(self):
         d = self.dir

@@ -10,7 +10,7 @@ import unittest
 import h5py
 import numpy as np
 
-from helpers import ENV, MPIEXEC, MSLR, ScratchTest, final_params, mslr
+from helpers import ENV, MPIEXEC, MSLR, ScratchTest, assert_same_fit, mslr
 
 
 class Resume(ScratchTest):
@@ -20,12 +20,6 @@ class Resume(ScratchTest):
              "--time-points", 800)
         self.common = ["--data", self.path("d.h5"), "--lr-schedule", "0:0.01,30:0.003", "--batches", 8,
                        "--checkpoint-every", 5, "--threads", 1]
-
-    def assert_same(self, a, b):
-        pa, pb = final_params(a), final_params(b)
-        self.assertEqual(sorted(pa), sorted(pb))
-        for k in pa:
-            self.assertTrue(np.array_equal(pa[k], pb[k]), f"{k} differs between {a} and {b}")
 
     def test_signal_checkpoints_and_the_resumed_fit_ends_like_an_unbroken_one(self):
         mslr("fit", *self.common, "--out", self.path("unbroken"), "--epochs", 60, np=2)
@@ -46,7 +40,7 @@ class Resume(ScratchTest):
         print(f"\n  stopped at epoch {stopped_at[0]}, minibatch {stopped_at[1]}")
         # Resume on 3 ranks from the run folder; the saved config supplies every option.
         mslr("fit", "--resume", self.path("run"), np=3)
-        self.assert_same(self.path("unbroken", "checkpoints", "final.h5"), self.path("run", "checkpoints", "final.h5"))
+        assert_same_fit(self, self.path("unbroken", "checkpoints", "final.h5"), self.path("run", "checkpoints", "final.h5"))
         # The metrics file holds each epoch once, even though some were run twice around the stop.
         with open(self.path("run", "metrics.jsonl")) as f:
             epochs = [int(line.split(",")[0].split(":")[1]) for line in f]
@@ -80,7 +74,7 @@ class Resume(ScratchTest):
         for np_ in (1, 3):
             mslr("fit", "--resume", self.path("a", "checkpoints", "epoch-000020.h5"), "--out", self.path(f"b{np_}"),
                  np=np_)
-            self.assert_same(self.path("a", "checkpoints", "final.h5"), self.path(f"b{np_}", "checkpoints", "final.h5"))
+            assert_same_fit(self, self.path("a", "checkpoints", "final.h5"), self.path(f"b{np_}", "checkpoints", "final.h5"))
 
     def test_killed_while_writing_a_checkpoint(self):
         # Large enough checkpoints (a copy of the data each) that the kill lands while one is being written.

@@ -6,13 +6,12 @@ Skipped, with the reason, where namespaces cannot be made or the daemons do not 
 import os
 import re
 import sys
-import tempfile
 import time
 import shutil
 import subprocess
 import unittest
 
-from helpers import MSLR, TOOLS, final_params, mslr
+from helpers import MSLR, TOOLS, assert_same_fit, mslr
 from slurm_cluster import SlurmCluster, SlurmUnavailable
 
 sys.path.insert(0, TOOLS)
@@ -24,13 +23,7 @@ JOBS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "job
 class TwoNodeSlurm(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.dir = tempfile.mkdtemp(prefix="mslr-e2e-slurm-nodes-")
-        cls.nodes = netns_nodes.Nodes(cls.dir)
-        try:
-            cls.nodes.__enter__()
-        except netns_nodes.Unavailable as e:
-            shutil.rmtree(cls.dir, ignore_errors=True)
-            raise unittest.SkipTest(str(e))
+        cls.dir, cls.nodes = netns_nodes.for_test("mslr-e2e-slurm-nodes-")
         try:
             cls.cluster = SlurmCluster(cpus=2, nodes=cls.nodes).__enter__()
         except SlurmUnavailable as e:
@@ -69,10 +62,8 @@ class TwoNodeSlurm(unittest.TestCase):
             return f.read()
 
     def assert_same_fit(self, run):
-        a, b = final_params(f"{self.dir}/one/checkpoints/final.h5"), final_params(f"{self.dir}/{run}/checkpoints/final.h5")
-        self.assertEqual(sorted(a), sorted(b))
-        for k in a:
-            self.assertTrue((a[k] == b[k]).all(), f"{k} differs between one node and {run}")
+        """The run's final parameters are the one-node fit's, bit for bit."""
+        assert_same_fit(self, f"{self.dir}/one/checkpoints/final.h5", f"{self.dir}/{run}/checkpoints/final.h5")
 
     def test_fit_jobs_on_two_nodes_equal_the_fit_on_one(self):
         for per_node in (1, 2):
