@@ -31,6 +31,7 @@ struct Setup {
   std::vector<std::unique_ptr<SubjectModel>> models;
   std::vector<at::Tensor> params, grads, shared_grads, times;
   Minibatch mb;
+  int64_t batch = 0, batches = 1, next = 0;  // the epoch's minibatches, used in turn
   std::unique_ptr<BatchedModel> model;
   std::vector<double> nll;
 };
@@ -64,18 +65,25 @@ Setup make_setup(int64_t subjects, int64_t neurons, int64_t batch, int64_t T) {
     b.props["neurons"] = at::rand({neurons, 3});
     b.max_batch = batch;
     batched.push_back(b);
-    u.times.push_back((at::randperm(T - 1, at::kLong) + 1).narrow(0, 0, batch).contiguous());
+    // An epoch's disjoint minibatches, as a fit draws them, so that the rows come from memory as in a fit
+    // rather than from the cache the previous step left.
+    u.batches = std::max<int64_t>(1, std::min<int64_t>(10, (T - 1) / batch));
+    u.times.push_back((at::randperm(T - 1, at::kLong) + 1).narrow(0, 0, u.batches * batch).contiguous());
     u.mb.times.push_back(u.times.back().data_ptr<int64_t>());
     u.mb.count.push_back(batch);
     u.mb.weight.push_back(10.0);
     u.models.push_back(std::move(m));
   }
+  u.batch = batch;
   u.model = std::make_unique<BatchedModel>(*u.shared, std::move(batched), at::kFloat);
   u.nll.resize(subjects);
   return u;
 }
 
 void step(Setup& u) {
+  for (size_t s = 0; s < u.times.size(); ++s)
+    u.mb.times[s] = u.times[s].data_ptr<int64_t>() + u.next * u.batch;
+  u.next = (u.next + 1) % u.batches;
   u.model->step(u.mb, u.params, u.shared_params, u.grads, u.shared_grads, u.nll.data());
 }
 
