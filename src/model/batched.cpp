@@ -795,13 +795,34 @@ void Engine<T>::outputs(const Call& c) {
         offset[j] = op.offset >= 0 ? params[op.offset + j0 + j] : T(0);
       }
       const T* const* y = sample_rows(mb, s, op.series, op.d, 0, 0, B, j0, 0);
+      // Identity outputs: the residual pass computes the latent drive itself (and du), so the block of
+      // outputs is never stored. Otherwise the outputs s(z) first, row by row, into the block.
+      const bool fused = identity && D <= kernels::kFusedModes;
+      const ModesT<T> dut = kGrad ? grad_t(op.modes) : ModesT<T>{};
+      // The rows of y: a chunk that follows one of the same group in this thread's items was asked for by
+      // that one's residual pass (ResidualArgs::next); the others are asked for here, while the latent
+      // drive is computed (or all at once, when the pass computes it).
+      const bool asked = it > i0 && items_out_[it - 1].subject == s && items_out_[it - 1].slot == item.slot;
+      const bool ask_next =
+          it + 1 < i1 && items_out_[it + 1].subject == s && items_out_[it + 1].slot == item.slot;
       for (int64_t i = 0; i < B; ++i) {
-        // The rows of y arrive while the latent drive is computed: the residual pass finds them in cache.
-        prefetch(y[i], cols);
+        if (!asked) prefetch(y[i], cols);
+        if (fused) continue;
         latent(tran + i * D, u, ut.ld, D, o + i * kColumns, cols);
         if (!identity) kernels::activate<T>(op.act, o + i * kColumns, cols);
       }
       kernels::ResidualArgs<T> a;
+      if (ask_next) a.next = items_out_[it + 1].j0 - j0;
+      if (fused) {
+        a.tran = tran;
+        a.D = D;
+        a.uT = u;
+        a.ld_u = ut.ld;
+        if (dut.p) {
+          a.duT = dut.p + j0;
+          a.ld_du = dut.ld;
+        }
+      }
       a.m = B;
       a.cols = cols;
       a.o = o;
@@ -833,8 +854,7 @@ void Engine<T>::outputs(const Call& c) {
         kernels::row_dots<T>(B, cols, dz_rows, D, u, ut.ld, T(1),
                              p.dtran_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * D,
                              D);
-        const ModesT<T> dut = grad_t(op.modes);
-        if (dut.p) kernels::row_sums<T>(B, cols, dz_rows, D, tran, D, T(1), dut.p + j0, dut.ld);
+        if (dut.p && !fused) kernels::row_sums<T>(B, cols, dz_rows, D, tran, D, T(1), dut.p + j0, dut.ld);
         T* grads = c.grads[s];
         for (int64_t j = 0; j < cols; ++j) {
           const double ps = static_cast<double>(psi[j]);

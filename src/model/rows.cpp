@@ -126,30 +126,74 @@ MSLR_INLINE void sums_all(int64_t m, int64_t n, const T* const* rows, int64_t nk
 }
 
 // The residual pass (kernels.h) over all rows for one vector of columns from j: per-variable sums in
-// registers (Σ e² as float64 halves). residual_column below is the same arithmetic for one column, for the
-// columns that do not fill a vector.
+// registers (Σ e² as float64 halves). With FD > 0 the outputs are the latent drive of FD modes, computed
+// here from tran and uT (ArgsD: a.D == FD), and du is summed in registers too. residual_column below is the
+// same arithmetic for one column, for the columns that do not fill a vector.
+// Σ e² of float32 outputs is summed in float64 per run of kSquareRun rows, each run's e² summed in float32
+// first (its rounding is that of 4 terms, all positive): a conversion to float64 per row cost more than the
+// rest of the residual's arithmetic.
+constexpr int kSquareRun = 4;
+
+MSLR_INLINE void add_halves(V<double> (&sq)[2], V<float> v) {
+  sq[0] += __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7), V<double>);
+  sq[1] += __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), V<double>);
+}
+MSLR_INLINE void add_halves(V<double> (&)[1], V<double>) {}
+
+// The next chunk's cache lines in row order, one per call of step (ResidualArgs::next): whole rows in turn
+// rather than one line of every row, which would open a memory page per line.
 template <class T>
-MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j) {
+struct Ahead {
+  int64_t row = 0, line = 0;
+  MSLR_INLINE void step(const ResidualArgs<T>& a) {
+    if (row >= a.m) return;
+    __builtin_prefetch(a.y[row] + a.next + line * Vec<T>::lanes);
+    if (++line * Vec<T>::lanes >= a.cols) line = 0, ++row;
+  }
+};
+
+template <class T, int FD>
+MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& ahead) {
   using W = V<double>;
   constexpr int kHalves = sizeof(T) == 4 ? 2 : 1;
+  constexpr int kU = FD > 0 ? FD : 1;
   const int64_t m = a.m, ld_o = a.ld_o, ld_dz = a.ld_dz, ld_mean = a.ld_mean;
-  const T* __restrict o_ = a.o + j;
+  const T* __restrict o_ = FD > 0 ? nullptr : a.o + j;
+  const T* __restrict tran = a.tran;
   const T* const* y = a.y;
   T* __restrict dz_ = a.dz ? a.dz + j : nullptr;
   T* __restrict mean_ = a.mean ? a.mean + j : nullptr;
+  const bool du_ = FD > 0 && a.duT;
   const T w = a.weight;
   const V<T> sc = load(a.scale + j), of = load(a.offset + j), ip = load(a.ipsi + j);
+  V<T> u[kU], du[kU];
+  for (int k = 0; k < FD; ++k) {
+    u[k] = load(a.uT + k * a.ld_u + j);
+    du[k] = V<T>{};
+  }
   V<T> doff = {}, dscale = {};
   W sq[kHalves] = {};
+  V<T> sq_run = {};  // float32: e² of the last rows, up to kSquareRun of them
+  int run = 0;
   for (int64_t i = 0; i < m; ++i) {
-    const V<T> o = load(o_ + i * ld_o);
+    V<T> o;
+    if constexpr (FD > 0) {
+      o = tran[i * FD] * u[0];
+      for (int k = 1; k < FD; ++k)
+        o += tran[i * FD + k] * u[k];
+    } else {
+      o = load(o_ + i * ld_o);
+    }
     const V<T> mn = sc * o + of;
+    if (a.next) ahead.step(a);
     const V<T> e = mn - load(y[i] + j);
     if constexpr (kHalves == 2) {
-      const W lo = __builtin_convertvector(__builtin_shufflevector(e, e, 0, 1, 2, 3, 4, 5, 6, 7), W);
-      const W hi = __builtin_convertvector(__builtin_shufflevector(e, e, 8, 9, 10, 11, 12, 13, 14, 15), W);
-      sq[0] += lo * lo;
-      sq[1] += hi * hi;
+      sq_run += e * e;
+      if (++run == kSquareRun || i + 1 == m) {
+        add_halves(sq, sq_run);
+        sq_run = V<T>{};
+        run = 0;
+      }
     } else {
       const W ew = __builtin_convertvector(e, W);
       sq[0] += ew * ew;
@@ -161,26 +205,52 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j) {
     const V<T> g = w * e * ip;
     doff += g;
     dscale += g * o;
-    store(dz_ + i * ld_dz, g * sc);
+    const V<T> d = g * sc;
+    store(dz_ + i * ld_dz, d);
+    if (du_)
+      for (int k = 0; k < FD; ++k)
+        du[k] += tran[i * FD + k] * d;
   }
   for (int h = 0; h < kHalves; ++h)
     store(a.sq + j + h * Vec<double>::lanes, sq[h]);
   if (mean_) return;
   store(a.doff + j, doff);
   store(a.dscale + j, dscale);
+  if (du_)
+    for (int k = 0; k < FD; ++k)
+      store(a.duT + k * a.ld_du + j, du[k]);
 }
 
 template <class T>
 MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
   const T sc = a.scale[j], of = a.offset[j], ip = a.ipsi[j];
+  const int64_t D = a.tran ? a.D : 0;
   T doff = 0, dscale = 0;
+  T du[16] = {};
   double sq = 0;
+  T sq_run = 0;  // float32: as in residual_vector
+  int run = 0;
   for (int64_t i = 0; i < a.m; ++i) {
-    const T o = a.o[i * a.ld_o + j];
+    T o;
+    if (D > 0) {
+      o = a.tran[i * D] * a.uT[j];
+      for (int64_t k = 1; k < D; ++k)
+        o += a.tran[i * D + k] * a.uT[k * a.ld_u + j];
+    } else {
+      o = a.o[i * a.ld_o + j];
+    }
     const T mn = sc * o + of;
     const T e = mn - a.y[i][j];
-    const double ew = static_cast<double>(e);
-    sq += ew * ew;
+    if constexpr (sizeof(T) == 4) {
+      sq_run += e * e;
+      if (++run == kSquareRun || i + 1 == a.m) {
+        sq += static_cast<double>(sq_run);
+        sq_run = 0;
+        run = 0;
+      }
+    } else {
+      sq += e * e;
+    }
     if (a.mean) {
       a.mean[i * a.ld_mean + j] = mn;
       continue;
@@ -188,22 +258,58 @@ MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
     const T g = a.weight * e * ip;
     doff += g;
     dscale += g * o;
-    a.dz[i * a.ld_dz + j] = g * sc;
+    const T d = g * sc;
+    a.dz[i * a.ld_dz + j] = d;
+    if (D > 0 && a.duT)
+      for (int64_t k = 0; k < D; ++k)
+        du[k] += a.tran[i * D + k] * d;
   }
   a.sq[j] = sq;
   if (a.mean) return;
   a.doff[j] = doff;
   a.dscale[j] = dscale;
+  if (D > 0 && a.duT)
+    for (int64_t k = 0; k < D; ++k)
+      a.duT[k * a.ld_du + j] = du[k];
 }
 
-template <class T>
-MSLR_INLINE void residual_all(const ResidualArgs<T>& a) {
+template <class T, int FD>
+MSLR_INLINE void residual_cols(const ResidualArgs<T>& a) {
   constexpr int64_t L = Vec<T>::lanes;
+  Ahead<T> ahead;
   int64_t j = 0;
   for (; j + L <= a.cols; j += L)
-    residual_vector(a, j);
+    residual_vector<T, FD>(a, j, ahead);
   for (; j < a.cols; ++j)
     residual_column(a, j);
+}
+
+// The latent width as a compile-time constant, so that u and du stay in registers (1 to 16 modes).
+template <class T>
+MSLR_INLINE void residual_all(const ResidualArgs<T>& a) {
+  if (!a.tran) return residual_cols<T, 0>(a);
+  switch (a.D) {
+#define MSLR_RESIDUAL_CASE(n) \
+  case n:                     \
+    return residual_cols<T, n>(a);
+    MSLR_RESIDUAL_CASE(1)
+    MSLR_RESIDUAL_CASE(2)
+    MSLR_RESIDUAL_CASE(3)
+    MSLR_RESIDUAL_CASE(4)
+    MSLR_RESIDUAL_CASE(5)
+    MSLR_RESIDUAL_CASE(6)
+    MSLR_RESIDUAL_CASE(7)
+    MSLR_RESIDUAL_CASE(8)
+    MSLR_RESIDUAL_CASE(9)
+    MSLR_RESIDUAL_CASE(10)
+    MSLR_RESIDUAL_CASE(11)
+    MSLR_RESIDUAL_CASE(12)
+    MSLR_RESIDUAL_CASE(13)
+    MSLR_RESIDUAL_CASE(14)
+    MSLR_RESIDUAL_CASE(15)
+    MSLR_RESIDUAL_CASE(16)
+#undef MSLR_RESIDUAL_CASE
+  }
 }
 
 // One version per feature level (vector.h): AVX-512 tiles of 4 x 4 vectors, AVX2 and SSE 2 x 2.
@@ -267,6 +373,8 @@ void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c
 template <class T>
 void residual_pass(const ResidualArgs<T>& a) {
   MSLR_CHECK(a.mean || (a.dz && a.doff && a.dscale), "residual pass: no means and no gradients");
+  MSLR_CHECK(!a.tran || (a.D >= 1 && a.D <= kFusedModes && a.uT),
+             "residual pass: a fused latent drive needs 1 to ", kFusedModes, " modes and their uT");
 #ifdef MSLR_LEVELS
   if (simd::level() == 4) return residual_v4<T>(a);
   if (simd::level() == 3) return residual_v3<T>(a);

@@ -517,5 +517,66 @@ TEST(RowKernels, TheResidualPassGivesTheNllSumsAndGradients) {
   EXPECT_LT(test::rel_diff(sq, (e * e).sum(0)), 1e-14);
 }
 
+// The residual pass with the latent drive fused in (identity outputs): it computes z = tran · uᵀ itself and
+// du = dzᵀ · tran beside the NLL's sums, and equals the products done apart, in float64 and in float32 (whose
+// Σ e² is summed in float32 over runs of rows); asking for the next chunk's rows changes nothing.
+template <class T>
+void check_fused_residual(double tol) {
+  const int64_t m = 11, cols = 37, D = 5, ld = 45;  // cols: whole vectors, then a tail of single columns
+  const auto dt = c10::CppTypeToScalarType<T>::value;
+  const at::Tensor tran = test::uniform({m, D}, 1).to(dt), uT = test::uniform({D, ld}, 2).to(dt),
+                   Y = test::uniform({m, ld}, 3).to(dt), scale = test::uniform({cols}, 4, 0.5, 1.5).to(dt),
+                   offset = test::uniform({cols}, 5).to(dt), psi = test::uniform({cols}, 6, 0.5, 2.0).to(dt),
+                   ipsi = 1.0 / psi;
+  std::vector<const T*> y;
+  for (int64_t i = 0; i < m; ++i)
+    y.push_back(Y.template data_ptr<T>() + i * ld);
+  const double w = 3.0;
+  const auto f64 = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor sq = at::empty({cols}, f64), dz = at::empty({m, cols}, dt), doff = at::empty({cols}, dt),
+             dscale = at::empty({cols}, dt), duT = at::full({D, ld}, 7.0, dt);
+  kernels::ResidualArgs<T> a;
+  a.m = m;
+  a.cols = cols;
+  a.y = y.data();
+  a.scale = scale.template data_ptr<T>();
+  a.offset = offset.template data_ptr<T>();
+  a.ipsi = ipsi.template data_ptr<T>();
+  a.weight = static_cast<T>(w);
+  a.sq = sq.data_ptr<double>();
+  a.dz = dz.template data_ptr<T>();
+  a.ld_dz = cols;
+  a.doff = doff.template data_ptr<T>();
+  a.dscale = dscale.template data_ptr<T>();
+  a.tran = tran.template data_ptr<T>();
+  a.D = D;
+  a.uT = uT.template data_ptr<T>();
+  a.ld_u = ld;
+  a.duT = duT.template data_ptr<T>();
+  a.ld_du = ld;
+  a.next = 8;  // within the rows: the next chunk is asked for, and nothing else changes
+  kernels::residual_pass<T>(a);
+  const at::Tensor t = tran.to(at::kDouble), u = uT.to(at::kDouble).narrow(1, 0, cols), z = t.mm(u),
+                   sc = scale.to(at::kDouble), mn = sc * z + offset.to(at::kDouble),
+                   e = mn - Y.to(at::kDouble).narrow(1, 0, cols), g = w * e / psi.to(at::kDouble);
+  EXPECT_LT(test::rel_diff(sq, (e * e).sum(0)), tol);
+  EXPECT_LT(test::rel_diff(dz.to(at::kDouble), g * sc), tol);
+  EXPECT_LT(test::rel_diff(doff.to(at::kDouble), g.sum(0)), tol);
+  EXPECT_LT(test::rel_diff(dscale.to(at::kDouble), (g * z).sum(0)), tol);
+  EXPECT_LT(test::rel_diff(duT.to(at::kDouble).narrow(1, 0, cols), t.t().mm(g * sc)), tol);
+  EXPECT_TRUE(duT.narrow(1, cols, ld - cols).eq(7.0).all().item<bool>()) << "du written beyond the chunk";
+  at::Tensor mean = at::empty({m, cols}, dt);
+  a.dz = a.doff = a.dscale = a.duT = nullptr;
+  a.mean = mean.template data_ptr<T>();
+  a.ld_mean = cols;
+  kernels::residual_pass<T>(a);
+  EXPECT_LT(test::rel_diff(mean.to(at::kDouble), mn), tol);
+}
+
+TEST(RowKernels, TheFusedResidualPassComputesTheLatentDriveAndDu) {
+  check_fused_residual<double>(1e-14);
+  check_fused_residual<float>(2e-6);
+}
+
 }  // namespace
 }  // namespace mslr

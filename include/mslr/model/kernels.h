@@ -72,6 +72,9 @@ void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c
 // into sq[j]; then either mean[i, j] = mn (forward), or the gradient of weight · NLL with respect to the
 // pre-scale output, dz[i, j] = g·scale[j] with g = weight·e·ipsi[j], and Σ_i g into doff[j], Σ_i g·o[i, j]
 // into dscale[j] (step). Every sum runs over the rows in order; sq, doff and dscale are overwritten.
+// The most modes a fused latent drive (ResidualArgs::tran) takes.
+constexpr int64_t kFusedModes = 16;
+
 template <class T>
 struct ResidualArgs {
   int64_t m = 0, cols = 0;
@@ -86,6 +89,20 @@ struct ResidualArgs {
   T *doff = nullptr, *dscale = nullptr;
   T* mean = nullptr;  // forward: [m, ld_mean]
   int64_t ld_mean = 0;
+  // Fused latent drive (identity outputs): with tran set, o is not read; the pass computes each output
+  // z[i, j] = Σ_k tran[i, k] uT[k, j] itself (k in order, as a row of tran · uᵀ), and, when duT is set,
+  // duT[k, j] = Σ_i dz[i, j] tran[i, k] (i in order), so that the block of outputs is never stored and dz is
+  // read by no second pass over the columns.
+  const T* tran = nullptr;  // [m, D] row-major
+  int64_t D = 0;
+  const T* uT = nullptr;  // [D, ld_u] from the chunk's first variable
+  int64_t ld_u = 0;
+  T* duT = nullptr;  // [D, ld_du] from the chunk's first variable
+  int64_t ld_du = 0;
+  // When not 0: y[i] + next is where the next chunk's data of row i starts. The pass asks for one of its
+  // cache lines per vector of outputs it computes, so that the next chunk's rows arrive while this one is
+  // computed, at the pace it is computed, instead of in one burst that the pass waits for.
+  int64_t next = 0;
 };
 template <class T>
 void residual_pass(const ResidualArgs<T>& a);
