@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 
 #include "mslr/core/error.h"
 #include "mslr/model/kernels.h"
@@ -614,15 +615,19 @@ void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
     const bool last = l + 1 == layers;
     T* out = last ? scratch(wo * b.n) : r.hidden[l].template data_ptr<T>() + b.pos * wo;  // [wo, n]
-    kernels::dense_forward<T>(b.n, wi, wo, params + r.w_off[l], wo, 1, params + r.b_off[l], in, b.n, out,
-                              b.n);
+    // A float32 tanh layer's activation is applied to the tiles in registers, not by a pass of its own.
+    const bool fused = !last && std::is_same<T, float>::value && r.mlp->activation() == Activation::kTanh;
+    kernels::DenseEpilogue<T> e;
+    if (fused) e.kind = kernels::DenseEpilogue<T>::kTanh;
+    kernels::dense_forward<T>(b.n, wi, wo, params + r.w_off[l], wo, 1, params + r.b_off[l], in, b.n, out, b.n,
+                              e);
     if (last) {
       T* modes = r.out.template data_ptr<T>() + b.row0;  // [n_out, R]
       for (int64_t j = 0; j < wo; ++j)
         std::copy_n(out + j * b.n, b.rows, modes + j * r.rows);
       break;
     }
-    kernels::activate<T>(r.mlp->activation(), out, wo * b.n);
+    if (!fused) kernels::activate<T>(r.mlp->activation(), out, wo * b.n);
     in = out;
   }
 }
@@ -652,9 +657,13 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
                          : r.hidden[l - 1].template data_ptr<T>() + b.pos * wi;  // [wi, n]
     kernels::dense_weight_grad<T>(b.n, wi, wo, in, b.n, dz, b.n, grad + r.w_off[l], grad + r.b_off[l]);
     if (l == 0) break;
-    // dh [wi, n] = W_l [wi, wo] · dz [wo, n]: the forward kernel with A(k, j) = W_l[j, k].
-    kernels::dense_forward<T>(b.n, wo, wi, params + r.w_off[l], 1, wo, nullptr, dz, b.n, dh, b.n);
-    kernels::activation_backward<T>(r.mlp->activation(), in, dh, wi * b.n);
+    // dh [wi, n] = W_l [wi, wo] · dz [wo, n]: the forward kernel with A(k, j) = W_l[j, k]; through a tanh
+    // below, its derivative 1 - h² is applied to the tiles in registers.
+    const bool tanh = r.mlp->activation() == Activation::kTanh;
+    kernels::DenseEpilogue<T> e;
+    if (tanh) e = {kernels::DenseEpilogue<T>::kTanhBackward, in};
+    kernels::dense_forward<T>(b.n, wo, wi, params + r.w_off[l], 1, wo, nullptr, dz, b.n, dh, b.n, e);
+    if (!tanh) kernels::activation_backward<T>(r.mlp->activation(), in, dh, wi * b.n);
     std::swap(dz, dh);
   }
 }

@@ -21,10 +21,26 @@ using simd::store;
 using simd::V;
 using simd::Vec;
 
-// out[j, r] = bias[j] + Σ_k A(k, j) in[k, r] for J outputs from j and RV vectors of rows from r; k in order.
-template <class T, int J, int RV>
+// The epilogue E of a forward tile (DenseEpilogue): 0 none, 1 tanh, 2 times tanh's derivative 1 - h².
+template <class T, int E>
+MSLR_INLINE V<T> epilogue(V<T> acc, const T* h) {
+  if constexpr (E == 1) {
+    static_assert(sizeof(T) == 4, "the fused tanh is float32's");
+    return simd::tanh(acc);
+  } else if constexpr (E == 2) {
+    const V<T> hv = load(h);
+    return acc * (T(1) - hv * hv);
+  } else {
+    return acc;
+  }
+}
+
+// out[j, r] = bias[j] + Σ_k A(k, j) in[k, r] for J outputs from j and RV vectors of rows from r; k in order;
+// then the epilogue E on the tile in registers (h: the epilogue's operand at out's place, leading dimension
+// ld_out).
+template <class T, int J, int RV, int E>
 MSLR_INLINE void forward_tile(int64_t wi, const T* A, int64_t sk, int64_t sj, const T* bias, const T* in,
-                              int64_t ld_in, T* out, int64_t ld_out) {
+                              int64_t ld_in, T* out, int64_t ld_out, const T* h) {
   constexpr int64_t L = Vec<T>::lanes;
   V<T> acc[J][RV];
   for (int j = 0; j < J; ++j) {
@@ -44,7 +60,7 @@ MSLR_INLINE void forward_tile(int64_t wi, const T* A, int64_t sk, int64_t sj, co
   }
   for (int j = 0; j < J; ++j)
     for (int v = 0; v < RV; ++v)
-      store(out + j * ld_out + v * L, acc[j][v]);
+      store(out + j * ld_out + v * L, epilogue<T, E>(acc[j][v], h + j * ld_out + v * L));
 }
 
 // G(k, j) = Σ_r in[k, r] dz[j, r] over r < n for K weight rows from k and J columns from j, and, when gb is
@@ -77,27 +93,44 @@ MSLR_INLINE void weight_tile(int64_t n, const T* in, int64_t ld_in, const T* dz,
 // The drivers: outputs (weight rows) in tiles of J (K), then one at a time; rows in tiles of RV vectors, then
 // one vector at a time. (No lambdas here: they would be compiled apart, for the baseline, not inlined into
 // the versions below.)
-template <class T, int J, int RV>
+template <class T, int J, int RV, int E>
 MSLR_INLINE void forward_rows(int64_t n, int64_t wi, const T* A, int64_t sk, int64_t sj, const T* bias,
-                              const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+                              const T* in, int64_t ld_in, T* out, int64_t ld_out, const T* h) {
   constexpr int64_t L = Vec<T>::lanes;
   int64_t r = 0;
   for (; r + RV * L <= n; r += RV * L)
-    forward_tile<T, J, RV>(wi, A, sk, sj, bias, in + r, ld_in, out + r, ld_out);
+    forward_tile<T, J, RV, E>(wi, A, sk, sj, bias, in + r, ld_in, out + r, ld_out, h ? h + r : nullptr);
   for (; r < n; r += L)
-    forward_tile<T, J, 1>(wi, A, sk, sj, bias, in + r, ld_in, out + r, ld_out);
+    forward_tile<T, J, 1, E>(wi, A, sk, sj, bias, in + r, ld_in, out + r, ld_out, h ? h + r : nullptr);
 }
 
-template <class T, int J, int RV>
+template <class T, int J, int RV, int E>
 MSLR_INLINE void forward_all(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, int64_t sj,
-                             const T* bias, const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+                             const T* bias, const T* in, int64_t ld_in, T* out, int64_t ld_out, const T* h) {
   int64_t j = 0;
   for (; j + J <= wo; j += J)
-    forward_rows<T, J, RV>(n, wi, A + j * sj, sk, sj, bias ? bias + j : nullptr, in, ld_in, out + j * ld_out,
-                           ld_out);
+    forward_rows<T, J, RV, E>(n, wi, A + j * sj, sk, sj, bias ? bias + j : nullptr, in, ld_in,
+                              out + j * ld_out, ld_out, h ? h + j * ld_out : nullptr);
   for (; j < wo; ++j)
-    forward_rows<T, 1, RV>(n, wi, A + j * sj, sk, sj, bias ? bias + j : nullptr, in, ld_in, out + j * ld_out,
-                           ld_out);
+    forward_rows<T, 1, RV, E>(n, wi, A + j * sj, sk, sj, bias ? bias + j : nullptr, in, ld_in,
+                              out + j * ld_out, ld_out, h ? h + j * ld_out : nullptr);
+}
+
+// The epilogue picked at run time, each compiled into the tiles (kTanh only for float32).
+template <class T, int J, int RV>
+MSLR_INLINE void forward_any(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, int64_t sj,
+                             const T* bias, const T* in, int64_t ld_in, T* out, int64_t ld_out,
+                             const DenseEpilogue<T>& e) {
+  switch (e.kind) {
+    case DenseEpilogue<T>::kTanh:
+      if constexpr (sizeof(T) == 4)
+        return forward_all<T, J, RV, 1>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, nullptr);
+      break;
+    case DenseEpilogue<T>::kTanhBackward:
+      return forward_all<T, J, RV, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, e.h);
+    case DenseEpilogue<T>::kNone:
+      return forward_all<T, J, RV, 0>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, nullptr);
+  }
 }
 
 template <class T, int K, int J>
@@ -126,16 +159,16 @@ MSLR_INLINE void weight_all(int64_t n, int64_t wi, int64_t wo, const T* in, int6
 #ifdef MSLR_LEVELS
 #define MSLR_FORWARD_ARGS                                                                            \
   int64_t n, int64_t wi, int64_t wo, const T *A, int64_t sk, int64_t sj, const T *bias, const T *in, \
-      int64_t ld_in, T *out, int64_t ld_out
+      int64_t ld_in, T *out, int64_t ld_out, const DenseEpilogue<T>&e
 #define MSLR_WEIGHT_ARGS \
   int64_t n, int64_t wi, int64_t wo, const T *in, int64_t ld_in, const T *dz, int64_t ld_dz, T *G, T *gb
 template <class T>
 MSLR_TARGET_V4 void forward_v4(MSLR_FORWARD_ARGS) {
-  forward_all<T, 4, 4>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+  forward_any<T, 4, 4>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, e);
 }
 template <class T>
 MSLR_TARGET_V3 void forward_v3(MSLR_FORWARD_ARGS) {
-  forward_all<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+  forward_any<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, e);
 }
 template <class T>
 MSLR_TARGET_V4 void weight_v4(MSLR_WEIGHT_ARGS) {
@@ -164,13 +197,16 @@ int64_t dense_rows(int64_t rows) {
 
 template <class T>
 void dense_forward(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, int64_t sj, const T* bias,
-                   const T* in, int64_t ld_in, T* out, int64_t ld_out) {
+                   const T* in, int64_t ld_in, T* out, int64_t ld_out, const DenseEpilogue<T>& e) {
   check_rows<T>(n);
+  MSLR_CHECK(e.kind != DenseEpilogue<T>::kTanh || sizeof(T) == 4,
+             "dense kernels: the fused tanh is float32's");
+  MSLR_CHECK(e.kind != DenseEpilogue<T>::kTanhBackward || e.h, "dense kernels: tanh's derivative needs h");
 #ifdef MSLR_LEVELS
-  if (simd::level() == 4) return forward_v4<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
-  if (simd::level() == 3) return forward_v3<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+  if (simd::level() == 4) return forward_v4<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, e);
+  if (simd::level() == 3) return forward_v3<T>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, e);
 #endif
-  forward_all<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out);
+  forward_any<T, 2, 2>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, e);
 }
 
 template <class T>
@@ -186,7 +222,7 @@ void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t l
 
 #define MSLR_INSTANTIATE(T)                                                                                 \
   template void dense_forward<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*, const T*, \
-                                 int64_t, T*, int64_t);                                                     \
+                                 int64_t, T*, int64_t, const DenseEpilogue<T>&);                            \
   template void dense_weight_grad<T>(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, T*);
 MSLR_INSTANTIATE(float)
 MSLR_INSTANTIATE(double)

@@ -3,10 +3,12 @@
 #include <ATen/ATen.h>
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
 #include "mslr/core/error.h"
+#include "vector.h"
 #include "vector_clones.h"
 // The scalar bodies must be inlined into the loops for the loops to vectorise.
 #define MSLR_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -14,35 +16,9 @@
 namespace mslr::kernels {
 namespace {
 
-// 2^n for integer-valued n in [-126, 127], by building the float's exponent bits.
-MSLR_ALWAYS_INLINE float pow2i(float n) {
-  // NaN (from a NaN argument) becomes 0 here, so that the conversion to int stays defined; the result is NaN
-  // anyway through the polynomial.
-  const float m = n == n ? n : 0.0f;
-  return __builtin_bit_cast(float, (static_cast<int32_t>(m) + 127) << 23);
-}
-
-// Range reduction for exp: y = n ln 2 + r with n = round(y / ln 2) and |r| <= ln(2)/2; ln 2 is split in two
-// parts so that r is exact. Returns r and sets n.
-MSLR_ALWAYS_INLINE float reduce_ln2(float y, float* n) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
-  *n = (y * kLog2e + kRound) - kRound;
-  return (y - *n * kLn2Hi) - *n * kLn2Lo;
-}
-
-// exp(r) - 1 for |r| <= ln(2)/2 by its Taylor series to r^8 (truncation error < 6e-9 relative).
-MSLR_ALWAYS_INLINE float expm1_reduced(float r) {
-  float q = 1.0f / 40320.0f;
-  q = q * r + 1.0f / 5040.0f;
-  q = q * r + 1.0f / 720.0f;
-  q = q * r + 1.0f / 120.0f;
-  q = q * r + 1.0f / 24.0f;
-  q = q * r + 1.0f / 6.0f;
-  q = q * r + 0.5f;
-  q = q * r + 1.0f;
-  return q * r;
-}
+using simd::expm1_reduced;
+using simd::pow2i;
+using simd::reduce_ln2;
 
 MSLR_ALWAYS_INLINE float exp_inline(float x) {
   // exp(x) = 2^n · (1 + expm1(r)). 2^n is applied in two halves so that n = 128 (x just below the overflow
@@ -58,22 +34,18 @@ MSLR_ALWAYS_INLINE float exp_inline(float x) {
   return x > kHi ? std::numeric_limits<float>::infinity() : (x < kLo ? 0.0f : y);
 }
 
-MSLR_ALWAYS_INLINE float tanh_inline(float x) {
-  // tanh|x| = -m / (2 + m) with m = expm1(-2|x|), which has no cancellation anywhere: expm1(y) =
-  // 2^n (expm1(r) + 1) - 1, written as 2^n expm1(r) + (2^n - 1), exact where n = 0 and free of cancellation
-  // where n < 0. Beyond |x| = 9, tanh rounds to ±1 in float32.
-  const float a = std::fabs(x);
-  const float y = -2.0f * (a > 9.0f ? 9.0f : a);  // comparison, not fmin: NaN stays NaN
-  float n;
-  const float q = expm1_reduced(reduce_ln2(y, &n));
-  const float s = pow2i(n);  // n in [-26, 0]
-  const float m = s * q + (s - 1.0f);
-  return std::copysign(-m / (2.0f + m), x);
-}
-
+// tanh by vectors (simd::tanh, the form the dense kernels apply inside their tiles too); the last values that
+// do not fill a vector go through one, padded.
 MSLR_VECTOR_CLONES void tanh_loop(const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i)
-    y[i] = tanh_inline(x[i]);
+  constexpr int64_t L = simd::Vec<float>::lanes;
+  int64_t i = 0;
+  for (; i + L <= n; i += L)
+    simd::store(y + i, simd::tanh(simd::load(x + i)));
+  if (i == n) return;
+  float tail[L] = {};
+  std::copy(x + i, x + n, tail);
+  simd::store(tail, simd::tanh(simd::load(tail)));
+  std::copy(tail, tail + (n - i), y + i);
 }
 
 MSLR_VECTOR_CLONES void sigmoid_loop(float* z, int64_t n) {

@@ -445,6 +445,45 @@ TEST(DenseKernels, LayersAndTheirGradientsEqualPlainProducts) {
   EXPECT_EQ(kernels::dense_rows(17), 32);
 }
 
+// The epilogues applied in the dense kernels' tiles: a float32 layer's fused tanh gives the bits of the layer
+// followed by tanh_fast, and tanh's derivative applied to an input gradient equals the product times 1 - h²,
+// on widths and rows with every kind of tile tail.
+TEST(DenseKernels, FusedTanhAndItsDerivativeEqualTheSeparatePasses) {
+  using E32 = kernels::DenseEpilogue<float>;
+  using E64 = kernels::DenseEpilogue<double>;
+  for (int64_t wi : {3, 32})
+    for (int64_t wo : {5, 32})
+      for (int64_t rows : {48, 80}) {
+        const uint64_t key = static_cast<uint64_t>(wi * 1000 + wo * 100 + rows);
+        const at::Tensor x = test::uniform({wi, rows}, key, -2.0, 2.0), W = test::uniform({wi, wo}, key + 1),
+                         b = test::uniform({wo}, key + 2);
+        const at::Tensor xf = x.to(at::kFloat), Wf = W.to(at::kFloat), bf = b.to(at::kFloat);
+        at::Tensor plain = at::empty({wo, rows}, at::kFloat), fused = at::empty({wo, rows}, at::kFloat);
+        kernels::dense_forward<float>(rows, wi, wo, Wf.data_ptr<float>(), wo, 1, bf.data_ptr<float>(),
+                                      xf.data_ptr<float>(), rows, plain.data_ptr<float>(), rows);
+        kernels::tanh_fast(plain.data_ptr<float>(), plain.data_ptr<float>(), plain.numel());
+        kernels::dense_forward<float>(rows, wi, wo, Wf.data_ptr<float>(), wo, 1, bf.data_ptr<float>(),
+                                      xf.data_ptr<float>(), rows, fused.data_ptr<float>(), rows,
+                                      {E32::kTanh});
+        EXPECT_TRUE(at::equal(fused, plain)) << wi << " " << wo << " " << rows;
+        // Backward through a tanh layer with outputs h: (W · dz) ⊙ (1 - h²).
+        const at::Tensor dz = test::uniform({wo, rows}, key + 3),
+                         h = test::uniform({wi, rows}, key + 4, -1, 1);
+        at::Tensor dh = at::empty({wi, rows}, at::kDouble);
+        kernels::dense_forward<double>(rows, wo, wi, W.data_ptr<double>(), 1, wo, nullptr,
+                                       dz.data_ptr<double>(), rows, dh.data_ptr<double>(), rows,
+                                       {E64::kTanhBackward, h.data_ptr<double>()});
+        EXPECT_LT(test::rel_diff(dh, W.mm(dz) * (1.0 - h * h)), 1e-14) << wi << " " << wo << " " << rows;
+      }
+  // The fused tanh is float32's; a float64 layer asks for it in vain.
+  const at::Tensor x = test::uniform({3, 16}, 1), W = test::uniform({3, 2}, 2);
+  at::Tensor out = at::empty({2, 16}, at::kDouble);
+  EXPECT_THROW(
+      kernels::dense_forward<double>(16, 3, 2, W.data_ptr<double>(), 2, 1, nullptr, x.data_ptr<double>(), 16,
+                                     out.data_ptr<double>(), 16, {E64::kTanh}),
+      std::exception);
+}
+
 // The regression kernels against plain products, on rows scattered over a matrix, with every kind of tail
 // (rows, columns and coefficients that do not fill a tile or a vector); a row's values the same alone as
 // among others.

@@ -44,9 +44,17 @@ int64_t dense_rows(int64_t rows);
 // out[j, 0:n] = bias[j] + Σ_{k < wi} A(k, j) · in[k, 0:n] for j < wo, where A(k, j) = A[k·sk + j·sj] (a
 // layer's W [wi, wo] is sk = wo, sj = 1; its transpose sk = 1, sj = wi) and bias may be nullptr (zeros).
 // Each value is a sum over k in order, the same for any n.
+// The epilogue, applied to each tile while it is in registers, saves a pass over the block: kTanh stores
+// tanh(out) (float32 only; the values of tanh_fast), kTanhBackward stores out · (1 - h²) with h [wo, ld_out]
+// at out's place (the backward through a tanh layer whose outputs are h).
+template <class T>
+struct DenseEpilogue {
+  enum Kind { kNone, kTanh, kTanhBackward } kind = kNone;
+  const T* h = nullptr;
+};
 template <class T>
 void dense_forward(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, int64_t sj, const T* bias,
-                   const T* in, int64_t ld_in, T* out, int64_t ld_out);
+                   const T* in, int64_t ld_in, T* out, int64_t ld_out, const DenseEpilogue<T>& e = {});
 // G[k·wo + j] = Σ_{r < n} in[k, r] · dz[j, r] for k < wi, j < wo (a layer's weight gradient, row-major), and
 // gb[j] = Σ_r dz[j, r] unless gb is nullptr: in [wi, ld_in], dz [wo, ld_dz]. The sums over rows are taken in a
 // fixed order (lane by lane, then a fixed tree over the lanes).
@@ -67,14 +75,15 @@ template <class T>
 void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T alpha,
               T* outT, int64_t ld_out);
 
+// The most modes a fused latent drive (ResidualArgs::tran) takes.
+constexpr int64_t kFusedModes = 16;
+
 // The residual pass over a chunk of an output group's variables (cols of them) and the minibatch's m rows: for
 // every row i and variable j, mn = scale[j]·o[i, j] + offset[j] and e = mn - y[i][j], with Σ_i e² in float64
 // into sq[j]; then either mean[i, j] = mn (forward), or the gradient of weight · NLL with respect to the
 // pre-scale output, dz[i, j] = g·scale[j] with g = weight·e·ipsi[j], and Σ_i g into doff[j], Σ_i g·o[i, j]
-// into dscale[j] (step). Every sum runs over the rows in order; sq, doff and dscale are overwritten.
-// The most modes a fused latent drive (ResidualArgs::tran) takes.
-constexpr int64_t kFusedModes = 16;
-
+// into dscale[j] (step). Every sum runs over the rows in order (Σ e² of float32 values by runs of four rows
+// summed in float32 first); sq, doff and dscale are overwritten.
 template <class T>
 struct ResidualArgs {
   int64_t m = 0, cols = 0;
