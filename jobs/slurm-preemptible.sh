@@ -45,7 +45,8 @@ fi
 # shellcheck disable=SC2086
 srun --mpi=pmix --kill-on-bad-exit=1 "$mslr" "${args[@]}" ${MSLR_ARGS:-} &
 step=$!
-trap 'echo "mslr job ${SLURM_JOB_ID}: time limit near, asking mslr to checkpoint"; kill -USR1 "$step"' USR1
+signalled=0
+trap 'signalled=1; echo "mslr job ${SLURM_JOB_ID}: time limit near, asking mslr to checkpoint"; kill -USR1 "$step"' USR1
 status=0
 while true; do
   wait "$step"
@@ -54,7 +55,10 @@ while true; do
   if (( status > 128 )) && kill -0 "$step" 2>/dev/null; then continue; fi
   break
 done
-if (( status == 3 )); then
+# Every rank checkpoints and exits with 3. The first to exit ends the step under --kill-on-bad-exit, and srun
+# may then report the status of a rank it ended while that one was exiting: so a fit that was asked to stop
+# and has no final checkpoint is requeued whatever srun's status (it resumes from its newest checkpoint).
+if (( status == 3 )) || { (( signalled )) && [[ ! -e "$out/checkpoints/final.h5" ]]; }; then
   echo "mslr job ${SLURM_JOB_ID}: checkpointed; requeueing"
   scontrol requeue "$SLURM_JOB_ID"
   exit 0
