@@ -659,11 +659,11 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
     if (l == 0) break;
     // dh [wi, n] = W_l [wi, wo] · dz [wo, n]: the forward kernel with A(k, j) = W_l[j, k]; through a tanh
     // below, its derivative 1 - h² is applied to the tiles in registers.
-    const bool tanh = r.mlp->activation() == Activation::kTanh;
+    const bool through_tanh = r.mlp->activation() == Activation::kTanh;
     kernels::DenseEpilogue<T> e;
-    if (tanh) e = {kernels::DenseEpilogue<T>::kTanhBackward, in};
+    if (through_tanh) e = {kernels::DenseEpilogue<T>::kTanhBackward, in};
     kernels::dense_forward<T>(b.n, wo, wi, params + r.w_off[l], 1, wo, nullptr, dz, b.n, dh, b.n, e);
-    if (!tanh) kernels::activation_backward<T>(r.mlp->activation(), in, dh, wi * b.n);
+    if (!through_tanh) kernels::activation_backward<T>(r.mlp->activation(), in, dh, wi * b.n);
     std::swap(dz, dh);
   }
 }

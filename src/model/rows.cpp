@@ -125,10 +125,6 @@ MSLR_INLINE void sums_all(int64_t m, int64_t n, const T* const* rows, int64_t nk
     sums_cols<T, 1, CV>(m, n, rows, c + k, ld_c, alpha, outT + k * ld_out, ld_out);
 }
 
-// The residual pass (kernels.h) over all rows for one vector of columns from j: per-variable sums in
-// registers (Σ e² as float64 halves). With FD > 0 the outputs are the latent drive of FD modes, computed
-// here from tran and uT (ArgsD: a.D == FD), and du is summed in registers too. residual_column below is the
-// same arithmetic for one column, for the columns that do not fill a vector.
 // Σ e² of float32 outputs is summed in float64 per run of kSquareRun rows, each run's e² summed in float32
 // first (its rounding is that of 4 terms, all positive): a conversion to float64 per row cost more than the
 // rest of the residual's arithmetic.
@@ -152,6 +148,10 @@ struct Ahead {
   }
 };
 
+// The residual pass (kernels.h) over all rows for one vector of columns from j: per-variable sums in
+// registers (Σ e² as float64 halves). With FD > 0 (a.D == FD) the outputs are the latent drive of FD modes,
+// computed here from tran and uT, and du is summed in registers too. residual_column below is the same
+// arithmetic for one column, for the columns that do not fill a vector.
 template <class T, int FD>
 MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& ahead) {
   using W = V<double>;
@@ -226,7 +226,7 @@ MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
   const T sc = a.scale[j], of = a.offset[j], ip = a.ipsi[j];
   const int64_t D = a.tran ? a.D : 0;
   T doff = 0, dscale = 0;
-  T du[16] = {};
+  T du[kFusedModes] = {};
   double sq = 0;
   T sq_run = 0;  // float32: as in residual_vector
   int run = 0;
