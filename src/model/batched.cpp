@@ -837,8 +837,10 @@ void Engine<T>::outputs(const Call& c) {
       a.o = o;
       a.ld_o = kColumns;
       a.y = y;
-      a.scale = scale;
-      a.offset = offset;
+      if (op.scale >= 0 || op.offset >= 0) {  // else the pass takes scale 1 and offset 0 for granted
+        a.scale = scale;
+        a.offset = offset;
+      }
       a.ipsi = ipsi;
       a.weight = static_cast<T>(mb.weight[s]);
       a.sq = dscratch(cols);

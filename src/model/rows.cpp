@@ -150,9 +150,10 @@ struct Ahead {
 
 // The residual pass (kernels.h) over all rows for one vector of columns from j: per-variable sums in
 // registers (Σ e² as float64 halves). With FD > 0 (a.D == FD) the outputs are the latent drive of FD modes,
-// computed here from tran and uT, and du is summed in registers too. residual_column below is the same
-// arithmetic for one column, for the columns that do not fill a vector.
-template <class T, int FD>
+// computed here from tran and uT, and du is summed in registers too. Without kAffine (no scale and no offset)
+// mn is o itself and the sums for them are not taken: the same values, fewer operations a row. residual_column
+// below is the same arithmetic for one column, for the columns that do not fill a vector.
+template <class T, int FD, bool kAffine>
 MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& ahead) {
   using W = V<double>;
   constexpr int kHalves = sizeof(T) == 4 ? 2 : 1;
@@ -164,8 +165,12 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& 
   T* __restrict dz_ = a.dz ? a.dz + j : nullptr;
   T* __restrict mean_ = a.mean ? a.mean + j : nullptr;
   const bool du_ = FD > 0 && a.duT;
-  const T w = a.weight;
-  const V<T> sc = load(a.scale + j), of = load(a.offset + j), ip = load(a.ipsi + j);
+  const V<T> wip = a.weight * load(a.ipsi + j);
+  V<T> sc = {}, of = {};
+  if constexpr (kAffine) {
+    sc = load(a.scale + j);
+    of = load(a.offset + j);
+  }
   V<T> u[kU], du[kU];
   for (int k = 0; k < FD; ++k) {
     u[k] = load(a.uT + k * a.ld_u + j);
@@ -184,7 +189,8 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& 
     } else {
       o = load(o_ + i * ld_o);
     }
-    const V<T> mn = sc * o + of;
+    V<T> mn = o;
+    if constexpr (kAffine) mn = sc * o + of;
     if (a.next) ahead.step(a);
     const V<T> e = mn - load(y[i] + j);
     if constexpr (kHalves == 2) {
@@ -202,10 +208,13 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& 
       store(mean_ + i * ld_mean, mn);
       continue;
     }
-    const V<T> g = w * e * ip;
-    doff += g;
-    dscale += g * o;
-    const V<T> d = g * sc;
+    const V<T> g = e * wip;
+    V<T> d = g;
+    if constexpr (kAffine) {
+      doff += g;
+      dscale += g * o;
+      d = g * sc;
+    }
     store(dz_ + i * ld_dz, d);
     if (du_)
       for (int k = 0; k < FD; ++k)
@@ -214,8 +223,10 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& 
   for (int h = 0; h < kHalves; ++h)
     store(a.sq + j + h * Vec<double>::lanes, sq[h]);
   if (mean_) return;
-  store(a.doff + j, doff);
-  store(a.dscale + j, dscale);
+  if constexpr (kAffine) {
+    store(a.doff + j, doff);
+    store(a.dscale + j, dscale);
+  }
   if (du_)
     for (int k = 0; k < FD; ++k)
       store(a.duT + k * a.ld_du + j, du[k]);
@@ -223,7 +234,8 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& 
 
 template <class T>
 MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
-  const T sc = a.scale[j], of = a.offset[j], ip = a.ipsi[j];
+  const bool affine = a.scale;
+  const T sc = affine ? a.scale[j] : T(1), of = affine ? a.offset[j] : T(0), wip = a.weight * a.ipsi[j];
   const int64_t D = a.tran ? a.D : 0;
   T doff = 0, dscale = 0;
   T du[kFusedModes] = {};
@@ -239,7 +251,7 @@ MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
     } else {
       o = a.o[i * a.ld_o + j];
     }
-    const T mn = sc * o + of;
+    const T mn = affine ? sc * o + of : o;
     const T e = mn - a.y[i][j];
     if constexpr (sizeof(T) == 4) {
       sq_run += e * e;
@@ -255,10 +267,10 @@ MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
       a.mean[i * a.ld_mean + j] = mn;
       continue;
     }
-    const T g = a.weight * e * ip;
+    const T g = e * wip;
     doff += g;
     dscale += g * o;
-    const T d = g * sc;
+    const T d = affine ? g * sc : g;
     a.dz[i * a.ld_dz + j] = d;
     if (D > 0 && a.duT)
       for (int64_t k = 0; k < D; ++k)
@@ -266,32 +278,35 @@ MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
   }
   a.sq[j] = sq;
   if (a.mean) return;
-  a.doff[j] = doff;
-  a.dscale[j] = dscale;
+  if (affine) {
+    a.doff[j] = doff;
+    a.dscale[j] = dscale;
+  }
   if (D > 0 && a.duT)
     for (int64_t k = 0; k < D; ++k)
       a.duT[k * a.ld_du + j] = du[k];
 }
 
-template <class T, int FD>
+template <class T, int FD, bool kAffine>
 MSLR_INLINE void residual_cols(const ResidualArgs<T>& a) {
   constexpr int64_t L = Vec<T>::lanes;
   Ahead<T> ahead;
   int64_t j = 0;
   for (; j + L <= a.cols; j += L)
-    residual_vector<T, FD>(a, j, ahead);
+    residual_vector<T, FD, kAffine>(a, j, ahead);
   for (; j < a.cols; ++j)
     residual_column(a, j);
 }
 
-// The latent width as a compile-time constant, so that u and du stay in registers (1 to 16 modes).
-template <class T>
-MSLR_INLINE void residual_all(const ResidualArgs<T>& a) {
-  if (!a.tran) return residual_cols<T, 0>(a);
+// The latent width as a compile-time constant, so that u and du stay in registers (1 to 16 modes), and
+// whether there are scales and offsets.
+template <class T, bool kAffine>
+MSLR_INLINE void residual_modes(const ResidualArgs<T>& a) {
+  if (!a.tran) return residual_cols<T, 0, kAffine>(a);
   switch (a.D) {
 #define MSLR_RESIDUAL_CASE(n) \
   case n:                     \
-    return residual_cols<T, n>(a);
+    return residual_cols<T, n, kAffine>(a);
     MSLR_RESIDUAL_CASE(1)
     MSLR_RESIDUAL_CASE(2)
     MSLR_RESIDUAL_CASE(3)
@@ -310,6 +325,12 @@ MSLR_INLINE void residual_all(const ResidualArgs<T>& a) {
     MSLR_RESIDUAL_CASE(16)
 #undef MSLR_RESIDUAL_CASE
   }
+}
+
+template <class T>
+MSLR_INLINE void residual_all(const ResidualArgs<T>& a) {
+  if (a.scale) return residual_modes<T, true>(a);
+  residual_modes<T, false>(a);
 }
 
 // One version per feature level (vector.h): AVX-512 tiles of 4 x 4 vectors, AVX2 and SSE 2 x 2.
@@ -372,7 +393,9 @@ void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c
 
 template <class T>
 void residual_pass(const ResidualArgs<T>& a) {
-  MSLR_CHECK(a.mean || (a.dz && a.doff && a.dscale), "residual pass: no means and no gradients");
+  MSLR_CHECK(a.mean || (a.dz && (!a.scale || (a.doff && a.dscale))),
+             "residual pass: no means and no gradients");
+  MSLR_CHECK(!a.scale == !a.offset, "residual pass: scales without offsets or offsets without scales");
   MSLR_CHECK(!a.tran || (a.D >= 1 && a.D <= kFusedModes && a.uT),
              "residual pass: a fused latent drive needs 1 to ", kFusedModes, " modes and their uT");
 #ifdef MSLR_LEVELS

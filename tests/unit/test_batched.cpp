@@ -548,6 +548,17 @@ TEST(RowKernels, TheResidualPassGivesTheNllSumsAndGradients) {
   EXPECT_LT(test::rel_diff(dz, g * scale), 1e-14);
   EXPECT_LT(test::rel_diff(doff, g.sum(0)), 1e-14);
   EXPECT_LT(test::rel_diff(dscale, (g * o).sum(0)), 1e-14);
+  // Without scales and offsets (both nullptr): mn = o, dz = g, and doff and dscale are left alone.
+  a.scale = a.offset = nullptr;
+  doff.fill_(7.0);
+  dscale.fill_(7.0);
+  kernels::residual_pass<double>(a);
+  const at::Tensor e1 = o - Y, g1 = w * e1 / psi;
+  EXPECT_LT(test::rel_diff(sq, (e1 * e1).sum(0)), 1e-14);
+  EXPECT_LT(test::rel_diff(dz, g1), 1e-14);
+  EXPECT_TRUE(doff.eq(7.0).all().item<bool>() && dscale.eq(7.0).all().item<bool>());
+  a.scale = scale.data_ptr<double>();
+  a.offset = offset.data_ptr<double>();
   a.dz = a.doff = a.dscale = nullptr;
   a.mean = mean.data_ptr<double>();
   a.ld_mean = cols;
@@ -604,6 +615,30 @@ void check_fused_residual(double tol) {
   EXPECT_LT(test::rel_diff(dscale.to(at::kDouble), (g * z).sum(0)), tol);
   EXPECT_LT(test::rel_diff(duT.to(at::kDouble).narrow(1, 0, cols), t.t().mm(g * sc)), tol);
   EXPECT_TRUE(duT.narrow(1, cols, ld - cols).eq(7.0).all().item<bool>()) << "du written beyond the chunk";
+  // Without scales and offsets: mn = z, and the gradients are those of scale 1 and offset 0, bit for bit.
+  {
+    at::Tensor sq1 = at::empty_like(sq), dz1 = at::empty_like(dz), duT1 = at::full({D, ld}, 7.0, dt);
+    const at::Tensor one = at::ones({cols}, dt), zero = at::zeros({cols}, dt);
+    kernels::ResidualArgs<T> b = a;
+    b.scale = b.offset = nullptr;
+    b.doff = b.dscale = nullptr;
+    b.sq = sq1.data_ptr<double>();
+    b.dz = dz1.template data_ptr<T>();
+    b.duT = duT1.template data_ptr<T>();
+    kernels::residual_pass<T>(b);
+    b.scale = one.template data_ptr<T>();
+    b.offset = zero.template data_ptr<T>();
+    b.doff = doff.template data_ptr<T>();
+    b.dscale = dscale.template data_ptr<T>();
+    b.sq = sq.data_ptr<double>();
+    b.dz = dz.template data_ptr<T>();
+    b.duT = duT.template data_ptr<T>();
+    kernels::residual_pass<T>(b);
+    EXPECT_TRUE(at::equal(sq1, sq) && at::equal(dz1, dz) && at::equal(duT1, duT));
+    const at::Tensor e1 = z - Y.to(at::kDouble).narrow(1, 0, cols), g1 = w * e1 / psi.to(at::kDouble);
+    EXPECT_LT(test::rel_diff(sq1, (e1 * e1).sum(0)), tol);
+    EXPECT_LT(test::rel_diff(duT1.to(at::kDouble).narrow(1, 0, cols), t.t().mm(g1)), tol);
+  }
   at::Tensor mean = at::empty({m, cols}, dt);
   a.dz = a.doff = a.dscale = a.duT = nullptr;
   a.mean = mean.template data_ptr<T>();

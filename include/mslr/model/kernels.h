@@ -82,16 +82,17 @@ constexpr int64_t kFusedModes = 16;
 // The residual pass over a chunk of an output group's variables (cols of them) and the minibatch's m rows: for
 // every row i and variable j, mn = scale[j]·o[i, j] + offset[j] and e = mn - y[i][j], with Σ_i e² in float64
 // into sq[j]; then either mean[i, j] = mn (forward), or the gradient of weight · NLL with respect to the
-// pre-scale output, dz[i, j] = g·scale[j] with g = weight·e·ipsi[j], and Σ_i g into doff[j], Σ_i g·o[i, j]
+// pre-scale output, dz[i, j] = g·scale[j] with g = e·(weight·ipsi[j]), and Σ_i g into doff[j], Σ_i g·o[i, j]
 // into dscale[j] (step). Every sum runs over the rows in order (Σ e² of float32 values by runs of four rows
-// summed in float32 first); sq, doff and dscale are overwritten.
+// summed in float32 first); sq, doff and dscale are overwritten. scale and offset may both be nullptr, for an
+// output with neither: then mn = o, and doff and dscale are neither summed nor written.
 template <class T>
 struct ResidualArgs {
   int64_t m = 0, cols = 0;
   const T* o = nullptr;  // [m, ld_o] the outputs s(z)
   int64_t ld_o = 0;
   const T* const* y = nullptr;  // y[i]: the data of row i from the chunk's first variable
-  const T *scale = nullptr, *offset = nullptr, *ipsi = nullptr;  // [cols]; ipsi = 1 / psi
+  const T *scale = nullptr, *offset = nullptr, *ipsi = nullptr;  // [cols]; ipsi = 1 / psi; see above
   T weight = 1;
   double* sq = nullptr;  // [cols]
   T* dz = nullptr;       // step: [m, ld_dz] (may be o itself), doff and dscale [cols]
