@@ -515,6 +515,37 @@ TEST(RowKernels, ProductsOverScatteredRowsEqualPlainProducts) {
       }
 }
 
+// A tile's lane sums are taken a vector's worth at once (rows of 4 x 4 tiles on AVX-512) and a lone row's one
+// by one: the same tree, so a row's dot products have the same bits either way, in float32 and float64.
+template <class T>
+void check_dots_alone_and_in_tiles() {
+  const auto dt = c10::CppTypeToScalarType<T>::value;
+  const at::Tensor series = test::uniform({24, 90}, 11).to(dt);
+  for (int64_t n : {16, 37, 90})
+    for (int64_t nk : {4, 8, 9}) {
+      const at::Tensor bT = test::uniform({nk, n}, static_cast<uint64_t>(n * 10 + nk)).to(dt);
+      std::vector<const T*> rows;
+      for (int64_t i = 0; i < 8; ++i)
+        rows.push_back(series.template data_ptr<T>() + ((i * 5 + 2) % 24) * 90);
+      at::Tensor together = at::empty({8, nk}, dt), alone = at::empty({8, nk}, dt);
+      kernels::row_dots<T>(8, n, rows.data(), nk, bT.template data_ptr<T>(), n, T(0.5),
+                           together.template data_ptr<T>(), nk);
+      for (int64_t i = 0; i < 8; ++i)
+        kernels::row_dots<T>(1, n, rows.data() + i, nk, bT.template data_ptr<T>(), n, T(0.5),
+                             alone.template data_ptr<T>() + i * nk, nk);
+      EXPECT_TRUE(at::equal(together, alone)) << n << " " << nk;
+      at::Tensor ref = at::empty({8, nk}, at::kDouble);
+      for (int64_t i = 0; i < 8; ++i)
+        ref[i] = 0.5 * bT.to(at::kDouble).mv(series[(i * 5 + 2) % 24].narrow(0, 0, n).to(at::kDouble));
+      EXPECT_LT(test::rel_diff(together.to(at::kDouble), ref), sizeof(T) == 4 ? 1e-5 : 1e-14);
+    }
+}
+
+TEST(RowKernels, ARowsDotProductsHaveTheSameBitsAloneAndInATile) {
+  check_dots_alone_and_in_tiles<float>();
+  check_dots_alone_and_in_tiles<double>();
+}
+
 TEST(RowKernels, TheResidualPassGivesTheNllSumsAndGradients) {
   const int64_t m = 7, cols = 21;  // a vector of 8 doubles twice, then 5 columns alone
   const at::Tensor o = test::uniform({m, cols}, 1), Y = test::uniform({m, cols}, 2),
