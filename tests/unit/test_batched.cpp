@@ -448,6 +448,29 @@ TEST(DenseKernels, LayersAndTheirGradientsEqualPlainProducts) {
 // The epilogues applied in the dense kernels' tiles: a float32 layer's fused tanh gives the bits of the layer
 // followed by tanh_fast, and tanh's derivative applied to an input gradient equals the product times 1 - h²,
 // on widths and rows with every kind of tile tail.
+// A weight gradient's tile of 4 x 4 sums has its lane sums taken a vector's worth at once; a weight row
+// alone has them one by one: the same tree, so the same bits, in float32 and float64.
+template <class T>
+void check_weight_rows_alone_and_in_tiles() {
+  const auto dt = c10::CppTypeToScalarType<T>::value;
+  const int64_t n = 48, wi = 8, wo = 8;
+  const at::Tensor in = test::uniform({wi, n}, 21).to(dt), dz = test::uniform({wo, n}, 22).to(dt);
+  at::Tensor together = at::empty({wi, wo}, dt), alone = at::empty({wi, wo}, dt);
+  kernels::dense_weight_grad<T>(n, wi, wo, in.template data_ptr<T>(), n, dz.template data_ptr<T>(), n,
+                                together.template data_ptr<T>(), nullptr);
+  for (int64_t k = 0; k < wi; ++k)
+    kernels::dense_weight_grad<T>(n, 1, wo, in.template data_ptr<T>() + k * n, n, dz.template data_ptr<T>(),
+                                  n, alone.template data_ptr<T>() + k * wo, nullptr);
+  EXPECT_TRUE(at::equal(together, alone));
+  EXPECT_LT(test::rel_diff(together.to(at::kDouble), in.to(at::kDouble).mm(dz.to(at::kDouble).t())),
+            sizeof(T) == 4 ? 1e-5 : 1e-14);
+}
+
+TEST(DenseKernels, AWeightRowsGradientHasTheSameBitsAloneAndInATile) {
+  check_weight_rows_alone_and_in_tiles<float>();
+  check_weight_rows_alone_and_in_tiles<double>();
+}
+
 TEST(DenseKernels, FusedTanhAndItsDerivativeEqualTheSeparatePasses) {
   using E32 = kernels::DenseEpilogue<float>;
   using E64 = kernels::DenseEpilogue<double>;
