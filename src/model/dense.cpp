@@ -82,20 +82,11 @@ MSLR_INLINE void weight_tile(int64_t n, const T* in, int64_t ld_in, const T* dz,
       for (int j = 0; j < J; ++j)
         acc[k][j] += x[k] * d[j];
   }
-  if constexpr (K * J % L == 0) {  // a vector's worth of lane sums at once, the same bits (simd::lane_sums)
-    for (int g = 0; g < K * J; g += L) {
-      V<T> part[L];
-      for (int q = 0; q < L; ++q)
-        part[q] = acc[(g + q) / J][(g + q) % J];
-      const V<T> sums = simd::lane_sums(part);
-      for (int q = 0; q < L; ++q)
-        G[((g + q) / J) * wo + (g + q) % J] = sums[q];
-    }
-  } else {
-    for (int k = 0; k < K; ++k)
-      for (int j = 0; j < J; ++j)
-        G[k * wo + j] = lane_sum(acc[k][j]);
-  }
+  T sums[K * J];
+  simd::tile_lane_sums<T, K, J>(acc, sums);
+  for (int k = 0; k < K; ++k)
+    for (int j = 0; j < J; ++j)
+      G[k * wo + j] = sums[k * J + j];
   if (gb)
     for (int j = 0; j < J; ++j)
       gb[j] = lane_sum(bacc[j]);

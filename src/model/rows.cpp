@@ -41,20 +41,8 @@ MSLR_INLINE void dots_tile(int64_t n, const T* const* rows, const T* bT, int64_t
       for (int k = 0; k < K; ++k)
         acc[i][k] += a[i] * b[k];
   }
-  // The tile's lane sums, a vector's worth at once where the tile has that many (simd::lane_sums, the same
-  // bits as lane_sum one by one).
   T sums[R * K];
-  if constexpr (R * K % L == 0) {
-    for (int g = 0; g < R * K; g += L) {
-      V<T> part[L];
-      for (int q = 0; q < L; ++q)
-        part[q] = acc[(g + q) / K][(g + q) % K];
-      store(sums + g, simd::lane_sums(part));
-    }
-  } else {
-    for (int q = 0; q < R * K; ++q)
-      sums[q] = lane_sum(acc[q / K][q % K]);
-  }
+  simd::tile_lane_sums<T, R, K>(acc, sums);
   for (int i = 0; i < R; ++i)
     for (int k = 0; k < K; ++k) {
       T v = sums[i * K + k];

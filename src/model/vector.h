@@ -100,17 +100,39 @@ MSLR_INLINE V<double> lane_sums(const V<double> (&a)[8]) {
          __builtin_shufflevector(d[0], d[1], 1, 3, 5, 7, 9, 11, 13, 15);
 }
 
+// The lane sums of a tile of A x B accumulators into out[a·B + b]: a vector's worth at once (lane_sums) where
+// the tile has that many, else one by one; the same bits either way.
+template <class T, int A, int B>
+MSLR_INLINE void tile_lane_sums(const V<T> (&acc)[A][B], T* out) {
+  constexpr int L = static_cast<int>(Vec<T>::lanes);
+  if constexpr (A * B % L == 0) {
+    for (int g = 0; g < A * B; g += L) {
+      V<T> part[L];
+      for (int q = 0; q < L; ++q)
+        part[q] = acc[(g + q) / B][(g + q) % B];
+      store(out + g, lane_sums(part));
+    }
+  } else {
+    for (int q = 0; q < A * B; ++q)
+      out[q] = lane_sum(acc[q / B][q % B]);
+  }
+}
+
 // ---- exp and tanh pieces, for a float or a vector of floats -------------------------------------------
 
 typedef int32_t VInt __attribute__((vector_size(kVectorBytes)));
 
 // Range reduction for exp: y = n ln 2 + r with n = round(y / ln 2) and |r| <= ln(2)/2; ln 2 is split in two
-// parts so that r is exact. Returns r and sets n.
-template <class F>
-MSLR_INLINE F reduce_ln2(F y, F* n) {
+// parts so that r is exact. Returns r and sets n. With rounded, also sets it to y / ln 2 + 1.5 · 2^23 + kBias
+// rounded, whose low mantissa bits hold n + kBias (tanh takes 2^n from them, with kBias = 127).
+template <int kBias = 0, class F>
+MSLR_INLINE F reduce_ln2(F y, F* n, F* rounded = nullptr) {
   constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
-  *n = (y * kLog2e + kRound) - kRound;
+  // 1.5 · 2^23 (+ kBias): adding and subtracting it rounds to an integer
+  constexpr float kRound = 12582912.0f + static_cast<float>(kBias);
+  const F t = y * kLog2e + kRound;
+  if (rounded) *rounded = t;
+  *n = t - kRound;
   return (y - *n * kLn2Hi) - *n * kLn2Lo;
 }
 
@@ -147,16 +169,13 @@ MSLR_INLINE float pow2i(float n) {
 //   (1.4e-8, under a quarter of an ulp);
 // - the sign is put back by a bit select from x (so tanh(-0) = -0 and NaN stays NaN: a NaN y is not held).
 MSLR_INLINE V<float> tanh(V<float> x) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  constexpr float kRound = 12582912.0f + 127.0f;
   const VInt bits = reinterpret_cast<VInt>(x);
   const VInt sign = VInt{} + static_cast<int32_t>(0x80000000u);
   const V<float> low = V<float>{} - 18.0f;
   V<float> y = -2.0f * reinterpret_cast<V<float>>(bits & ~sign);
   y = y < low ? low : y;  // NaN compares false and stays
-  const V<float> t = y * kLog2e + kRound;
-  const V<float> n = t - kRound;
-  const V<float> r = (y - n * kLn2Hi) - n * kLn2Lo;
+  V<float> n, t;
+  const V<float> r = reduce_ln2<127>(y, &n, &t);
   V<float> q = V<float>{} + 1.38982269e-3f;
   q = q * r + 8.36604089e-3f;
   q = q * r + 4.16668542e-2f;
