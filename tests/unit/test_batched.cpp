@@ -569,6 +569,38 @@ TEST(RowKernels, ARowsDotProductsHaveTheSameBitsAloneAndInATile) {
   check_dots_alone_and_in_tiles<double>();
 }
 
+// Sums over rows continued group by group (row_sums_into, from zeros, then times alpha) have row_sums's bits
+// over all the rows at once, whatever the groups, in float32 and float64; columns that fill no tile or vector
+// included.
+template <class T>
+void check_sums_in_groups() {
+  const auto dt = c10::CppTypeToScalarType<T>::value;
+  const at::Tensor series = test::uniform({30, 150}, 13).to(dt);
+  const int64_t m = 19;
+  std::vector<const T*> rows;
+  for (int64_t i = 0; i < m; ++i)
+    rows.push_back(series.template data_ptr<T>() + ((i * 7 + 1) % 30) * 150);
+  for (int64_t n : {5, 16, 150})
+    for (int64_t nk : {1, 4, 6}) {
+      const at::Tensor c = test::uniform({m, nk}, static_cast<uint64_t>(n * 10 + nk)).to(dt);
+      at::Tensor all = at::empty({nk, n}, dt);
+      kernels::row_sums<T>(m, n, rows.data(), nk, c.template data_ptr<T>(), nk, T(0.5),
+                           all.template data_ptr<T>(), n);
+      for (int64_t group : std::initializer_list<int64_t>{1, 3, 8, m}) {
+        at::Tensor parts = at::zeros({nk, n}, dt);
+        for (int64_t i = 0; i < m; i += group)
+          kernels::row_sums_into<T>(std::min(group, m - i), n, rows.data() + i, nk,
+                                    c.template data_ptr<T>() + i * nk, nk, parts.template data_ptr<T>(), n);
+        EXPECT_TRUE(at::equal(all, T(0.5) * parts)) << n << " " << nk << " " << group;
+      }
+    }
+}
+
+TEST(RowKernels, SumsOverRowsHaveTheSameBitsContinuedGroupByGroup) {
+  check_sums_in_groups<float>();
+  check_sums_in_groups<double>();
+}
+
 TEST(RowKernels, TheResidualPassGivesTheNllSumsAndGradients) {
   const int64_t m = 7, cols = 21;  // a vector of 8 doubles twice, then 5 columns alone
   const at::Tensor o = test::uniform({m, cols}, 1), Y = test::uniform({m, cols}, 2),

@@ -75,6 +75,13 @@ void row_dots(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* b
 template <class T>
 void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T alpha,
               T* outT, int64_t ld_out);
+// The same sums continued: outT[k·ld_out + j] += Σ_{i < m} c[i·ld_c + k] · rows[i][j], each row added in
+// row order to the value outT holds. Over consecutive groups of rows from outT = 0, then times alpha, this
+// gives row_sums's values bit for bit, with the groups' rows read side by side along their whole length
+// rather than a tile of columns at a time.
+template <class T>
+void row_sums_into(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T* outT,
+                   int64_t ld_out);
 
 // The most modes a fused latent drive (ResidualArgs::tran) takes.
 constexpr int64_t kFusedModes = 16;
