@@ -905,13 +905,13 @@ void Engine<T>::outputs(const Call& c) {
         const int64_t D = op.D, chunks = p.dtran_part[h].size(0);
         const T* dpart = p.dtran_part[h].template data_ptr<T>();
         T* dtran = p.dtran[h].template data_ptr<T>();
-        for (int64_t i = 0; i < B; ++i)
-          for (int64_t k = 0; k < D; ++k) {
-            T v2 = 0;
-            for (int64_t ch = 0; ch < chunks; ++ch)
-              v2 += dpart[(ch * p.max_batch + i) * D + k];
-            dtran[i * D + k] = v2;
-          }
+        // Chunk by chunk over the whole [B, D] block (each value's sum still in chunk order, from zero).
+        std::fill_n(dtran, B * D, T(0));
+        for (int64_t ch = 0; ch < chunks; ++ch) {
+          const T* part = dpart + ch * p.max_batch * D;
+          for (int64_t q = 0; q < B * D; ++q)
+            dtran[q] += part[q];
+        }
       }
       c.nll[s] = mb.weight[s] * total;
     }
