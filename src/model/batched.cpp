@@ -267,7 +267,11 @@ class Engine final : public BatchedModel::Impl {
   void predictors_forward(const Call& c);
   void predictors_backward(const Call& c);
   void mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b);
-  void mlp_backward(const Call& c, PredictorRun& r, int64_t block);
+  // The block's backward pass; blocks up to `last` (exclusive) are this thread's to come.
+  void mlp_backward(const Call& c, PredictorRun& r, int64_t block, int64_t last);
+  // The input of layer l of a block, [w_in[l], n] feature-major: the properties or a hidden layer's
+  // activations.
+  const T* weight_input(const PredictorRun& r, int64_t block, int64_t l) const;
   void projections(const Call& c);
   template <bool kGrad>
   void outputs(const Call& c);
@@ -637,10 +641,17 @@ void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::
   }
 }
 
+template <class T>
+const T* Engine<T>::weight_input(const PredictorRun& r, int64_t block, int64_t l) const {
+  const int64_t pos = r.blocks[block].pos;
+  return l == 0 ? r.input.template data_ptr<T>() + pos * r.n_props
+                : r.hidden[l - 1].template data_ptr<T>() + pos * r.w_in[l];
+}
+
 // The block's backward pass, feature-major: per layer from the last, [dW_l; db_l] from the layer's input and
 // the gradient at its output, then the gradient at its input dh = W_l · dz through the activation below.
 template <class T>
-void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
+void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block, int64_t last) {
   const auto& b = r.blocks[block];
   const auto& seg = r.segments[b.segment];
   const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
@@ -658,9 +669,16 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block) {
   }
   for (int64_t l = L - 1; l >= 0; --l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
-    const T* in = l == 0 ? r.input.template data_ptr<T>() + b.pos * r.n_props
-                         : r.hidden[l - 1].template data_ptr<T>() + b.pos * wi;  // [wi, n]
-    kernels::dense_weight_grad<T>(b.n, wi, wo, in, b.n, dz, b.n, grad + r.w_off[l], grad + r.b_off[l]);
+    const T* in = weight_input(r, block, l);  // [wi, n]
+    // While it computes, the weight gradient asks for the input of the weight gradient two kernels on (of
+    // this block or of the next one this thread takes): the activations are read back from memory, and
+    // without this each kernel would start by waiting for its input.
+    const int64_t ahead_l = l >= 2 ? l - 2 : L + l - 2, ahead_block = l >= 2 ? block : block + 1;
+    const T* ahead = ahead_l >= 0 && ahead_block < last ? weight_input(r, ahead_block, ahead_l) : nullptr;
+    const int64_t ahead_bytes =
+        ahead ? static_cast<int64_t>(sizeof(T)) * r.w_in[ahead_l] * r.blocks[ahead_block].n : 0;
+    kernels::dense_weight_grad<T>(b.n, wi, wo, in, b.n, dz, b.n, grad + r.w_off[l], grad + r.b_off[l], ahead,
+                                  ahead_bytes);
     if (l == 0) break;
     // dh [wi, n] = W_l [wi, wo] · dz [wo, n]: the forward kernel with A(k, j) = W_l[j, k]; through a tanh
     // below, its derivative 1 - h² is applied to the tiles in registers.
@@ -708,7 +726,7 @@ void Engine<T>::predictors_backward(const Call& c) {
     if (r.mlp)
       at::parallel_for(0, static_cast<int64_t>(r.blocks.size()), 1, [&](int64_t b0, int64_t b1) {
         for (int64_t bi = b0; bi < b1; ++bi)
-          mlp_backward(c, r, bi);
+          mlp_backward(c, r, bi, b1);
       });
     // Per segment: its blocks' gradients added in block order (MLP), or its points' gradients scattered into
     // the cube values in row order (hypercube), into the subject's own gradient.

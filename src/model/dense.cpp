@@ -65,12 +65,25 @@ MSLR_INLINE void forward_tile(int64_t wi, const T* A, int64_t sk, int64_t sj, co
 
 // G(k, j) = Σ_r in[k, r] dz[j, r] over r < n for K weight rows from k and J columns from j, and, when gb is
 // set, gb[j] = Σ_r dz[j, r] too.
+// The cache lines from p to end, asked for into L2 one per step (an address, not a pointer: the range may end
+// anywhere in a line).
+struct Lines {
+  uintptr_t p = 0, end = 0;
+  MSLR_INLINE void step() {
+    if (p < end) {
+      __builtin_prefetch(reinterpret_cast<const void*>(p), 0, 2);
+      p += simd::kVectorBytes;
+    }
+  }
+};
+
 template <class T, int K, int J>
 MSLR_INLINE void weight_tile(int64_t n, const T* in, int64_t ld_in, const T* dz, int64_t ld_dz, T* G,
-                             int64_t wo, T* gb) {
+                             int64_t wo, T* gb, Lines& ahead) {
   constexpr int64_t L = Vec<T>::lanes;
   V<T> acc[K][J] = {}, bacc[J] = {};
   for (int64_t r = 0; r < n; r += L) {
+    ahead.step();
     V<T> x[K], d[J];
     for (int k = 0; k < K; ++k)
       x[k] = load(in + k * ld_in + r);
@@ -137,23 +150,26 @@ MSLR_INLINE void forward_any(int64_t n, int64_t wi, int64_t wo, const T* A, int6
 
 template <class T, int K, int J>
 MSLR_INLINE void weight_cols(int64_t n, int64_t wo, const T* in, int64_t ld_in, const T* dz, int64_t ld_dz,
-                             T* G, T* gb) {
+                             T* G, T* gb, Lines& ahead) {
   int64_t j = 0;
   for (; j + J <= wo; j += J)
-    weight_tile<T, K, J>(n, in, ld_in, dz + j * ld_dz, ld_dz, G + j, wo, gb ? gb + j : nullptr);
+    weight_tile<T, K, J>(n, in, ld_in, dz + j * ld_dz, ld_dz, G + j, wo, gb ? gb + j : nullptr, ahead);
   for (; j < wo; ++j)
-    weight_tile<T, K, 1>(n, in, ld_in, dz + j * ld_dz, ld_dz, G + j, wo, gb ? gb + j : nullptr);
+    weight_tile<T, K, 1>(n, in, ld_in, dz + j * ld_dz, ld_dz, G + j, wo, gb ? gb + j : nullptr, ahead);
 }
 
 template <class T, int K, int J>
 MSLR_INLINE void weight_all(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t ld_in, const T* dz,
-                            int64_t ld_dz, T* G, T* gb) {
+                            int64_t ld_dz, T* G, T* gb, const void* ahead_p, int64_t ahead_bytes) {
+  Lines ahead;
+  ahead.p = reinterpret_cast<uintptr_t>(ahead_p);
+  ahead.end = ahead.p + (ahead_p ? ahead_bytes : 0);
   // The bias's gradient rides with the first weight rows.
   int64_t k = 0;
   for (; k + K <= wi; k += K)
-    weight_cols<T, K, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr);
+    weight_cols<T, K, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr, ahead);
   for (; k < wi; ++k)
-    weight_cols<T, 1, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr);
+    weight_cols<T, 1, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr, ahead);
 }
 
 // One version per feature level: AVX-512 has 32 vector registers (tiles of 4 x 4 vectors: 16 accumulators);
@@ -162,8 +178,9 @@ MSLR_INLINE void weight_all(int64_t n, int64_t wi, int64_t wo, const T* in, int6
 #define MSLR_FORWARD_ARGS                                                                            \
   int64_t n, int64_t wi, int64_t wo, const T *A, int64_t sk, int64_t sj, const T *bias, const T *in, \
       int64_t ld_in, T *out, int64_t ld_out, const DenseEpilogue<T>&e
-#define MSLR_WEIGHT_ARGS \
-  int64_t n, int64_t wi, int64_t wo, const T *in, int64_t ld_in, const T *dz, int64_t ld_dz, T *G, T *gb
+#define MSLR_WEIGHT_ARGS                                                                                  \
+  int64_t n, int64_t wi, int64_t wo, const T *in, int64_t ld_in, const T *dz, int64_t ld_dz, T *G, T *gb, \
+      const void *ahead, int64_t ahead_bytes
 template <class T>
 MSLR_TARGET_V4 void forward_v4(MSLR_FORWARD_ARGS) {
   forward_any<T, 4, 4>(n, wi, wo, A, sk, sj, bias, in, ld_in, out, ld_out, e);
@@ -174,11 +191,11 @@ MSLR_TARGET_V3 void forward_v3(MSLR_FORWARD_ARGS) {
 }
 template <class T>
 MSLR_TARGET_V4 void weight_v4(MSLR_WEIGHT_ARGS) {
-  weight_all<T, 4, 4>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+  weight_all<T, 4, 4>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb, ahead, ahead_bytes);
 }
 template <class T>
 MSLR_TARGET_V3 void weight_v3(MSLR_WEIGHT_ARGS) {
-  weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+  weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb, ahead, ahead_bytes);
 }
 #undef MSLR_FORWARD_ARGS
 #undef MSLR_WEIGHT_ARGS
@@ -213,19 +230,20 @@ void dense_forward(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, in
 
 template <class T>
 void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t ld_in, const T* dz,
-                       int64_t ld_dz, T* G, T* gb) {
+                       int64_t ld_dz, T* G, T* gb, const void* ahead, int64_t ahead_bytes) {
   check_rows<T>(n);
 #ifdef MSLR_LEVELS
-  if (simd::level() == 4) return weight_v4<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
-  if (simd::level() == 3) return weight_v3<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+  if (simd::level() == 4) return weight_v4<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb, ahead, ahead_bytes);
+  if (simd::level() == 3) return weight_v3<T>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb, ahead, ahead_bytes);
 #endif
-  weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb);
+  weight_all<T, 2, 2>(n, wi, wo, in, ld_in, dz, ld_dz, G, gb, ahead, ahead_bytes);
 }
 
 #define MSLR_INSTANTIATE(T)                                                                                 \
   template void dense_forward<T>(int64_t, int64_t, int64_t, const T*, int64_t, int64_t, const T*, const T*, \
                                  int64_t, T*, int64_t, const DenseEpilogue<T>&);                            \
-  template void dense_weight_grad<T>(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, T*);
+  template void dense_weight_grad<T>(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*,   \
+                                     T*, const void*, int64_t);
 MSLR_INSTANTIATE(float)
 MSLR_INSTANTIATE(double)
 #undef MSLR_INSTANTIATE

@@ -58,10 +58,11 @@ void dense_forward(int64_t n, int64_t wi, int64_t wo, const T* A, int64_t sk, in
                    const T* in, int64_t ld_in, T* out, int64_t ld_out, const DenseEpilogue<T>& e = {});
 // G[k·wo + j] = Σ_{r < n} in[k, r] · dz[j, r] for k < wi, j < wo (a layer's weight gradient, row-major), and
 // gb[j] = Σ_r dz[j, r] unless gb is nullptr: in [wi, ld_in], dz [wo, ld_dz]. The sums over rows are taken in a
-// fixed order (lane by lane, then a fixed tree over the lanes).
+// fixed order (lane by lane, then a fixed tree over the lanes). While it runs, it asks for the ahead_bytes
+// from `ahead` (data a later kernel reads) into L2, a cache line per vector of rows it reads.
 template <class T>
 void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t ld_in, const T* dz,
-                       int64_t ld_dz, T* G, T* gb);
+                       int64_t ld_dz, T* G, T* gb, const void* ahead = nullptr, int64_t ahead_bytes = 0);
 
 // Products over a minibatch's rows (src/model/rows.cpp): rows[i] points at row i of a matrix whose rows lie
 // anywhere (the sample rows of a recording, from some column on, or the rows of a block).
