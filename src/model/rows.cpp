@@ -154,17 +154,12 @@ MSLR_INLINE void add_halves(V<double> (&sq)[2], V<float> v) {
 }
 MSLR_INLINE void add_halves(V<double> (&)[1], V<double>) {}
 
-// The next chunk's cache lines in row order, one per call of step (ResidualArgs::next): whole rows in turn
-// rather than one line of every row, which would open a memory page per line.
+// Asks for the data `ahead` values past p along its row (an address that may lie past the row's end: it is
+// only ever prefetched, never read).
 template <class T>
-struct Ahead {
-  int64_t row = 0, line = 0;
-  MSLR_INLINE void step(const ResidualArgs<T>& a) {
-    if (row >= a.m) return;
-    __builtin_prefetch(a.y[row] + a.next + line * Vec<T>::lanes);
-    if (++line * Vec<T>::lanes >= a.cols) line = 0, ++row;
-  }
-};
+MSLR_INLINE void prefetch_along(const T* p, int64_t ahead) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + ahead * sizeof(T)));
+}
 
 // The residual pass (kernels.h) over all rows for one vector of columns from j: per-variable sums in
 // registers (Σ e² as float64 halves). With FD > 0 (a.D == FD) the outputs are the latent drive of FD modes,
@@ -172,7 +167,7 @@ struct Ahead {
 // mn is o itself and the sums for them are not taken: the same values, fewer operations a row. residual_column
 // below is the same arithmetic for one column, for the columns that do not fill a vector.
 template <class T, int FD, bool kAffine>
-MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& ahead) {
+MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j) {
   using W = V<double>;
   constexpr int kHalves = sizeof(T) == 4 ? 2 : 1;
   constexpr int kU = FD > 0 ? FD : 1;
@@ -189,13 +184,21 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& 
     sc = load(a.scale + j);
     of = load(a.offset + j);
   }
+  const bool resume = a.resume;
   V<T> u[kU], du[kU];
   for (int k = 0; k < FD; ++k) {
     u[k] = load(a.uT + k * a.ld_u + j);
-    du[k] = V<T>{};
+    du[k] = resume && du_ ? load(a.duT + k * a.ld_du + j) : V<T>{};
   }
   V<T> doff = {}, dscale = {};
+  if (kAffine && resume && !mean_) {
+    doff = load(a.doff + j);
+    dscale = load(a.dscale + j);
+  }
   W sq[kHalves] = {};
+  if (resume)
+    for (int h = 0; h < kHalves; ++h)
+      sq[h] = load(a.sq + j + h * Vec<double>::lanes);
   V<T> sq_run = {};  // float32: e² of the last rows, up to kSquareRun of them
   int run = 0;
   for (int64_t i = 0; i < m; ++i) {
@@ -209,7 +212,7 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j, Ahead<T>& 
     }
     V<T> mn = o;
     if constexpr (kAffine) mn = sc * o + of;
-    if (a.next) ahead.step(a);
+    if (a.ahead) prefetch_along(y[i] + j, a.ahead);
     const V<T> e = mn - load(y[i] + j);
     if constexpr (kHalves == 2) {
       sq_run += e * e;
@@ -255,9 +258,14 @@ MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
   const bool affine = a.scale;
   const T sc = affine ? a.scale[j] : T(1), of = affine ? a.offset[j] : T(0), wip = a.weight * a.ipsi[j];
   const int64_t D = a.tran ? a.D : 0;
-  T doff = 0, dscale = 0;
+  const bool resume = a.resume;
+  T doff = resume && affine && !a.mean ? a.doff[j] : T(0),
+    dscale = resume && affine && !a.mean ? a.dscale[j] : T(0);
   T du[kFusedModes] = {};
-  double sq = 0;
+  if (resume && D > 0 && a.duT && !a.mean)
+    for (int64_t k = 0; k < D; ++k)
+      du[k] = a.duT[k * a.ld_du + j];
+  double sq = resume ? a.sq[j] : 0.0;
   T sq_run = 0;  // float32: as in residual_vector
   int run = 0;
   for (int64_t i = 0; i < a.m; ++i) {
@@ -308,10 +316,9 @@ MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
 template <class T, int FD, bool kAffine>
 MSLR_INLINE void residual_cols(const ResidualArgs<T>& a) {
   constexpr int64_t L = Vec<T>::lanes;
-  Ahead<T> ahead;
   int64_t j = 0;
   for (; j + L <= a.cols; j += L)
-    residual_vector<T, FD, kAffine>(a, j, ahead);
+    residual_vector<T, FD, kAffine>(a, j);
   for (; j < a.cols; ++j)
     residual_column(a, j);
 }

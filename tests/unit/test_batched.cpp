@@ -655,7 +655,8 @@ TEST(RowKernels, TheResidualPassGivesTheNllSumsAndGradients) {
 
 // The residual pass with the latent drive fused in (identity outputs): it computes z = tran · uᵀ itself and
 // du = dzᵀ · tran beside the NLL's sums, and equals the products done apart, in float64 and in float32 (whose
-// Σ e² is summed in float32 over runs of rows); asking for the next chunk's rows changes nothing.
+// Σ e² is summed in float32 over runs of rows); asking for data further along the rows changes nothing, and
+// groups of rows continued one from another give one pass's bits.
 template <class T>
 void check_fused_residual(double tol) {
   const int64_t m = 11, cols = 37, D = 5, ld = 45;  // cols: whole vectors, then a tail of single columns
@@ -690,7 +691,7 @@ void check_fused_residual(double tol) {
   a.ld_u = ld;
   a.duT = duT.template data_ptr<T>();
   a.ld_du = ld;
-  a.next = 8;  // within the rows: the next chunk is asked for, and nothing else changes
+  a.ahead = 8;  // further along the rows: asked for, and nothing else changes
   kernels::residual_pass<T>(a);
   const at::Tensor t = tran.to(at::kDouble), u = uT.to(at::kDouble).narrow(1, 0, cols), z = t.mm(u),
                    sc = scale.to(at::kDouble), mn = sc * z + offset.to(at::kDouble),
@@ -724,6 +725,31 @@ void check_fused_residual(double tol) {
     const at::Tensor e1 = z - Y.to(at::kDouble).narrow(1, 0, cols), g1 = w * e1 / psi.to(at::kDouble);
     EXPECT_LT(test::rel_diff(sq1, (e1 * e1).sum(0)), tol);
     EXPECT_LT(test::rel_diff(duT1.to(at::kDouble).narrow(1, 0, cols), t.t().mm(g1)), tol);
+  }
+  // Group by group of rows (from multiples of four), each pass continuing the last one's sums: the same bits
+  // as one pass over all the rows, with and without scales and offsets.
+  for (bool affine : {true, false}) {
+    at::Tensor sq2 = at::empty_like(sq), dz2 = at::empty_like(dz), doff2 = at::empty_like(doff),
+               dscale2 = at::empty_like(dscale), duT2 = at::full({D, ld}, 7.0, dt);
+    kernels::ResidualArgs<T> all = a, part = a;
+    if (!affine) all.scale = all.offset = all.doff = all.dscale = nullptr;
+    kernels::residual_pass<T>(all);
+    part.scale = all.scale;
+    part.offset = all.offset;
+    part.sq = sq2.data_ptr<double>();
+    part.doff = affine ? doff2.template data_ptr<T>() : nullptr;
+    part.dscale = affine ? dscale2.template data_ptr<T>() : nullptr;
+    part.duT = duT2.template data_ptr<T>();
+    for (int64_t g0 : {0, 4, 8}) {
+      part.m = std::min<int64_t>(4, m - g0);
+      part.y = y.data() + g0;
+      part.tran = a.tran + g0 * D;
+      part.dz = dz2.template data_ptr<T>() + g0 * cols;
+      part.resume = g0 > 0;
+      kernels::residual_pass<T>(part);
+    }
+    EXPECT_TRUE(at::equal(sq2, sq) && at::equal(dz2, dz) && at::equal(duT2, duT)) << affine;
+    if (affine) EXPECT_TRUE(at::equal(doff2, doff) && at::equal(dscale2, dscale));
   }
   at::Tensor mean = at::empty({m, cols}, dt);
   a.dz = a.doff = a.dscale = a.duT = nullptr;

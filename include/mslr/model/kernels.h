@@ -118,10 +118,14 @@ struct ResidualArgs {
   int64_t ld_u = 0;
   T* duT = nullptr;  // [D, ld_du] from the chunk's first variable
   int64_t ld_du = 0;
-  // When not 0: y[i] + next is where the next chunk's data of row i starts. The pass asks for one of its
-  // cache lines per vector of outputs it computes, so that the next chunk's rows arrive while this one is
-  // computed, at the pace it is computed, instead of in one burst that the pass waits for.
-  int64_t next = 0;
+  // The sums continued: sq, doff, dscale and duT hold those of earlier rows (a group of rows before these),
+  // to which these rows are added in order, instead of being overwritten. Over groups of rows that start at
+  // multiples of four, this gives the bits of one pass over all the rows.
+  bool resume = false;
+  // When not 0: for each vector of y it reads, the pass asks for the one `ahead` values further along the
+  // same row (data a later vector or call reads), so that a row read in a long run arrives at the pace it is
+  // computed.
+  int64_t ahead = 0;
 };
 template <class T>
 void residual_pass(const ResidualArgs<T>& a);
