@@ -63,8 +63,6 @@ MSLR_INLINE void forward_tile(int64_t wi, const T* A, int64_t sk, int64_t sj, co
       store(out + j * ld_out + v * L, epilogue<T, E>(acc[j][v], h + j * ld_out + v * L));
 }
 
-// G(k, j) = Σ_r in[k, r] dz[j, r] over r < n for K weight rows from k and J columns from j, and, when gb is
-// set, gb[j] = Σ_r dz[j, r] too.
 // The cache lines from p to end, asked for into L2 one per step (an address, not a pointer: the range may end
 // anywhere in a line).
 struct Lines {
@@ -77,6 +75,8 @@ struct Lines {
   }
 };
 
+// G(k, j) = Σ_r in[k, r] dz[j, r] over r < n for K weight rows from k and J columns from j, and, when gb is
+// set, gb[j] = Σ_r dz[j, r] too.
 template <class T, int K, int J>
 MSLR_INLINE void weight_tile(int64_t n, const T* in, int64_t ld_in, const T* dz, int64_t ld_dz, T* G,
                              int64_t wo, T* gb, Lines& ahead) {

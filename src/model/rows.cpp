@@ -72,12 +72,19 @@ MSLR_INLINE void dots_all(int64_t m, int64_t n, const T* const* rows, int64_t nk
     dots_rows<T, 1, K>(n, rows + i, nk, bT, ld_b, alpha, out + i * ld_out, ld_out);
 }
 
-// outT[k, j] = alpha Σ_i c[i, k] rows[i][j] for K coefficients and CV vectors of columns from j (or, with
-// CV = 0, the one column j); with kInto, outT[k, j] + Σ_i c[i, k] rows[i][j] (alpha is not applied).
+// Asks for the data `ahead` values past p along its row (an address that may lie past the row's end: it is
+// only ever prefetched, never read).
+template <class T>
+MSLR_INLINE void prefetch_along(const T* p, int64_t ahead) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + ahead * sizeof(T)));
+}
+
 // How far along its row a continued sum (row_sums_into) asks for the data it reads next: the rows are read
 // side by side, and the hardware prefetcher alone keeps too few of them in flight.
 constexpr int64_t kSumsAhead = 256;
 
+// outT[k, j] = alpha Σ_i c[i, k] rows[i][j] for K coefficients and CV vectors of columns from j (or, with
+// CV = 0, the one column j); with kInto, outT[k, j] + Σ_i c[i, k] rows[i][j] (alpha is not applied).
 template <class T, int K, int CV, bool kInto>
 MSLR_INLINE void sums_tile(int64_t m, const T* const* rows, int64_t j, const T* c, int64_t ld_c, T alpha,
                            T* outT, int64_t ld_out) {
@@ -98,10 +105,8 @@ MSLR_INLINE void sums_tile(int64_t m, const T* const* rows, int64_t j, const T* 
         acc[k][v] = kInto ? load(outT + k * ld_out + j + v * L) : V<T>{};
     for (int64_t i = 0; i < m; ++i) {
       if constexpr (kInto) {
-        // An address past the row's end is only ever prefetched, never read.
-        const uintptr_t ahead = reinterpret_cast<uintptr_t>(rows[i] + j) + kSumsAhead * sizeof(T);
         for (int v = 0; v < CV; ++v)
-          __builtin_prefetch(reinterpret_cast<const void*>(ahead + v * simd::kVectorBytes));
+          prefetch_along(rows[i] + j + v * L, kSumsAhead);
       } else if (i + 4 < m) {
         prefetch_row(rows[i + 4] + j);
       }
@@ -153,13 +158,6 @@ MSLR_INLINE void add_halves(V<double> (&sq)[2], V<float> v) {
   sq[1] += __builtin_convertvector(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15), V<double>);
 }
 MSLR_INLINE void add_halves(V<double> (&)[1], V<double>) {}
-
-// Asks for the data `ahead` values past p along its row (an address that may lie past the row's end: it is
-// only ever prefetched, never read).
-template <class T>
-MSLR_INLINE void prefetch_along(const T* p, int64_t ahead) {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + ahead * sizeof(T)));
-}
 
 // The residual pass (kernels.h) over all rows for one vector of columns from j: per-variable sums in
 // registers (Σ e² as float64 halves). With FD > 0 (a.D == FD) the outputs are the latent drive of FD modes,
