@@ -276,8 +276,10 @@ class Engine final : public BatchedModel::Impl {
   std::map<int, int> run_of_key_;
   std::vector<Item> items_in_, items_out_, items_grad_;
   int64_t scratch_size_ = 0, dscratch_size_ = 0, rows_size_ = 0;
-  std::vector<std::vector<T>> scratch_;        // per thread
-  std::vector<std::vector<double>> dscratch_;  // per thread
+  // Per thread, tensors rather than std::vector: LibTorch's allocator starts them on a cache line, where
+  // std::vector's storage is 16-byte aligned and every vector the kernels read or write in it would straddle
+  // two lines (the large step's output pass and predictors' backward took ~20% longer on such a buffer).
+  std::vector<at::Tensor> scratch_, dscratch_;
   std::vector<std::vector<const T*>> rows_;    // per thread: row pointers for the regression kernels
 };
 
@@ -591,7 +593,7 @@ template <class T>
 T* Engine<T>::scratch(int64_t n) {
   const int t = at::get_thread_num();
   MSLR_CHECK(n <= scratch_size_ && t < static_cast<int>(scratch_.size()), "batched step: scratch too small");
-  return scratch_[t].data();
+  return scratch_[t].template data_ptr<T>();
 }
 
 template <class T>
@@ -599,7 +601,7 @@ double* Engine<T>::dscratch(int64_t n) {
   const int t = at::get_thread_num();
   MSLR_CHECK(n <= dscratch_size_ && t < static_cast<int>(dscratch_.size()),
              "batched step: scratch too small");
-  return dscratch_[t].data();
+  return dscratch_[t].template data_ptr<double>();
 }
 
 // ---- predictors ------------------------------------------------------------------------------------------
@@ -1009,8 +1011,10 @@ void Engine<T>::run(const Minibatch& batch, const std::vector<at::Tensor>& subje
   }
   const int threads = at::get_num_threads();
   if (static_cast<int>(scratch_.size()) < threads) {  // only when the thread count grows
-    scratch_.resize(threads, std::vector<T>(scratch_size_));
-    dscratch_.resize(threads, std::vector<double>(dscratch_size_));
+    for (int t = static_cast<int>(scratch_.size()); t < threads; ++t) {
+      scratch_.push_back(at::zeros({scratch_size_}, at::TensorOptions().dtype(dtype)));
+      dscratch_.push_back(at::zeros({dscratch_size_}, at::TensorOptions().dtype(at::kDouble)));
+    }
     rows_.resize(threads, std::vector<const T*>(rows_size_));
   }
   PhaseClock clock(phases);

@@ -4,7 +4,9 @@
 // in all, and the step's FLOPs as GFLOP/s.
 //
 //   mslr_bench_step [--subjects 4] [--neurons 20000] [--batch 159] [--time-points 2000] [--steps 20]
-//                   [--threads 1]
+//                   [--threads 1] [--adam LR]
+//       --adam LR: an Adam step of rate LR on every parameter after each step (not timed), so that the
+//       parameters move as in a fit (0, the default: the step runs on the same initial values throughout).
 //   mslr_bench_step --fixed-cost 1
 //       the fixed part of a subject's placement cost (fitter.h, kSubjectCostCpu): a step of 64 subjects of 16
 //       neurons and 8 samples against one of 20000 neurons and 159 samples, as the cost a subject has beyond
@@ -19,6 +21,7 @@
 #include <string>
 
 #include "mslr/core/system.h"
+#include "mslr/fit/adam.h"
 #include "mslr/model/batched.h"
 
 using namespace mslr;
@@ -34,6 +37,10 @@ struct Setup {
   int64_t batch = 0, batches = 1, next = 0;  // the epoch's minibatches, used in turn
   std::unique_ptr<BatchedModel> model;
   std::vector<double> nll;
+  double lr = 0;  // --adam
+  std::vector<AdamState> adam;
+  AdamState shared_adam;
+  at::Tensor shared_sum;
 };
 
 const int64_t kStim = 4, kModes = 4;
@@ -87,14 +94,34 @@ void step(Setup& u) {
   u.model->step(u.mb, u.params, u.shared_params, u.grads, u.shared_grads, u.nll.data());
 }
 
+// An Adam step on every parameter from the last step's gradients (the shared ones summed over subjects).
+void adam(Setup& u, BatchedModel::Phases* ph) {
+  if (u.lr <= 0) return;
+  if (u.adam.empty()) {
+    for (const auto& p : u.params)
+      u.adam.push_back(AdamState::zeros_like(p));
+    u.shared_adam = AdamState::zeros_like(u.shared_params);
+  }
+  u.model->time_phases(nullptr);
+  for (size_t s = 0; s < u.params.size(); ++s)
+    adam_step(u.params[s], u.grads[s], u.adam[s], u.lr, AdamOptions{});
+  u.shared_sum = u.shared_grads[0].clone();
+  for (size_t s = 1; s < u.shared_grads.size(); ++s)
+    u.shared_sum.add_(u.shared_grads[s]);
+  adam_step(u.shared_params, u.shared_sum, u.shared_adam, u.lr, AdamOptions{});
+  u.model->time_phases(ph);
+}
+
 // The best of `rounds` timings of `steps` steps, in seconds per step.
 double seconds_per_step(Setup& u, int steps, int rounds) {
   step(u);  // warm-up
   double best = 1e30;
   for (int r = 0; r < rounds; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    for (int i = 0; i < steps; ++i)
+    for (int i = 0; i < steps; ++i) {
       step(u);
+      adam(u, nullptr);
+    }
     best =
         std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / steps);
   }
@@ -119,6 +146,7 @@ int fixed_cost() {
 int main(int argc, char** argv) {
   int64_t subjects = 4, neurons = 20000, batch = 159, T = 2000, steps = 20, threads = 1;
   bool fixed = false;
+  double lr = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const int64_t v = std::atoll(argv[i + 1]);
@@ -134,6 +162,8 @@ int main(int argc, char** argv) {
       steps = v;
     else if (k == "--threads")
       threads = v;
+    else if (k == "--adam")
+      lr = std::atof(argv[i + 1]);
     else if (k == "--fixed-cost")
       fixed = v != 0;
     else {
@@ -144,13 +174,18 @@ int main(int argc, char** argv) {
   limit_threads(static_cast<int>(threads), 1);
   if (fixed) return fixed_cost();
   Setup u = make_setup(subjects, neurons, batch, T);
+  u.lr = lr;
   step(u);  // warm-up
+  adam(u, nullptr);
   BatchedModel::Phases ph;
   u.model->time_phases(&ph);
-  const auto t0 = std::chrono::steady_clock::now();
-  for (int64_t i = 0; i < steps; ++i)
+  double total = 0;
+  for (int64_t i = 0; i < steps; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
     step(u);
-  const double total = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    total += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    adam(u, &ph);
+  }
   const int64_t stim = kStim, modes = kModes;
   // FLOPs of a step, counted as tools/bench_roofline.py counts them.
   const double latent = static_cast<double>(stim + modes);
