@@ -24,6 +24,16 @@ MSLR_INLINE void prefetch_row(const T* p) {
   __builtin_prefetch(reinterpret_cast<const char*>(p) + 64);
 }
 
+// Asks for the data `ahead` values past p along its row (an address that may lie past the row's end: it is
+// only ever prefetched, never read).
+template <class T>
+MSLR_INLINE void prefetch_along(const T* p, int64_t ahead) {
+  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + ahead * sizeof(T)));
+}
+
+// How far along its row a dot product asks for the data it reads next.
+constexpr int64_t kDotsAhead = 256;
+
 // out[i, k] = alpha Σ_j rows[i][j] bT[k, j] for R rows and K vectors of bT.
 template <class T, int R, int K>
 MSLR_INLINE void dots_tile(int64_t n, const T* const* rows, const T* bT, int64_t ld_b, T alpha, T* out,
@@ -33,8 +43,10 @@ MSLR_INLINE void dots_tile(int64_t n, const T* const* rows, const T* bT, int64_t
   int64_t j = 0;
   for (; j + L <= n; j += L) {
     V<T> a[R], b[K];
-    for (int i = 0; i < R; ++i)
+    for (int i = 0; i < R; ++i) {
+      prefetch_along(rows[i] + j, kDotsAhead);
       a[i] = load(rows[i] + j);
+    }
     for (int k = 0; k < K; ++k)
       b[k] = load(bT + k * ld_b + j);
     for (int i = 0; i < R; ++i)
@@ -70,13 +82,6 @@ MSLR_INLINE void dots_all(int64_t m, int64_t n, const T* const* rows, int64_t nk
     dots_rows<T, R, K>(n, rows + i, nk, bT, ld_b, alpha, out + i * ld_out, ld_out);
   for (; i < m; ++i)
     dots_rows<T, 1, K>(n, rows + i, nk, bT, ld_b, alpha, out + i * ld_out, ld_out);
-}
-
-// Asks for the data `ahead` values past p along its row (an address that may lie past the row's end: it is
-// only ever prefetched, never read).
-template <class T>
-MSLR_INLINE void prefetch_along(const T* p, int64_t ahead) {
-  __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + ahead * sizeof(T)));
 }
 
 // How far along its row a continued sum (row_sums_into) asks for the data it reads next: the rows are read
