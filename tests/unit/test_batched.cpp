@@ -175,8 +175,10 @@ struct Problem {
     return r;
   }
 
-  // The batched step over the subjects `which` (all by default), the shared parameters held when asked.
-  Result batched(at::ScalarType dtype, std::vector<int> which = {}, bool hold_shared = false) const {
+  // The batched step over the subjects `which` (all by default), the shared parameters held when asked, the
+  // regression passes in waves of wave_bytes when given (else the default).
+  Result batched(at::ScalarType dtype, std::vector<int> which = {}, bool hold_shared = false,
+                 int64_t wave_bytes = 0) const {
     if (which.empty())
       for (size_t s = 0; s < models.size(); ++s)
         which.push_back(static_cast<int>(s));
@@ -201,6 +203,7 @@ struct Problem {
     }
     BatchedModel model(*shared, subjects, dtype);
     model.hold_shared(hold_shared);
+    if (wave_bytes > 0) model.set_wave_bytes(wave_bytes);
     std::vector<double> nll(which.size());
     model.step(mb, sp, shared_params.to(dtype), grads, shared_grads, nll.data());
     Result r;
@@ -257,21 +260,24 @@ TEST_P(BatchedStep, EqualsAutogradInFloat32ToItsRounding) {
 
 TEST_P(BatchedStep, ASubjectsNumbersDependOnItAloneAndNotOnThreads) {
   // What decides rank invariance: a subject's gradients are bitwise the same computed with others or alone,
-  // and with 1 or 2 threads.
+  // with 1 or 2 threads, and with the regression passes in one wave or a wave per subject.
   const Case& c = GetParam();
   Problem p(c, 7);
   const int threads = at::get_num_threads();
   at::set_num_threads(1);
   const auto all = p.batched(at::kFloat);
+  const auto waves = p.batched(at::kFloat, {}, false, 1);
   at::set_num_threads(2);
   const auto all2 = p.batched(at::kFloat);
+  const auto waves2 = p.batched(at::kFloat, {}, false, 1);
   const auto last = p.batched(at::kFloat, {static_cast<int>(p.models.size()) - 1});
   at::set_num_threads(threads);
-  for (size_t s = 0; s < p.models.size(); ++s) {
-    EXPECT_TRUE(all.grad[s].equal(all2.grad[s]));
-    EXPECT_TRUE(all.shared_grad[s].equal(all2.shared_grad[s]));
-    EXPECT_EQ(all.nll[s], all2.nll[s]);
-  }
+  for (size_t s = 0; s < p.models.size(); ++s)
+    for (const auto* other : {&all2, &waves, &waves2}) {
+      EXPECT_TRUE(all.grad[s].equal(other->grad[s])) << "subject " << s;
+      EXPECT_TRUE(all.shared_grad[s].equal(other->shared_grad[s])) << "subject " << s;
+      EXPECT_EQ(all.nll[s], other->nll[s]);
+    }
   EXPECT_TRUE(all.grad.back().equal(last.grad[0]));
   EXPECT_TRUE(all.shared_grad.back().equal(last.shared_grad[0]));
   EXPECT_EQ(all.nll.back(), last.nll[0]);

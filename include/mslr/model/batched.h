@@ -65,6 +65,10 @@ class BatchedModel {
   // With every shared parameter held fixed (fit --freeze shared), step() leaves the shared gradients zero
   // and skips the work only they need: the shared predictors' backward and the gradients of their modes.
   void hold_shared(bool held);
+  // The regression passes run over the subjects in waves of consecutive subjects, each reading at least
+  // `bytes` of minibatch rows per thread (src/model/batched.cpp, kWaveBytes, the default). No number depends
+  // on it; the tests set 1 (a wave per subject) to show that.
+  void set_wave_bytes(int64_t bytes);
 
   // Seconds spent in each phase of step() and forward(), added up over calls while timing is on (a
   // benchmark's breakdown, tests/bench/bench_step.cpp); `into` nullptr turns timing off (the default).
