@@ -962,7 +962,8 @@ void Engine<T>::mode_gradients(const Call& c, const Wave& w) {
   const Minibatch& mb = *c.batch;
   // d p_g = alpha · x_gᵀ · d proj_g, transposed (d p_gᵀ = alpha · d proj_gᵀ · x_g), chunk by chunk of x_g's
   // variables, each a sum over the minibatch's rows read where they lie (no reduction across chunks), taken
-  // group of rows by group of rows in row order and scaled by alpha at the end: row_sums's bits.
+  // group of rows by group of rows in row order (the bits of one sum over all the rows) and scaled by alpha at
+  // the end.
   at::parallel_for(w.grad0, w.grad1, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t it = i0; it < i1; ++it) {
       const Item& item = items_grad_[it];

@@ -3,7 +3,7 @@
 //
 // As in dense.cpp, tiles of the result stay in registers and every value is a sum in one fixed order:
 // row_dots sums along a row lane by lane, then by a fixed tree over the lanes, then the last values that do
-// not fill a vector one by one; row_sums and the residual pass sum over rows in row order. So no value
+// not fill a vector one by one; row_sums_into and the residual pass sum over rows in row order. So no value
 // depends on the tiling, on which rows a call covers beside its own, or on the threads.
 #include "mslr/core/error.h"
 #include "mslr/model/kernels.h"
@@ -17,12 +17,6 @@ using simd::load;
 using simd::store;
 using simd::V;
 using simd::Vec;
-
-template <class T>
-MSLR_INLINE void prefetch_row(const T* p) {
-  __builtin_prefetch(p);
-  __builtin_prefetch(reinterpret_cast<const char*>(p) + 64);
-}
 
 // Asks for the data `ahead` values past p along its row (an address that may lie past the row's end: it is
 // only ever prefetched, never read).
@@ -88,33 +82,29 @@ MSLR_INLINE void dots_all(int64_t m, int64_t n, const T* const* rows, int64_t nk
 // side by side, and the hardware prefetcher alone keeps too few of them in flight.
 constexpr int64_t kSumsAhead = 256;
 
-// outT[k, j] = alpha Σ_i c[i, k] rows[i][j] for K coefficients and CV vectors of columns from j (or, with
-// CV = 0, the one column j); with kInto, outT[k, j] + Σ_i c[i, k] rows[i][j] (alpha is not applied).
-template <class T, int K, int CV, bool kInto>
-MSLR_INLINE void sums_tile(int64_t m, const T* const* rows, int64_t j, const T* c, int64_t ld_c, T alpha,
-                           T* outT, int64_t ld_out) {
+// outT[k, j] += Σ_i c[i, k] rows[i][j] for K coefficients and CV vectors of columns from j (or, with CV = 0,
+// the one column j).
+template <class T, int K, int CV>
+MSLR_INLINE void sums_tile(int64_t m, const T* const* rows, int64_t j, const T* c, int64_t ld_c, T* outT,
+                           int64_t ld_out) {
   constexpr int64_t L = Vec<T>::lanes;
   if constexpr (CV == 0) {
     T acc[K];
     for (int k = 0; k < K; ++k)
-      acc[k] = kInto ? outT[k * ld_out + j] : T(0);
+      acc[k] = outT[k * ld_out + j];
     for (int64_t i = 0; i < m; ++i)
       for (int k = 0; k < K; ++k)
         acc[k] += c[i * ld_c + k] * rows[i][j];
     for (int k = 0; k < K; ++k)
-      outT[k * ld_out + j] = kInto ? acc[k] : alpha * acc[k];
+      outT[k * ld_out + j] = acc[k];
   } else {
     V<T> acc[K][CV];
     for (int k = 0; k < K; ++k)
       for (int v = 0; v < CV; ++v)
-        acc[k][v] = kInto ? load(outT + k * ld_out + j + v * L) : V<T>{};
+        acc[k][v] = load(outT + k * ld_out + j + v * L);
     for (int64_t i = 0; i < m; ++i) {
-      if constexpr (kInto) {
-        for (int v = 0; v < CV; ++v)
-          prefetch_along(rows[i] + j + v * L, kSumsAhead);
-      } else if (i + 4 < m) {
-        prefetch_row(rows[i + 4] + j);
-      }
+      for (int v = 0; v < CV; ++v)
+        prefetch_along(rows[i] + j + v * L, kSumsAhead);
       V<T> a[CV];
       for (int v = 0; v < CV; ++v)
         a[v] = load(rows[i] + j + v * L);
@@ -126,31 +116,31 @@ MSLR_INLINE void sums_tile(int64_t m, const T* const* rows, int64_t j, const T* 
     }
     for (int k = 0; k < K; ++k)
       for (int v = 0; v < CV; ++v)
-        store(outT + k * ld_out + j + v * L, kInto ? acc[k][v] : alpha * acc[k][v]);
+        store(outT + k * ld_out + j + v * L, acc[k][v]);
   }
 }
 
-template <class T, int K, int CV, bool kInto>
-MSLR_INLINE void sums_cols(int64_t m, int64_t n, const T* const* rows, const T* c, int64_t ld_c, T alpha,
-                           T* outT, int64_t ld_out) {
+template <class T, int K, int CV>
+MSLR_INLINE void sums_cols(int64_t m, int64_t n, const T* const* rows, const T* c, int64_t ld_c, T* outT,
+                           int64_t ld_out) {
   constexpr int64_t L = Vec<T>::lanes;
   int64_t j = 0;
   for (; j + CV * L <= n; j += CV * L)
-    sums_tile<T, K, CV, kInto>(m, rows, j, c, ld_c, alpha, outT, ld_out);
+    sums_tile<T, K, CV>(m, rows, j, c, ld_c, outT, ld_out);
   for (; j + L <= n; j += L)
-    sums_tile<T, K, 1, kInto>(m, rows, j, c, ld_c, alpha, outT, ld_out);
+    sums_tile<T, K, 1>(m, rows, j, c, ld_c, outT, ld_out);
   for (; j < n; ++j)
-    sums_tile<T, K, 0, kInto>(m, rows, j, c, ld_c, alpha, outT, ld_out);
+    sums_tile<T, K, 0>(m, rows, j, c, ld_c, outT, ld_out);
 }
 
-template <class T, int K, int CV, bool kInto>
+template <class T, int K, int CV>
 MSLR_INLINE void sums_all(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c,
-                          T alpha, T* outT, int64_t ld_out) {
+                          T* outT, int64_t ld_out) {
   int64_t k = 0;
   for (; k + K <= nk; k += K)
-    sums_cols<T, K, CV, kInto>(m, n, rows, c + k, ld_c, alpha, outT + k * ld_out, ld_out);
+    sums_cols<T, K, CV>(m, n, rows, c + k, ld_c, outT + k * ld_out, ld_out);
   for (; k < nk; ++k)
-    sums_cols<T, 1, CV, kInto>(m, n, rows, c + k, ld_c, alpha, outT + k * ld_out, ld_out);
+    sums_cols<T, 1, CV>(m, n, rows, c + k, ld_c, outT + k * ld_out, ld_out);
 }
 
 // Σ e² of float32 outputs is summed in float64 per run of kSquareRun rows, each run's e² summed in float32
@@ -366,9 +356,8 @@ MSLR_INLINE void residual_all(const ResidualArgs<T>& a) {
 #define MSLR_DOTS_ARGS                                                                                \
   int64_t m, int64_t n, const T *const *rows, int64_t nk, const T *bT, int64_t ld_b, T alpha, T *out, \
       int64_t ld_out
-#define MSLR_SUMS_ARGS                                                                                \
-  int64_t m, int64_t n, const T *const *rows, int64_t nk, const T *c, int64_t ld_c, T alpha, T *outT, \
-      int64_t ld_out
+#define MSLR_SUMS_ARGS \
+  int64_t m, int64_t n, const T *const *rows, int64_t nk, const T *c, int64_t ld_c, T *outT, int64_t ld_out
 template <class T>
 MSLR_TARGET_V4 void dots_v4(MSLR_DOTS_ARGS) {
   dots_all<T, 4, 4>(m, n, rows, nk, bT, ld_b, alpha, out, ld_out);
@@ -377,13 +366,13 @@ template <class T>
 MSLR_TARGET_V3 void dots_v3(MSLR_DOTS_ARGS) {
   dots_all<T, 2, 2>(m, n, rows, nk, bT, ld_b, alpha, out, ld_out);
 }
-template <class T, bool kInto>
+template <class T>
 MSLR_TARGET_V4 void sums_v4(MSLR_SUMS_ARGS) {
-  sums_all<T, 4, 4, kInto>(m, n, rows, nk, c, ld_c, alpha, outT, ld_out);
+  sums_all<T, 4, 4>(m, n, rows, nk, c, ld_c, outT, ld_out);
 }
-template <class T, bool kInto>
+template <class T>
 MSLR_TARGET_V3 void sums_v3(MSLR_SUMS_ARGS) {
-  sums_all<T, 2, 2, kInto>(m, n, rows, nk, c, ld_c, alpha, outT, ld_out);
+  sums_all<T, 2, 2>(m, n, rows, nk, c, ld_c, outT, ld_out);
 }
 template <class T>
 MSLR_TARGET_V4 void residual_v4(const ResidualArgs<T>& a) {
@@ -410,23 +399,13 @@ void row_dots(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* b
 }
 
 template <class T>
-void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T alpha,
-              T* outT, int64_t ld_out) {
-#ifdef MSLR_LEVELS
-  if (simd::level() == 4) return sums_v4<T, false>(m, n, rows, nk, c, ld_c, alpha, outT, ld_out);
-  if (simd::level() == 3) return sums_v3<T, false>(m, n, rows, nk, c, ld_c, alpha, outT, ld_out);
-#endif
-  sums_all<T, 2, 2, false>(m, n, rows, nk, c, ld_c, alpha, outT, ld_out);
-}
-
-template <class T>
 void row_sums_into(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T* outT,
                    int64_t ld_out) {
 #ifdef MSLR_LEVELS
-  if (simd::level() == 4) return sums_v4<T, true>(m, n, rows, nk, c, ld_c, T(1), outT, ld_out);
-  if (simd::level() == 3) return sums_v3<T, true>(m, n, rows, nk, c, ld_c, T(1), outT, ld_out);
+  if (simd::level() == 4) return sums_v4<T>(m, n, rows, nk, c, ld_c, outT, ld_out);
+  if (simd::level() == 3) return sums_v3<T>(m, n, rows, nk, c, ld_c, outT, ld_out);
 #endif
-  sums_all<T, 2, 2, true>(m, n, rows, nk, c, ld_c, T(1), outT, ld_out);
+  sums_all<T, 2, 2>(m, n, rows, nk, c, ld_c, outT, ld_out);
 }
 
 template <class T>
@@ -445,7 +424,6 @@ void residual_pass(const ResidualArgs<T>& a) {
 
 #define MSLR_INSTANTIATE(T)                                                                                 \
   template void row_dots<T>(int64_t, int64_t, const T* const*, int64_t, const T*, int64_t, T, T*, int64_t); \
-  template void row_sums<T>(int64_t, int64_t, const T* const*, int64_t, const T*, int64_t, T, T*, int64_t); \
   template void row_sums_into<T>(int64_t, int64_t, const T* const*, int64_t, const T*, int64_t, T*,         \
                                  int64_t);                                                                  \
   template void residual_pass<T>(const ResidualArgs<T>&);

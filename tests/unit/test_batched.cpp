@@ -534,9 +534,10 @@ TEST(RowKernels, ProductsOverScatteredRowsEqualPlainProducts) {
         kernels::row_dots<double>(m, n, rows.data(), nk, bT.data_ptr<double>(), n, 0.5,
                                   out.data_ptr<double>(), nk);
         EXPECT_LT(test::rel_diff(out, 0.5 * X.mm(bT.t())), 1e-14) << m << " " << n << " " << nk;
-        kernels::row_sums<double>(m, n, rows.data(), nk, c.data_ptr<double>(), nk, 2.0,
-                                  outT.data_ptr<double>(), n);
-        EXPECT_LT(test::rel_diff(outT, 2.0 * c.t().mm(X)), 1e-14) << m << " " << n << " " << nk;
+        outT.fill_(0.25);
+        kernels::row_sums_into<double>(m, n, rows.data(), nk, c.data_ptr<double>(), nk,
+                                       outT.data_ptr<double>(), n);
+        EXPECT_LT(test::rel_diff(outT, 0.25 + c.t().mm(X)), 1e-14) << m << " " << n << " " << nk;
         at::Tensor last = at::empty({1, nk}, at::kDouble);
         kernels::row_dots<double>(1, n, rows.data() + m - 1, nk, bT.data_ptr<double>(), n, 0.5,
                                   last.data_ptr<double>(), nk);
@@ -575,9 +576,8 @@ TEST(RowKernels, ARowsDotProductsHaveTheSameBitsAloneAndInATile) {
   check_dots_alone_and_in_tiles<double>();
 }
 
-// Sums over rows continued group by group (row_sums_into, from zeros, then times alpha) have row_sums's bits
-// over all the rows at once, whatever the groups, in float32 and float64; columns that fill no tile or vector
-// included.
+// Sums over rows continued group by group (row_sums_into from zeros) have the bits of one call over all the
+// rows, whatever the groups, in float32 and float64; columns that fill no tile or vector included.
 template <class T>
 void check_sums_in_groups() {
   const auto dt = c10::CppTypeToScalarType<T>::value;
@@ -589,15 +589,20 @@ void check_sums_in_groups() {
   for (int64_t n : {5, 16, 150})
     for (int64_t nk : {1, 4, 6}) {
       const at::Tensor c = test::uniform({m, nk}, static_cast<uint64_t>(n * 10 + nk)).to(dt);
-      at::Tensor all = at::empty({nk, n}, dt);
-      kernels::row_sums<T>(m, n, rows.data(), nk, c.template data_ptr<T>(), nk, T(0.5),
-                           all.template data_ptr<T>(), n);
-      for (int64_t group : std::initializer_list<int64_t>{1, 3, 8, m}) {
+      at::Tensor all = at::zeros({nk, n}, dt);
+      kernels::row_sums_into<T>(m, n, rows.data(), nk, c.template data_ptr<T>(), nk,
+                                all.template data_ptr<T>(), n);
+      at::Tensor X = at::empty({m, n}, at::kDouble);
+      for (int64_t i = 0; i < m; ++i)
+        X[i] = series[(i * 7 + 1) % 30].narrow(0, 0, n).to(at::kDouble);
+      EXPECT_LT(test::rel_diff(all.to(at::kDouble), c.to(at::kDouble).t().mm(X)),
+                sizeof(T) == 4 ? 1e-5 : 1e-14);
+      for (int64_t group : std::initializer_list<int64_t>{1, 3, 8}) {
         at::Tensor parts = at::zeros({nk, n}, dt);
         for (int64_t i = 0; i < m; i += group)
           kernels::row_sums_into<T>(std::min(group, m - i), n, rows.data() + i, nk,
                                     c.template data_ptr<T>() + i * nk, nk, parts.template data_ptr<T>(), n);
-        EXPECT_TRUE(at::equal(all, T(0.5) * parts)) << n << " " << nk << " " << group;
+        EXPECT_TRUE(at::equal(all, parts)) << n << " " << nk << " " << group;
       }
     }
 }

@@ -71,15 +71,10 @@ void dense_weight_grad(int64_t n, int64_t wi, int64_t wo, const T* in, int64_t l
 template <class T>
 void row_dots(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* bT, int64_t ld_b, T alpha,
               T* out, int64_t ld_out);
-// outT[k·ld_out + j] = alpha · Σ_{i < m} c[i·ld_c + k] · rows[i][j] for k < nk, j < n: sums over the rows, in
-// row order.
-template <class T>
-void row_sums(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T alpha,
-              T* outT, int64_t ld_out);
-// The same sums continued: outT[k·ld_out + j] += Σ_{i < m} c[i·ld_c + k] · rows[i][j], each row added in
-// row order to the value outT holds. Over consecutive groups of rows from outT = 0, then times alpha, this
-// gives row_sums's values bit for bit, with the groups' rows read side by side along their whole length
-// rather than a tile of columns at a time.
+// outT[k·ld_out + j] += Σ_{i < m} c[i·ld_c + k] · rows[i][j] for k < nk, j < n: sums over the rows
+// continued from the values outT holds, each row added in row order. So over consecutive groups of rows from
+// outT = 0 they give the bits of one call over all the rows, with each group's rows read side by side along
+// their whole length.
 template <class T>
 void row_sums_into(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T* outT,
                    int64_t ld_out);
