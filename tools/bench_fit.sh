@@ -5,8 +5,9 @@
 # thread, on the same file and the same model (the peer's: p-mode scaling none, no offsets, MLP 32,32 tanh,
 # 10 minibatches). Each configuration runs --rounds times, alternating, and keeps its best time per epoch (the
 # mean over the epochs after the first). Then a roofline per workload: FLOPs and bytes of an epoch from the
-# shapes (tools/bench_roofline.py), this machine's GEMM rate and read bandwidth on one core
-# (mslr_bench_machine), and the fraction of that bound that mslr 1 x 1 achieves.
+# shapes (tools/bench_roofline.py), this machine's product rate (the better of the BLAS's GEMM and mslr's own
+# dense kernels) and read bandwidth on one core (mslr_bench_machine), and the fraction of that bound that
+# mslr 1 x 1 achieves.
 #
 #   tools/bench_fit.sh [--workloads "small medium large"] [--rounds 2] [--out FOLDER] [--no-reference]
 #
@@ -82,10 +83,13 @@ run_reference() {  # data epochs -> s/epoch
 
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a == "" || b + 0 < a + 0) ? b : a }'; }
 
-read -r _ gemm1 < <("$build/tests/mslr_bench_machine" 1 | grep gemm_gflops)
-read -r _ read1 < <("$build/tests/mslr_bench_machine" 1 | grep read_gbs)
+rates="$("$build/tests/mslr_bench_machine" 1)"
+gemm1="$(sed -n 's/^gemm_gflops //p' <<<"$rates")"
+read1="$(sed -n 's/^read_gbs //p' <<<"$rates")"
+read -r _ blas1 _ dense1 < <(grep blas_gflops <<<"$rates")
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores;" \
-     "one core: GEMM $gemm1 GFLOP/s, read $read1 GB/s; $(date -u +%Y-%m-%d)"
+     "one core: products $gemm1 GFLOP/s (BLAS GEMM $blas1, mslr's dense kernels $dense1), read $read1 GB/s;" \
+     "$(date -u +%Y-%m-%d)"
 echo "workload,config,ranks,threads,seconds_per_epoch" > "$out/results.csv"
 configs=("1 1" "1 2" "2 1")
 for w in $workloads; do

@@ -9,8 +9,9 @@ FLOPs (a multiply-add counts 2): both predictor MLPs over every subject's neuron
 backward (weight gradients and the hidden layers' input gradients); and per subject and step the five
 products of the regression over the minibatch (x·p, z = tran·uᵀ, d tran = dz·u, du = dzᵀ·tran, dp = xᵀ·d proj).
 Bytes: what a step must read at least, the minibatch's rows at t-1 and at t of every subject (the parameters
-and activations are small enough to stay in cache in principle). The bound is max(FLOPs / GEMM rate,
-bytes / read bandwidth) with the rates of `cores` cores. Prints one line of `key value` pairs.
+and activations are small enough to stay in cache in principle). The bound is max(FLOPs / product rate,
+bytes / read bandwidth) with the rates of `cores` cores (the product rate: mslr_bench_machine's gemm_gflops,
+the better of the BLAS's GEMM and mslr's dense kernels). Prints one line of `key value` pairs.
 """
 import argparse
 import sys
