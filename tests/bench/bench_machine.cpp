@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
   at::Tensor c = at::empty({n, n});
   const double t_gemm = best_seconds(
       [&] {
-        mslr::kernels::gemm<float>(false, false, n, n, n, 1.0f, a.data_ptr<float>(), n, b.data_ptr<float>(), n,
-                                   0.0f, c.data_ptr<float>(), n);
+        mslr::kernels::gemm<float>(false, false, n, n, n, 1.0f, a.data_ptr<float>(), n, b.data_ptr<float>(),
+                                   n, 0.0f, c.data_ptr<float>(), n);
       },
       5);
   // mslr's dense kernel: a predictor's 32 -> 32 layer over a block of 512 rows (in L2), 200 times a repetition.
