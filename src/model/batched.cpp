@@ -850,9 +850,12 @@ void Engine<T>::outputs(const Call& c, const Wave& w) {
       const ModesT<T> dut = kGrad ? grad_t(op.modes) : ModesT<T>{};
       double* sq = dscratch(cols);
       T* dtran_part = p.dtran_part[item.slot].template data_ptr<T>() + item.chunk * p.max_batch * D;
+      const T* const* y_all = sample_rows(mb, s, op.series, op.d, 0, 0, B, j0, 0);
       for (int64_t g0 = 0; g0 == 0 || g0 < B; g0 += R) {  // once at least: no rows still set the sums
         const int64_t m = std::min(R, B - g0);
-        const T* const* y = sample_rows(mb, s, op.series, op.d, 0, g0, m, j0, 0);
+        const T* const* y = y_all + g0;
+        if (g0 + R < B)
+          kernels::prefetch_heads<T>(std::min(R, B - g0 - R), std::min(kOutputAhead, cols), y + R);
         if (!fused)
           for (int64_t i = 0; i < m; ++i) {
             latent(tran + (g0 + i) * D, u, ut.ld, D, o + i * C, cols);
@@ -978,9 +981,13 @@ void Engine<T>::mode_gradients(const Call& c, const Wave& w) {
       T* out = dpt.p + item.j0;
       for (int64_t k = 0; k < ip.K; ++k)
         std::fill_n(out + k * dpt.ld, item.cols, T(0));
-      for (int64_t i = 0; i < B; i += kGradientRows)
+      for (int64_t i = 0; i < B; i += kGradientRows) {
+        if (i + kGradientRows < B)
+          kernels::prefetch_heads<T>(std::min(kGradientRows, B - i - kGradientRows),
+                                     std::min(kernels::kSumsAhead, item.cols), x + i + kGradientRows);
         kernels::row_sums_into<T>(std::min(kGradientRows, B - i), item.cols, x + i, ip.K, dproj + i * D, D,
                                   out, dpt.ld);
+      }
       const T alpha = static_cast<T>(ip.modes.alpha);
       if (alpha != T(1))
         for (int64_t k = 0; k < ip.K; ++k)

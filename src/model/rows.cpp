@@ -9,7 +9,18 @@
 #include "mslr/model/kernels.h"
 #include "vector.h"
 
+#include <algorithm>
+
 namespace mslr::kernels {
+
+template <class T>
+void prefetch_heads(int64_t m, int64_t n, const T* const* rows) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; j += kLine)
+      __builtin_prefetch(rows[i] + j);
+}
+
 namespace {
 
 using simd::lane_sum;
@@ -72,15 +83,14 @@ template <class T, int R, int K>
 MSLR_INLINE void dots_all(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* bT, int64_t ld_b,
                           T alpha, T* out, int64_t ld_out) {
   int64_t i = 0;
-  for (; i + R <= m; i += R)
+  for (; i + R <= m; i += R) {
+    // The next group's rows, from their start up to where its own prefetch begins.
+    if (i + R < m) prefetch_heads(std::min(int64_t{R}, m - i - R), std::min(kDotsAhead, n), rows + i + R);
     dots_rows<T, R, K>(n, rows + i, nk, bT, ld_b, alpha, out + i * ld_out, ld_out);
+  }
   for (; i < m; ++i)
     dots_rows<T, 1, K>(n, rows + i, nk, bT, ld_b, alpha, out + i * ld_out, ld_out);
 }
-
-// How far along its row a continued sum (row_sums_into) asks for the data it reads next: the rows are read
-// side by side, and the hardware prefetcher alone keeps too few of them in flight.
-constexpr int64_t kSumsAhead = 256;
 
 // outT[k, j] += Σ_i c[i, k] rows[i][j] for K coefficients and CV vectors of columns from j (or, with CV = 0,
 // the one column j).
@@ -426,7 +436,8 @@ void residual_pass(const ResidualArgs<T>& a) {
   template void row_dots<T>(int64_t, int64_t, const T* const*, int64_t, const T*, int64_t, T, T*, int64_t); \
   template void row_sums_into<T>(int64_t, int64_t, const T* const*, int64_t, const T*, int64_t, T*,         \
                                  int64_t);                                                                  \
-  template void residual_pass<T>(const ResidualArgs<T>&);
+  template void residual_pass<T>(const ResidualArgs<T>&);                                                   \
+  template void prefetch_heads<T>(int64_t, int64_t, const T* const*);
 MSLR_INSTANTIATE(float)
 MSLR_INSTANTIATE(double)
 #undef MSLR_INSTANTIATE
