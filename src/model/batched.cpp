@@ -984,7 +984,7 @@ void Engine<T>::mode_gradients(const Call& c, const Wave& w) {
       for (int64_t i = 0; i < B; i += kGradientRows) {
         if (i + kGradientRows < B)
           kernels::prefetch_heads<T>(std::min(kGradientRows, B - i - kGradientRows),
-                                     std::min(kernels::kSumsAhead, item.cols), x + i + kGradientRows);
+                                     std::min(kernels::kRowsAhead, item.cols), x + i + kGradientRows);
         kernels::row_sums_into<T>(std::min(kGradientRows, B - i), item.cols, x + i, ip.K, dproj + i * D, D,
                                   out, dpt.ld);
       }

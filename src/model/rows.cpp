@@ -36,9 +36,6 @@ MSLR_INLINE void prefetch_along(const T* p, int64_t ahead) {
   __builtin_prefetch(reinterpret_cast<const void*>(reinterpret_cast<uintptr_t>(p) + ahead * sizeof(T)));
 }
 
-// How far along its row a dot product asks for the data it reads next.
-constexpr int64_t kDotsAhead = 256;
-
 // out[i, k] = alpha Σ_j rows[i][j] bT[k, j] for R rows and K vectors of bT.
 template <class T, int R, int K>
 MSLR_INLINE void dots_tile(int64_t n, const T* const* rows, const T* bT, int64_t ld_b, T alpha, T* out,
@@ -49,7 +46,7 @@ MSLR_INLINE void dots_tile(int64_t n, const T* const* rows, const T* bT, int64_t
   for (; j + L <= n; j += L) {
     V<T> a[R], b[K];
     for (int i = 0; i < R; ++i) {
-      prefetch_along(rows[i] + j, kDotsAhead);
+      prefetch_along(rows[i] + j, kRowsAhead);
       a[i] = load(rows[i] + j);
     }
     for (int k = 0; k < K; ++k)
@@ -85,7 +82,7 @@ MSLR_INLINE void dots_all(int64_t m, int64_t n, const T* const* rows, int64_t nk
   int64_t i = 0;
   for (; i + R <= m; i += R) {
     // The next group's rows, from their start up to where its own prefetch begins.
-    if (i + R < m) prefetch_heads(std::min(int64_t{R}, m - i - R), std::min(kDotsAhead, n), rows + i + R);
+    if (i + R < m) prefetch_heads(std::min(int64_t{R}, m - i - R), std::min(kRowsAhead, n), rows + i + R);
     dots_rows<T, R, K>(n, rows + i, nk, bT, ld_b, alpha, out + i * ld_out, ld_out);
   }
   for (; i < m; ++i)
@@ -114,7 +111,7 @@ MSLR_INLINE void sums_tile(int64_t m, const T* const* rows, int64_t j, const T* 
         acc[k][v] = load(outT + k * ld_out + j + v * L);
     for (int64_t i = 0; i < m; ++i) {
       for (int v = 0; v < CV; ++v)
-        prefetch_along(rows[i] + j + v * L, kSumsAhead);
+        prefetch_along(rows[i] + j + v * L, kRowsAhead);
       V<T> a[CV];
       for (int v = 0; v < CV; ++v)
         a[v] = load(rows[i] + j + v * L);

@@ -78,9 +78,9 @@ void row_dots(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* b
 template <class T>
 void row_sums_into(int64_t m, int64_t n, const T* const* rows, int64_t nk, const T* c, int64_t ld_c, T* outT,
                    int64_t ld_out);
-// How far along its row row_sums_into asks for the data it reads next: the rows are read side by side, and
-// the hardware prefetcher alone keeps too few of them in flight.
-constexpr int64_t kSumsAhead = 256;
+// How far along its row row_dots and row_sums_into ask for the data they read next: the rows are read side by
+// side, and the hardware prefetcher alone keeps too few of them in flight.
+constexpr int64_t kRowsAhead = 256;
 
 // Asks for the first n values of each of m rows (cache line by cache line), for a group of rows that a later
 // call reads: the kernels above ask for data along the rows they read, a row's start only when it is read, so
