@@ -122,17 +122,15 @@ MSLR_INLINE void tile_lane_sums(const V<T> (&acc)[A][B], T* out) {
 
 typedef int32_t VInt __attribute__((vector_size(kVectorBytes)));
 
+// 1 / ln 2, and ln 2 in two parts (the first with few mantissa bits, so that n · kLn2Hi is exact).
+constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
+
 // Range reduction for exp: y = n ln 2 + r with n = round(y / ln 2) and |r| <= ln(2)/2; ln 2 is split in two
-// parts so that r is exact. Returns r and sets n. With rounded, also sets it to y / ln 2 + 1.5 · 2^23 + kBias
-// rounded, whose low mantissa bits hold n + kBias (tanh takes 2^n from them, with kBias = 127).
-template <int kBias = 0, class F>
-MSLR_INLINE F reduce_ln2(F y, F* n, F* rounded = nullptr) {
-  constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;
-  // 1.5 · 2^23 (+ kBias): adding and subtracting it rounds to an integer
-  constexpr float kRound = 12582912.0f + static_cast<float>(kBias);
-  const F t = y * kLog2e + kRound;
-  if (rounded) *rounded = t;
-  *n = t - kRound;
+// parts so that r is exact. Returns r and sets n.
+template <class F>
+MSLR_INLINE F reduce_ln2(F y, F* n) {
+  constexpr float kRound = 12582912.0f;  // 1.5 · 2^23: adding and subtracting it rounds to an integer
+  *n = (y * kLog2e + kRound) - kRound;
   return (y - *n * kLn2Hi) - *n * kLn2Lo;
 }
 
@@ -158,35 +156,43 @@ MSLR_INLINE float pow2i(float n) {
   return __builtin_bit_cast(float, (static_cast<int32_t>(m) + 127) << 23);
 }
 
-// tanh of every lane, within 3 ulp (kernels.h, tanh_fast): tanh|x| = m / (-2 - m) with m = expm1(-2|x|),
+// tanh of every lane, within 3 ulp (kernels.h, tanh_fast): tanh|x| = -m / (2 + m) with m = expm1(-2|x|),
 // which has no cancellation anywhere: expm1(y) = 2^n (expm1(r) + 1) - 1, written as 2^n expm1(r) + (2^n - 1),
 // exact where n = 0 and free of cancellation where n < 0. Beyond |x| = 9, tanh rounds to ±1 in float32, so
-// y is held at -18 and n in [-26, 0]. It is written for few operations (22 vector instructions, one of them
+// -|x| is held at -9 and n in [-26, 0]. It is written for few operations (19 vector instructions, one of them
 // the division), since the predictors' forward evaluates it on every hidden value of every step:
-// - round(y / ln 2) is taken with the rounding constant 1.5 · 2^23 + 127, whose sum with y / ln 2 holds
-//   n + 127 in its low mantissa bits: shifted into the exponent field they are 2^n, with no conversion;
-// - expm1(r) is r + r²/2 + r³ P(r), P of degree 3 fitted to the relative error of expm1 on |r| <= ln(2)/2
-//   (1.4e-8, under a quarter of an ulp);
-// - the sign is put back by a bit select from x (so tanh(-0) = -0 and NaN stays NaN: a NaN y is not held).
+// - it works on h = -|x| = y / 2 (one bit set, where y = -2|x| took two operations) with every constant scaled
+//   by a power of two instead: n = round(h · 2/ln 2), the reduced argument's half r/2 = h - n (ln 2)/2 (in two
+//   parts, exact), and expm1(r) = r + r²/2 + r³ P(r), P of degree 3 fitted to the relative error of expm1 on
+//   |r| <= ln(2)/2 (1.4e-8, under a quarter of an ulp), by Horner in r/2 with the k-th coefficient times 2^k.
+//   Scaling by a power of two is exact and commutes with rounding, so each step has the bits it would have in
+//   y and r (checked on all 2^32 inputs, on every feature level, against the form in y);
+// - round(h · 2/ln 2) is taken with the rounding constant 1.5 · 2^23 + 128, whose sum with h · 2/ln 2 holds
+//   n + 128 in its low mantissa bits: shifted into the exponent field they are 2^(n+1), with no conversion;
+// - -m = (1 - 2^n) - 2^(n+1) · (expm1(r)/2), and -m / (2 + m) = -m / (2 - (-m)), is +0 at x = ±0 and
+//   positive elsewhere, so the sign of x is put back by setting one bit (tanh(-0) = -0 and NaN stays NaN:
+//   the hold at -9 keeps a NaN).
 MSLR_INLINE V<float> tanh(V<float> x) {
   const VInt bits = reinterpret_cast<VInt>(x);
   const VInt sign = VInt{} + static_cast<int32_t>(0x80000000u);
-  const V<float> low = V<float>{} - 18.0f;
-  V<float> y = -2.0f * reinterpret_cast<V<float>>(bits & ~sign);
-  y = y < low ? low : y;  // NaN compares false and stays
-  V<float> n, t;
-  const V<float> r = reduce_ln2<127>(y, &n, &t);
-  V<float> q = V<float>{} + 1.38982269e-3f;
-  q = q * r + 8.36604089e-3f;
-  q = q * r + 4.16668542e-2f;
-  q = q * r + 1.66665494e-1f;
-  q = q * r + 0.5f;
+  const V<float> low = V<float>{} - 9.0f;
+  V<float> h = reinterpret_cast<V<float>>(bits | sign);  // -|x|
+  h = low > h ? low : h;                                 // one max; NaN compares false and stays
+  constexpr float kRound = 12582912.0f + 128.0f;
+  const V<float> t = h * (2.0f * kLog2e) + kRound;
+  const V<float> n = t - kRound;
+  const V<float> r = (h - n * (0.5f * kLn2Hi)) - n * (0.5f * kLn2Lo);  // half the reduced argument
+  V<float> q = V<float>{} + 32.0f * 1.38982269e-3f;
+  q = q * r + 16.0f * 8.36604089e-3f;
+  q = q * r + 8.0f * 4.16668542e-2f;
+  q = q * r + 4.0f * 1.66665494e-1f;
+  q = q * r + 2.0f * 0.5f;
   q = q * r + 1.0f;
-  q = q * r;                                                                       // expm1(r)
-  const V<float> s = reinterpret_cast<V<float>>(reinterpret_cast<VInt>(t) << 23);  // 2^n
-  const V<float> m = s * q + (s - 1.0f);
-  const V<float> h = m / (-2.0f - m);  // tanh|x|, or -0
-  return reinterpret_cast<V<float>>((reinterpret_cast<VInt>(h) & ~sign) | (bits & sign));
+  q = q * r;                                                                        // expm1(r) / 2
+  const V<float> s2 = reinterpret_cast<V<float>>(reinterpret_cast<VInt>(t) << 23);  // 2^(n+1)
+  const V<float> neg_m = (1.0f - 0.5f * s2) - s2 * q;
+  const V<float> th = neg_m / (2.0f - neg_m);  // tanh|x|, +0 at 0
+  return reinterpret_cast<V<float>>(reinterpret_cast<VInt>(th) | (bits & sign));
 }
 
 // 4: AVX-512 (x86-64-v4), 3: AVX2 and FMA (x86-64-v3), 0: the baseline.
