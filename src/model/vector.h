@@ -159,8 +159,9 @@ MSLR_INLINE float pow2i(float n) {
 // tanh of every lane, within 3 ulp (kernels.h, tanh_fast): tanh|x| = -m / (2 + m) with m = expm1(-2|x|),
 // which has no cancellation anywhere: expm1(y) = 2^n (expm1(r) + 1) - 1, written as 2^n expm1(r) + (2^n - 1),
 // exact where n = 0 and free of cancellation where n < 0. Beyond |x| = 9, tanh rounds to ±1 in float32, so
-// -|x| is held at -9 and n in [-26, 0]. It is written for few operations (19 vector instructions, one of them
-// the division), since the predictors' forward evaluates it on every hidden value of every step:
+// -|x| is held at -9 and n in [-26, 0]. It is written for few operations (20 vector instructions with the load
+// of x, one of them the division), since the predictors' forward evaluates it on every hidden value of every
+// step:
 // - it works on h = -|x| = y / 2 (one bit set, where y = -2|x| took two operations) with every constant scaled
 //   by a power of two instead: n = round(h · 2/ln 2), the reduced argument's half r/2 = h - n (ln 2)/2 (in two
 //   parts, exact), and expm1(r) = r + r²/2 + r³ P(r), P of degree 3 fitted to the relative error of expm1 on
@@ -177,7 +178,7 @@ MSLR_INLINE V<float> tanh(V<float> x) {
   const VInt sign = VInt{} + static_cast<int32_t>(0x80000000u);
   const V<float> low = V<float>{} - 9.0f;
   V<float> h = reinterpret_cast<V<float>>(bits | sign);  // -|x|
-  h = low > h ? low : h;                                 // one max; NaN compares false and stays
+  h = low > h ? low : h;                                 // NaN compares false and stays
   constexpr float kRound = 12582912.0f + 128.0f;
   const V<float> t = h * (2.0f * kLog2e) + kRound;
   const V<float> n = t - kRound;
