@@ -27,12 +27,16 @@ constexpr int64_t kOutputColumns = 4096, kOutputRows = 16, kOutputAhead = 128;
 constexpr int64_t kGradientColumns = 4096, kGradientRows = 8;
 // Sample rows per work item of the projections.
 constexpr int64_t kProjectionRows = 16;
-// The regression passes run over the subjects a wave at a time: the projections, the output pass and the
-// modes' gradients of a wave's subjects, then of the next wave's. A wave is as few consecutive subjects as
-// read at least kWaveBytes of minibatch rows per thread, so that the modes' gradients read x back from the
-// last-level cache, where the projections left part of it, rather than from memory after every subject's
-// y: large step's modes' gradients 3.5-3.6 -> 3.3-3.4 ms (mslr fit, 1 thread, alternating). A subject's
-// arithmetic does not depend on its wave.
+// The step runs over the subjects a wave at a time, forward to backward: the predictors' forward over a
+// wave's subjects, their projections, output pass and modes' gradients, the predictors' backward, then the
+// next wave. The predictors' activations are written to memory that every wave reuses, so the backward reads
+// them back from the cache where the forward left them, not from memory (the large step's predictors 18.3 ->
+// 15.2-15.8 ms, the activations of 4 subjects being 41 MB; mslr_bench_step, 1 thread). On one thread a wave
+// is one subject: a small subject's rows and activations (a few hundred KB) then stay in L2 from its
+// projections to its modes' gradients and backward (small step 3.7-4.2 -> 3.4-3.7 ms). On more threads a
+// wave is as few consecutive subjects as read at least kWaveBytes of minibatch rows per thread, so that
+// every pass has work items for every thread (per-subject waves there: small step 2.0 -> 3.1 ms, large 16.5
+// -> 17.7 ms on 2 threads). A subject's arithmetic does not depend on its wave.
 constexpr int64_t kWaveBytes = 16 << 20;
 // Variables per block of a predictor's MLP: its activations stay in L2.
 constexpr int64_t kBlockRows = 512;
@@ -106,11 +110,16 @@ struct PredictorRun {
   // MLP layers: offsets of W_l [in, out] and b_l [out] relative to the first parameter, and their widths.
   std::vector<int64_t> w_off, b_off, w_in, w_out;
   int64_t w_max = 0;
-  // MLP: the scaled properties, then each hidden layer's activations, feature-major per block: block b's part
-  // is [width, b.n] from b.pos · width. Hypercube: `input` is the cube indices [R, K] int64.
+  // MLP: the scaled properties, feature-major per block: block b's part is [n_props, b.n] from b.pos · n_props.
+  // Hypercube: `input` is the cube indices [R, K] int64.
   at::Tensor input;
   std::vector<at::Tensor> input_parts;  // while building: each segment's part of `input`, [rows, n_props]
+  // MLP: each hidden layer's activations for the blocks of one wave (the step runs a wave of subjects at a
+  // time, forward to backward): block b's part is [width, b.n] from (b.pos - base) · width, where base is the
+  // pos of the wave's first block. The same memory serves every wave, so a wave's activations are read back
+  // from the cache they were written to rather than from memory (hidden_rows: its size in padded rows).
   std::vector<at::Tensor> hidden;
+  int64_t hidden_rows = 0, base = 0;
   at::Tensor out, dout;  // the modes and their gradient, feature-major [n_out, R]
   at::Tensor partial;    // MLP: gradients per block [blocks, n_params]
 };
@@ -121,11 +130,16 @@ struct Item {
   int64_t chunk, j0, cols;
 };
 
-// Consecutive subjects [s0, s1) whose regression passes run together, and their items: [in0, in1) of the
-// projections', [out0, out1) of the output pass's, [grad0, grad1) of the modes' gradients'.
+// Consecutive subjects [s0, s1) whose step runs together, and their work: [in0, in1) of the projections'
+// items, [out0, out1) of the output pass's, [grad0, grad1) of the modes' gradients', and per predictor run its
+// segments [seg0, seg1) and blocks [block0, block1).
 struct Wave {
   int s0 = 0, s1 = 0;
   int64_t in0 = 0, in1 = 0, out0 = 0, out1 = 0, grad0 = 0, grad1 = 0;
+  struct Run {
+    int64_t seg0 = 0, seg1 = 0, block0 = 0, block1 = 0;
+  };
+  std::vector<Run> runs;
 };
 
 // ---- the output pass's latent drive -----------------------------------------------------------------------
@@ -207,7 +221,7 @@ struct BatchedModel::Impl {
   virtual ~Impl() = default;
   virtual int size() const = 0;
   bool shared_held = false;                // see BatchedModel::hold_shared
-  int64_t wave_bytes = 0;                  // see BatchedModel::set_wave_bytes (0: kWaveBytes)
+  int64_t wave_bytes = 0;                  // see BatchedModel::set_wave_bytes (0: the step's choice)
   BatchedModel::Phases* phases = nullptr;  // see BatchedModel::time_phases
   virtual void run(const Minibatch& batch, const std::vector<at::Tensor>& subject_params,
                    const at::Tensor& shared_params, const std::vector<at::Tensor>* subject_grads,
@@ -273,8 +287,8 @@ class Engine final : public BatchedModel::Impl {
   const T* const* sample_rows(const Minibatch& mb, int s, const void* series, int64_t d, int64_t shift,
                               int64_t i0, int64_t n, int64_t j0, int which);
 
-  void predictors_forward(const Call& c);
-  void predictors_backward(const Call& c);
+  void predictors_forward(const Call& c, const Wave& w);
+  void predictors_backward(const Call& c, const Wave& w);
   void mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b);
   // The block's backward pass; blocks up to `last` (exclusive) are this thread's to come.
   void mlp_backward(const Call& c, PredictorRun& r, int64_t block, int64_t last);
@@ -285,7 +299,8 @@ class Engine final : public BatchedModel::Impl {
   template <bool kGrad>
   void outputs(const Call& c, const Wave& w);
   void mode_gradients(const Call& c, const Wave& w);
-  // The waves for `threads` threads (wave_bytes, or kWaveBytes, each).
+  // The waves for `threads` threads: wave_bytes each when set, else a subject per wave on one thread and
+  // kWaveBytes a thread on more.
   std::vector<Wave> make_waves(int threads) const;
 
   const SharedModules& shared_;
@@ -459,8 +474,7 @@ Engine<T>::Engine(const SharedModules& shared, std::vector<BatchedSubject> subje
           .copy_(rows_in.narrow(0, b.row0, b.rows).t());
     for (size_t l = 0; l < r.w_out.size(); ++l)
       r.w_max = std::max({r.w_max, r.w_in[l], r.w_out[l]});
-    for (size_t l = 0; l + 1 < r.w_out.size(); ++l)
-      r.hidden.push_back(at::zeros({r.padded_rows * r.w_out[l]}, opts));
+    r.hidden.resize(r.w_out.size() - 1);  // sized by run() for its waves
     r.partial = at::zeros({static_cast<int64_t>(r.blocks.size()), r.n_params}, opts);
     mlp_scratch = std::max(mlp_scratch, 2 * kBlockRows * r.w_max);
   }
@@ -639,7 +653,8 @@ void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::
   for (size_t l = 0; l < layers; ++l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
     const bool last = l + 1 == layers;
-    T* out = last ? scratch(wo * b.n) : r.hidden[l].template data_ptr<T>() + b.pos * wo;  // [wo, n]
+    T* out =
+        last ? scratch(wo * b.n) : r.hidden[l].template data_ptr<T>() + (b.pos - r.base) * wo;  // [wo, n]
     // A float32 tanh layer's activation is applied to the tiles in registers, not by a pass of its own.
     const bool fused = !last && std::is_same<T, float>::value && r.mlp->activation() == Activation::kTanh;
     kernels::DenseEpilogue<T> e;
@@ -661,7 +676,7 @@ template <class T>
 const T* Engine<T>::weight_input(const PredictorRun& r, int64_t block, int64_t l) const {
   const int64_t pos = r.blocks[block].pos;
   return l == 0 ? r.input.template data_ptr<T>() + pos * r.n_props
-                : r.hidden[l - 1].template data_ptr<T>() + pos * r.w_in[l];
+                : r.hidden[l - 1].template data_ptr<T>() + (pos - r.base) * r.w_in[l];
 }
 
 // The block's backward pass, feature-major: per layer from the last, [dW_l; db_l] from the layer's input and
@@ -708,9 +723,12 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block, int6
 }
 
 template <class T>
-void Engine<T>::predictors_forward(const Call& c) {
-  for (PredictorRun& r : runs_) {
-    at::parallel_for(0, static_cast<int64_t>(r.blocks.size()), 1, [&](int64_t b0, int64_t b1) {
+void Engine<T>::predictors_forward(const Call& c, const Wave& w) {
+  for (size_t ri = 0; ri < runs_.size(); ++ri) {
+    PredictorRun& r = runs_[ri];
+    const Wave::Run& wr = w.runs[ri];
+    if (wr.block0 < wr.block1) r.base = r.blocks[wr.block0].pos;
+    at::parallel_for(wr.block0, wr.block1, 1, [&](int64_t b0, int64_t b1) {
       for (int64_t bi = b0; bi < b1; ++bi) {
         const auto& b = r.blocks[bi];
         if (r.mlp) {
@@ -736,17 +754,20 @@ void Engine<T>::predictors_forward(const Call& c) {
 }
 
 template <class T>
-void Engine<T>::predictors_backward(const Call& c) {
-  for (PredictorRun& r : runs_) {
+void Engine<T>::predictors_backward(const Call& c, const Wave& w) {
+  for (size_t ri = 0; ri < runs_.size(); ++ri) {
+    PredictorRun& r = runs_[ri];
+    const Wave::Run& wr = w.runs[ri];
     if (r.shared && shared_held) continue;
+    if (wr.block0 < wr.block1) r.base = r.blocks[wr.block0].pos;
     if (r.mlp)
-      at::parallel_for(0, static_cast<int64_t>(r.blocks.size()), 1, [&](int64_t b0, int64_t b1) {
+      at::parallel_for(wr.block0, wr.block1, 1, [&](int64_t b0, int64_t b1) {
         for (int64_t bi = b0; bi < b1; ++bi)
           mlp_backward(c, r, bi, b1);
       });
     // Per segment: its blocks' gradients added in block order (MLP), or its points' gradients scattered into
     // the cube values in row order (hypercube), into the subject's own gradient.
-    at::parallel_for(0, static_cast<int64_t>(r.segments.size()), 1, [&](int64_t s0, int64_t s1) {
+    at::parallel_for(wr.seg0, wr.seg1, 1, [&](int64_t s0, int64_t s1) {
       for (int64_t si = s0; si < s1; ++si) {
         const auto& seg = r.segments[si];
         T* dest = (r.shared ? c.shared_grads[seg.subject] : c.grads[seg.subject]) + seg.param_offset;
@@ -1013,12 +1034,25 @@ std::vector<Wave> Engine<T>::make_waves(int threads) const {
     for (const OutputPlan& op : p.out)
       bytes += p.max_batch * op.d * static_cast<int64_t>(sizeof(T));
     w.s1 = s + 1;
-    if (bytes >= (wave_bytes > 0 ? wave_bytes : kWaveBytes) * threads || w.s1 == size()) {
+    const int64_t per_thread = wave_bytes > 0 ? wave_bytes : threads == 1 ? 1 : kWaveBytes;
+    if (bytes >= per_thread * threads || w.s1 == size()) {
       w.in1 = w.in0 + count(items_in_, w.s0, w.s1);
       w.out1 = w.out0 + count(items_out_, w.s0, w.s1);
       w.grad1 = w.grad0 + count(items_grad_, w.s0, w.s1);
+      // Each run's segments are in subject order (the constructor adds them so).
+      for (size_t ri = 0; ri < runs_.size(); ++ri) {
+        const PredictorRun& r = runs_[ri];
+        Wave::Run wr;
+        wr.seg0 = waves.empty() ? 0 : waves.back().runs[ri].seg1;
+        wr.seg1 = wr.seg0;
+        while (wr.seg1 < static_cast<int64_t>(r.segments.size()) && r.segments[wr.seg1].subject < w.s1)
+          ++wr.seg1;
+        wr.block0 = wr.seg0 < wr.seg1 ? r.segments[wr.seg0].block0 : 0;
+        wr.block1 = wr.seg0 < wr.seg1 ? r.segments[wr.seg1 - 1].block0 + r.segments[wr.seg1 - 1].blocks : 0;
+        w.runs.push_back(wr);
+      }
       waves.push_back(w);
-      w = Wave{w.s1, w.s1, w.in1, w.in1, w.out1, w.out1, w.grad1, w.grad1};
+      w = Wave{w.s1, w.s1, w.in1, w.in1, w.out1, w.out1, w.grad1, w.grad1, {}};
       bytes = 0;
     }
   }
@@ -1078,12 +1112,28 @@ void Engine<T>::run(const Minibatch& batch, const std::vector<at::Tensor>& subje
     waves_ = make_waves(threads);
     waves_threads_ = threads;
     waves_bytes_ = wave_bytes;
+    // The MLPs' activations: room for the blocks of the largest wave.
+    for (size_t ri = 0; ri < runs_.size(); ++ri) {
+      PredictorRun& r = runs_[ri];
+      if (!r.mlp) continue;
+      int64_t rows = 0;
+      for (const Wave& w : waves_) {
+        const Wave::Run& wr = w.runs[ri];
+        if (wr.block0 < wr.block1)
+          rows = std::max(rows,
+                          r.blocks[wr.block1 - 1].pos + r.blocks[wr.block1 - 1].n - r.blocks[wr.block0].pos);
+      }
+      if (rows <= r.hidden_rows) continue;
+      for (size_t l = 0; l < r.hidden.size(); ++l)
+        r.hidden[l] = at::zeros({rows * r.w_out[l]}, at::TensorOptions().dtype(dtype));
+      r.hidden_rows = rows;
+    }
   }
   PhaseClock clock(phases);
   owned_in(c);
-  predictors_forward(c);
-  clock.lap(&Phases::predictors_forward);
   for (const Wave& w : waves_) {
+    predictors_forward(c, w);
+    clock.lap(&Phases::predictors_forward);
     projections(c, w);
     clock.lap(&Phases::projections);
     if (subject_grads) {
@@ -1094,12 +1144,11 @@ void Engine<T>::run(const Minibatch& batch, const std::vector<at::Tensor>& subje
       outputs<false>(c, w);
     }
     clock.lap(subject_grads ? &Phases::mode_gradients : &Phases::outputs);
+    if (!subject_grads) continue;
+    predictors_backward(c, w);
+    clock.lap(&Phases::predictors_backward);
   }
-  if (!subject_grads) return;
-  owned_out(c);
-  clock.lap(&Phases::mode_gradients);
-  predictors_backward(c);
-  clock.lap(&Phases::predictors_backward);
+  if (subject_grads) owned_out(c);
 }
 
 }  // namespace

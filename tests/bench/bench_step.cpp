@@ -4,9 +4,11 @@
 // in all, and the step's FLOPs as GFLOP/s.
 //
 //   mslr_bench_step [--subjects 4] [--neurons 20000] [--batch 159] [--time-points 2000] [--steps 20]
-//                   [--threads 1] [--adam LR]
+//                   [--threads 1] [--adam LR] [--wave-bytes B]
 //       --adam LR: an Adam step of rate LR on every parameter after each step (not timed), so that the
 //       parameters move as in a fit (0, the default: the step runs on the same initial values throughout).
+//       --wave-bytes B: the step's waves of subjects at least B bytes of minibatch rows per thread
+//       (BatchedModel::set_wave_bytes; 0, the default: the step's own choice).
 //   mslr_bench_step --fixed-cost 1
 //       the fixed part of a subject's placement cost (fitter.h, kSubjectCostCpu): a step of 64 subjects of 16
 //       neurons and 8 samples against one of 20000 neurons and 159 samples, as the cost a subject has beyond
@@ -144,7 +146,7 @@ int fixed_cost() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int64_t subjects = 4, neurons = 20000, batch = 159, T = 2000, steps = 20, threads = 1;
+  int64_t subjects = 4, neurons = 20000, batch = 159, T = 2000, steps = 20, threads = 1, wave_bytes = 0;
   bool fixed = false;
   double lr = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -164,6 +166,8 @@ int main(int argc, char** argv) {
       threads = v;
     else if (k == "--adam")
       lr = std::atof(argv[i + 1]);
+    else if (k == "--wave-bytes")
+      wave_bytes = v;
     else if (k == "--fixed-cost")
       fixed = v != 0;
     else {
@@ -175,6 +179,7 @@ int main(int argc, char** argv) {
   if (fixed) return fixed_cost();
   Setup u = make_setup(subjects, neurons, batch, T);
   u.lr = lr;
+  if (wave_bytes > 0) u.model->set_wave_bytes(wave_bytes);
   step(u);  // warm-up
   adam(u, nullptr);
   BatchedModel::Phases ph;

@@ -260,20 +260,23 @@ TEST_P(BatchedStep, EqualsAutogradInFloat32ToItsRounding) {
 
 TEST_P(BatchedStep, ASubjectsNumbersDependOnItAloneAndNotOnThreads) {
   // What decides rank invariance: a subject's gradients are bitwise the same computed with others or alone,
-  // with 1 or 2 threads, and with the regression passes in one wave or a wave per subject.
+  // with 1 or 2 threads, and with the step in one wave or a wave per subject (the predictors' activations of
+  // every wave in the same memory).
   const Case& c = GetParam();
   Problem p(c, 7);
   const int threads = at::get_num_threads();
+  const int64_t one_wave = int64_t{1} << 40;
   at::set_num_threads(1);
-  const auto all = p.batched(at::kFloat);
+  const auto all = p.batched(at::kFloat, {}, false, one_wave);
   const auto waves = p.batched(at::kFloat, {}, false, 1);
+  const auto chosen = p.batched(at::kFloat);
   at::set_num_threads(2);
-  const auto all2 = p.batched(at::kFloat);
+  const auto all2 = p.batched(at::kFloat, {}, false, one_wave);
   const auto waves2 = p.batched(at::kFloat, {}, false, 1);
   const auto last = p.batched(at::kFloat, {static_cast<int>(p.models.size()) - 1});
   at::set_num_threads(threads);
   for (size_t s = 0; s < p.models.size(); ++s)
-    for (const auto* other : {&all2, &waves, &waves2}) {
+    for (const auto* other : {&all2, &waves, &waves2, &chosen}) {
       EXPECT_TRUE(all.grad[s].equal(other->grad[s])) << "subject " << s;
       EXPECT_TRUE(all.shared_grad[s].equal(other->shared_grad[s])) << "subject " << s;
       EXPECT_EQ(all.nll[s], other->nll[s]);

@@ -4,15 +4,16 @@
 // Why it exists: with autograd, a step costs ~100 small ops per subject, each predictor runs over each
 // subject's variables separately, and every op makes a temporary; at whole-brain sizes the element-wise
 // passes and the page faults of those temporaries (freed and faulted in again every step) dominate. Here a
-// step is
-//   1. each predictor evaluated once over the variables of all subjects, in blocks of 512 rows: one BLAS
-//      product per layer (weights and bias together) and a vectorised activation,
-//   2. per subject and chunk of 256 variables, the minibatch's rows copied into a block that stays in L2 and
-//      three passes over it: the projections x·p; the means, residuals, NLL and the gradients of psi,
-//      offsets and scales in one vectorised pass, with d tran = dz·u and du = dzᵀ·tran as small products;
-//      the gradient of the p-modes xᵀ·d proj,
-//   3. the predictors' backward, block by block, with one product per layer for its weights and bias.
-// SubjectModel's autograd forward stays as the reference it is tested against (tests/unit/test_batched.cpp).
+// step runs over the subjects a wave of consecutive subjects at a time, and for each wave:
+//   1. each predictor over the variables of the wave's subjects, in blocks of 512 rows, each layer one call of
+//      mslr's dense kernels (kernels.h) with its activation applied in registers,
+//   2. the regression over the minibatch's rows, read where they lie in the recording: the projections x·p;
+//      the means, residuals, NLL and the gradients of psi, offsets, scales, u-modes and the transformed
+//      latents in one vectorised pass per group of rows and chunk of variables; the gradient of the p-modes
+//      xᵀ·d proj,
+//   3. the predictors' backward, block by block, from the activations the forward left in the cache.
+// docs/DESIGN.md §8 says why each is cut as it is. SubjectModel's autograd forward stays as the reference it
+// is tested against (tests/unit/test_batched.cpp).
 //
 // Rank invariance: every number computed for a subject depends on that subject's data and the parameters
 // alone. Blocks and column chunks are cut from each subject's own variables (never across subjects), partial
@@ -65,9 +66,10 @@ class BatchedModel {
   // With every shared parameter held fixed (fit --freeze shared), step() leaves the shared gradients zero
   // and skips the work only they need: the shared predictors' backward and the gradients of their modes.
   void hold_shared(bool held);
-  // The regression passes run over the subjects in waves of consecutive subjects, each reading at least
-  // `bytes` of minibatch rows per thread (src/model/batched.cpp, kWaveBytes, the default). No number depends
-  // on it; the tests set 1 (a wave per subject) to show that.
+  // The step runs over the subjects in waves of consecutive subjects (src/model/batched.cpp, kWaveBytes): by
+  // default a subject per wave on one thread, and on more as few subjects as read 16 MB of minibatch rows
+  // per thread. With `bytes` set, each wave reads at least `bytes` per thread. No number depends on it; the
+  // tests set 1 (a wave per subject) and 2^40 (one wave) to show that.
   void set_wave_bytes(int64_t bytes);
 
   // Seconds spent in each phase of step() and forward(), added up over calls while timing is on (a
