@@ -642,8 +642,8 @@ double* Engine<T>::dscratch(int64_t n) {
 // ---- predictors ------------------------------------------------------------------------------------------
 
 // A block's layers, feature-major: h_l [w_out[l], n] = act(W_lᵀ · h_{l-1} + b_l), each product one call of the
-// dense kernels (kernels.h) straight on the parameters; the last layer's output goes through scratch into
-// the modes, row-major [rows, n_out].
+// dense kernels (kernels.h) straight on the parameters. The last layer writes the modes [n_out, R] in place,
+// or, for a block with padding rows (a segment's last), into scratch from which its rows are copied.
 template <class T>
 void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::Block& b) {
   const auto& seg = r.segments[b.segment];
@@ -652,19 +652,22 @@ void Engine<T>::mlp_forward(const Call& c, PredictorRun& r, const PredictorRun::
   const size_t layers = r.w_off.size();
   for (size_t l = 0; l < layers; ++l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
-    const bool last = l + 1 == layers;
-    T* out =
-        last ? scratch(wo * b.n) : r.hidden[l].template data_ptr<T>() + (b.pos - r.base) * wo;  // [wo, n]
+    const bool last = l + 1 == layers, in_place = last && b.rows == b.n;
+    T* modes = r.out.template data_ptr<T>() + b.row0;  // [n_out, R]
+    T* out = in_place ? modes
+             : last   ? scratch(wo * b.n)
+                      : r.hidden[l].template data_ptr<T>() + (b.pos - r.base) * wo;  // [wo, ld_out]
+    const int64_t ld_out = in_place ? r.rows : b.n;
     // A float32 tanh layer's activation is applied to the tiles in registers, not by a pass of its own.
     const bool fused = !last && std::is_same<T, float>::value && r.mlp->activation() == Activation::kTanh;
     kernels::DenseEpilogue<T> e;
     if (fused) e.kind = kernels::DenseEpilogue<T>::kTanh;
-    kernels::dense_forward<T>(b.n, wi, wo, params + r.w_off[l], wo, 1, params + r.b_off[l], in, b.n, out, b.n,
-                              e);
+    kernels::dense_forward<T>(b.n, wi, wo, params + r.w_off[l], wo, 1, params + r.b_off[l], in, b.n, out,
+                              ld_out, e);
     if (last) {
-      T* modes = r.out.template data_ptr<T>() + b.row0;  // [n_out, R]
-      for (int64_t j = 0; j < wo; ++j)
-        std::copy_n(out + j * b.n, b.rows, modes + j * r.rows);
+      if (!in_place)
+        for (int64_t j = 0; j < wo; ++j)
+          std::copy_n(out + j * b.n, b.rows, modes + j * r.rows);
       break;
     }
     if (!fused) kernels::activate<T>(r.mlp->activation(), out, wo * b.n);
@@ -687,17 +690,22 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block, int6
   const auto& seg = r.segments[b.segment];
   const T* params = (r.shared ? c.shared : c.params[seg.subject]) + seg.param_offset;
   T* grad = r.partial.template data_ptr<T>() + block * r.n_params;
-  T* dz = scratch(2 * kBlockRows * r.w_max);  // [w_out[l], n]: the gradient at layer l's output
-  T* dh = dz + kBlockRows * r.w_max;          // [w_in[l], n]: at its input
-  const int64_t L = static_cast<int64_t>(r.w_off.size());
-  {  // the modes' gradient, feature-major, zero in the padding rows
-    const T* dout = r.dout.template data_ptr<T>() + b.row0;  // [n_out, R]
+  T* buf[2] = {scratch(2 * kBlockRows * r.w_max), nullptr};  // two [w_max, n], used in turn
+  buf[1] = buf[0] + kBlockRows * r.w_max;
+  // dz [w_out[l], ld_dz]: the gradient at layer l's output; first the modes' gradient [n_out, R], read in
+  // place, or, for a block with padding rows, copied with zeros in those rows.
+  T* dz = r.dout.template data_ptr<T>() + b.row0;
+  int64_t ld_dz = r.rows;
+  if (b.rows < b.n) {
     for (int64_t j = 0; j < r.n_out; ++j) {
-      T* d = dz + j * b.n;
-      std::copy_n(dout + j * r.rows, b.rows, d);
+      T* d = buf[0] + j * b.n;
+      std::copy_n(dz + j * r.rows, b.rows, d);
       std::fill(d + b.rows, d + b.n, T(0));
     }
+    dz = buf[0];
+    ld_dz = b.n;
   }
+  const int64_t L = static_cast<int64_t>(r.w_off.size());
   for (int64_t l = L - 1; l >= 0; --l) {
     const int64_t wi = r.w_in[l], wo = r.w_out[l];
     const T* in = weight_input(r, block, l);  // [wi, n]
@@ -708,17 +716,19 @@ void Engine<T>::mlp_backward(const Call& c, PredictorRun& r, int64_t block, int6
     const T* ahead = ahead_l >= 0 && ahead_block < last ? weight_input(r, ahead_block, ahead_l) : nullptr;
     const int64_t ahead_bytes =
         ahead ? static_cast<int64_t>(sizeof(T)) * r.w_in[ahead_l] * r.blocks[ahead_block].n : 0;
-    kernels::dense_weight_grad<T>(b.n, wi, wo, in, b.n, dz, b.n, grad + r.w_off[l], grad + r.b_off[l], ahead,
-                                  ahead_bytes);
+    kernels::dense_weight_grad<T>(b.n, wi, wo, in, b.n, dz, ld_dz, grad + r.w_off[l], grad + r.b_off[l],
+                                  ahead, ahead_bytes);
     if (l == 0) break;
+    T* dh = dz == buf[0] ? buf[1] : buf[0];  // [wi, n]: the gradient at the layer's input
     // dh [wi, n] = W_l [wi, wo] · dz [wo, n]: the forward kernel with A(k, j) = W_l[j, k]; through a tanh
     // below, its derivative 1 - h² is applied to the tiles in registers.
     const bool through_tanh = r.mlp->activation() == Activation::kTanh;
     kernels::DenseEpilogue<T> e;
     if (through_tanh) e = {kernels::DenseEpilogue<T>::kTanhBackward, in};
-    kernels::dense_forward<T>(b.n, wo, wi, params + r.w_off[l], 1, wo, nullptr, dz, b.n, dh, b.n, e);
+    kernels::dense_forward<T>(b.n, wo, wi, params + r.w_off[l], 1, wo, nullptr, dz, ld_dz, dh, b.n, e);
     if (!through_tanh) kernels::activation_backward<T>(r.mlp->activation(), in, dh, wi * b.n);
-    std::swap(dz, dh);
+    dz = dh;
+    ld_dz = b.n;
   }
 }
 

@@ -4,11 +4,13 @@
 // in all, and the step's FLOPs as GFLOP/s.
 //
 //   mslr_bench_step [--subjects 4] [--neurons 20000] [--batch 159] [--time-points 2000] [--steps 20]
-//                   [--threads 1] [--adam LR] [--wave-bytes B]
+//                   [--threads 1] [--adam LR] [--wave-bytes B] [--rows-in-cache 1]
 //       --adam LR: an Adam step of rate LR on every parameter after each step (not timed), so that the
 //       parameters move as in a fit (0, the default: the step runs on the same initial values throughout).
 //       --wave-bytes B: the step's waves of subjects at least B bytes of minibatch rows per thread
 //       (BatchedModel::set_wave_bytes; 0, the default: the step's own choice).
+//       --rows-in-cache 1: every sample of a subject reads one of its first 5 time points, so that the
+//       regression's rows come from the cache: the step's compute without its waits on memory.
 //   mslr_bench_step --fixed-cost 1
 //       the fixed part of a subject's placement cost (fitter.h, kSubjectCostCpu): a step of 64 subjects of 16
 //       neurons and 8 samples against one of 20000 neurons and 159 samples, as the cost a subject has beyond
@@ -48,7 +50,7 @@ struct Setup {
 const int64_t kStim = 4, kModes = 4;
 
 // The bench's model over `subjects` subjects of `neurons` neurons and T time points, minibatches of `batch`.
-Setup make_setup(int64_t subjects, int64_t neurons, int64_t batch, int64_t T) {
+Setup make_setup(int64_t subjects, int64_t neurons, int64_t batch, int64_t T, bool rows_in_cache = false) {
   Setup u;
   ModelSpec spec;
   spec.inputs = {InputSpec{"stim", kStim, ModeSource::kFixed, {}},
@@ -78,6 +80,7 @@ Setup make_setup(int64_t subjects, int64_t neurons, int64_t batch, int64_t T) {
     // rather than from the cache the previous step left.
     u.batches = std::max<int64_t>(1, std::min<int64_t>(10, (T - 1) / batch));
     u.times.push_back((at::randperm(T - 1, at::kLong) + 1).narrow(0, 0, u.batches * batch).contiguous());
+    if (rows_in_cache) u.times.back() = u.times.back().remainder(4) + 1;
     u.mb.times.push_back(u.times.back().data_ptr<int64_t>());
     u.mb.count.push_back(batch);
     u.mb.weight.push_back(10.0);
@@ -147,7 +150,7 @@ int fixed_cost() {
 
 int main(int argc, char** argv) {
   int64_t subjects = 4, neurons = 20000, batch = 159, T = 2000, steps = 20, threads = 1, wave_bytes = 0;
-  bool fixed = false;
+  bool fixed = false, rows_in_cache = false;
   double lr = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
@@ -168,6 +171,8 @@ int main(int argc, char** argv) {
       lr = std::atof(argv[i + 1]);
     else if (k == "--wave-bytes")
       wave_bytes = v;
+    else if (k == "--rows-in-cache")
+      rows_in_cache = v != 0;
     else if (k == "--fixed-cost")
       fixed = v != 0;
     else {
@@ -177,7 +182,7 @@ int main(int argc, char** argv) {
   }
   limit_threads(static_cast<int>(threads), 1);
   if (fixed) return fixed_cost();
-  Setup u = make_setup(subjects, neurons, batch, T);
+  Setup u = make_setup(subjects, neurons, batch, T, rows_in_cache);
   u.lr = lr;
   if (wave_bytes > 0) u.model->set_wave_bytes(wave_bytes);
   step(u);  // warm-up
