@@ -3,8 +3,9 @@
 #
 #   tools/test.sh [ctest arguments...]     e.g. tools/test.sh -L unit
 #   tools/test.sh --sanitize [ctest arguments...]
-#       builds into build-sanitize/ with AddressSanitizer and UndefinedBehaviorSanitizer (RelWithDebInfo) and
-#       runs the unit and multi-rank tests under them; any report fails the run. Leaks that third-party
+#       builds the unit and multi-rank tests (and only what they run) into build-sanitize/ with
+#       AddressSanitizer and UndefinedBehaviorSanitizer (RelWithDebInfo) and runs them under those; any report
+#       fails the run. Leaks that third-party
 #       libraries keep until exit are suppressed in tests/sanitizer.supp, each with its reason.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -12,7 +13,8 @@ build_dir="${MSLR_BUILD_DIR:-$here/build}"
 if [[ "${1:-}" == "--sanitize" ]]; then
   shift
   build_dir="${MSLR_SANITIZE_BUILD_DIR:-$here/build-sanitize}"
-  "$here/tools/setup.sh" --build-dir "$build_dir" --build-type RelWithDebInfo -- -DMSLR_SANITIZE=address,undefined
+  "$here/tools/setup.sh" --build-dir "$build_dir" --build-type RelWithDebInfo --target mslr_test_binaries \
+    -- -DMSLR_SANITIZE=address,undefined
   export LSAN_OPTIONS="suppressions=$here/tests/sanitizer.supp:print_suppressions=0"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   cd "$build_dir"
