@@ -7,7 +7,7 @@
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 out="$(realpath -m "${1:-$here/demo-out}")"
-"$here/tools/setup.sh"
+"$here/tools/setup.sh" --target mslr  # the program alone: the tests are tools/test.sh's
 mslr="${MSLR_BUILD_DIR:-$here/build}/mslr"
 py=/usr/bin/python3
 # Open MPI refuses root without these; one thread per rank for LibTorch and OpenBLAS on this 2-core demo.
