@@ -164,10 +164,18 @@ MSLR_INLINE void weight_all(int64_t n, int64_t wi, int64_t wo, const T* in, int6
   Lines ahead;
   ahead.p = reinterpret_cast<uintptr_t>(ahead_p);
   ahead.end = ahead.p + (ahead_p ? ahead_bytes : 0);
-  // The bias's gradient rides with the first weight rows.
+  // The bias's gradient rides with the first weight rows. The rows left after whole tiles go in one tile of
+  // their own (a layer of 3 inputs, the usual positions, on AVX-512: one pass over dz instead of three).
   int64_t k = 0;
   for (; k + K <= wi; k += K)
     weight_cols<T, K, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr, ahead);
+  T* gk = k == 0 ? gb : nullptr;
+  if constexpr (K > 3)
+    if (wi - k == 3)
+      return weight_cols<T, 3, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, gk, ahead);
+  if constexpr (K > 2)
+    if (wi - k == 2)
+      return weight_cols<T, 2, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, gk, ahead);
   for (; k < wi; ++k)
     weight_cols<T, 1, J>(n, wo, in + k * ld_in, ld_in, dz, ld_dz, G + k * wo, k == 0 ? gb : nullptr, ahead);
 }

@@ -462,17 +462,27 @@ TEST(DenseKernels, LayersAndTheirGradientsEqualPlainProducts) {
 template <class T>
 void check_weight_rows_alone_and_in_tiles() {
   const auto dt = c10::CppTypeToScalarType<T>::value;
-  const int64_t n = 48, wi = 8, wo = 8;
-  const at::Tensor in = test::uniform({wi, n}, 21).to(dt), dz = test::uniform({wo, n}, 22).to(dt);
-  at::Tensor together = at::empty({wi, wo}, dt), alone = at::empty({wi, wo}, dt);
-  kernels::dense_weight_grad<T>(n, wi, wo, in.template data_ptr<T>(), n, dz.template data_ptr<T>(), n,
-                                together.template data_ptr<T>(), nullptr);
-  for (int64_t k = 0; k < wi; ++k)
-    kernels::dense_weight_grad<T>(n, 1, wo, in.template data_ptr<T>() + k * n, n, dz.template data_ptr<T>(),
-                                  n, alone.template data_ptr<T>() + k * wo, nullptr);
-  EXPECT_TRUE(at::equal(together, alone));
-  EXPECT_LT(test::rel_diff(together.to(at::kDouble), in.to(at::kDouble).mm(dz.to(at::kDouble).t())),
-            sizeof(T) == 4 ? 1e-5 : 1e-14);
+  const int64_t n = 48, wo = 8;
+  // Whole tiles, and every number of rows left over after them (a layer of 3 inputs takes a tile of 3 rows).
+  for (int64_t wi : {8, 7, 6, 5, 3, 2}) {
+    const at::Tensor in = test::uniform({wi, n}, 21).to(dt), dz = test::uniform({wo, n}, 22).to(dt);
+    at::Tensor together = at::empty({wi, wo}, dt), alone = at::empty({wi, wo}, dt);
+    at::Tensor gb_together = at::empty({wo}, dt), gb_alone = at::empty({wo}, dt);
+    kernels::dense_weight_grad<T>(n, wi, wo, in.template data_ptr<T>(), n, dz.template data_ptr<T>(), n,
+                                  together.template data_ptr<T>(), gb_together.template data_ptr<T>());
+    for (int64_t k = 0; k < wi; ++k)
+      kernels::dense_weight_grad<T>(n, 1, wo, in.template data_ptr<T>() + k * n, n, dz.template data_ptr<T>(),
+                                    n, alone.template data_ptr<T>() + k * wo,
+                                    k == 0 ? gb_alone.template data_ptr<T>() : nullptr);
+    EXPECT_TRUE(at::equal(together, alone)) << wi << " rows";
+    EXPECT_TRUE(at::equal(gb_together, gb_alone)) << wi << " rows";
+    EXPECT_LT(test::rel_diff(together.to(at::kDouble), in.to(at::kDouble).mm(dz.to(at::kDouble).t())),
+              sizeof(T) == 4 ? 1e-5 : 1e-14)
+        << wi << " rows";
+    EXPECT_LT(test::rel_diff(gb_together.to(at::kDouble), dz.to(at::kDouble).sum(1)),
+              sizeof(T) == 4 ? 1e-5 : 1e-14)
+        << wi << " rows";
+  }
 }
 
 TEST(DenseKernels, AWeightRowsGradientHasTheSameBitsAloneAndInATile) {
