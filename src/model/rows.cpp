@@ -28,6 +28,7 @@ using simd::load;
 using simd::store;
 using simd::V;
 using simd::Vec;
+using simd::VInt;
 
 // Asks for the data `ahead` values past p along its row (an address that may lie past the row's end: it is
 // only ever prefetched, never read).
@@ -54,6 +55,18 @@ MSLR_INLINE void dots_tile(int64_t n, const T* const* rows, const T* bT, int64_t
     for (int i = 0; i < R; ++i)
       for (int k = 0; k < K; ++k)
         acc[i][k] += a[i] * b[k];
+  }
+  if (j < n && n >= L) {  // the last values: the rows' last vectors, the lanes already summed cleared
+    const VInt last = simd::last_lanes<T>(n - j);
+    V<T> a[R], b[K];
+    for (int i = 0; i < R; ++i)
+      a[i] = simd::keep<T>(load(rows[i] + n - L), last);
+    for (int k = 0; k < K; ++k)
+      b[k] = simd::keep<T>(load(bT + k * ld_b + n - L), last);
+    for (int i = 0; i < R; ++i)
+      for (int k = 0; k < K; ++k)
+        acc[i][k] += a[i] * b[k];
+    j = n;
   }
   T sums[R * K];
   simd::tile_lane_sums<T, R, K>(acc, sums);
@@ -127,6 +140,25 @@ MSLR_INLINE void sums_tile(int64_t m, const T* const* rows, int64_t j, const T* 
   }
 }
 
+// sums_tile for the last w < L columns of n >= L: the rows' last vectors, with the lanes of the columns
+// already summed cleared and their sums stored back untouched; each column's sum the same arithmetic, in the
+// same order, as one by one.
+template <class T, int K>
+MSLR_INLINE void sums_last(int64_t m, int64_t n, const T* const* rows, int64_t w, const T* c, int64_t ld_c,
+                           T* outT, int64_t ld_out) {
+  const VInt last = simd::last_lanes<T>(w);
+  V<T> before[K], acc[K];
+  for (int k = 0; k < K; ++k)
+    acc[k] = before[k] = load(outT + k * ld_out + n - Vec<T>::lanes);
+  for (int64_t i = 0; i < m; ++i) {
+    const V<T> a = simd::keep<T>(load(rows[i] + n - Vec<T>::lanes), last);
+    for (int k = 0; k < K; ++k)
+      acc[k] += c[i * ld_c + k] * a;
+  }
+  for (int k = 0; k < K; ++k)
+    store(outT + k * ld_out + n - Vec<T>::lanes, simd::blend<T>(acc[k], before[k], last));
+}
+
 template <class T, int K, int CV>
 MSLR_INLINE void sums_cols(int64_t m, int64_t n, const T* const* rows, const T* c, int64_t ld_c, T* outT,
                            int64_t ld_out) {
@@ -136,6 +168,7 @@ MSLR_INLINE void sums_cols(int64_t m, int64_t n, const T* const* rows, const T* 
     sums_tile<T, K, CV>(m, rows, j, c, ld_c, outT, ld_out);
   for (; j + L <= n; j += L)
     sums_tile<T, K, 1>(m, rows, j, c, ld_c, outT, ld_out);
+  if (j < n && n >= L) return sums_last<T, K>(m, n, rows, n - j, c, ld_c, outT, ld_out);
   for (; j < n; ++j)
     sums_tile<T, K, 0>(m, rows, j, c, ld_c, outT, ld_out);
 }
@@ -253,64 +286,83 @@ MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j) {
       store(a.duT + k * a.ld_du + j, du[k]);
 }
 
-template <class T>
-MSLR_INLINE void residual_column(const ResidualArgs<T>& a, int64_t j) {
-  const bool affine = a.scale;
-  const T sc = affine ? a.scale[j] : T(1), of = affine ? a.offset[j] : T(0), wip = a.weight * a.ipsi[j];
-  const int64_t D = a.tran ? a.D : 0;
-  const bool resume = a.resume;
-  T doff = resume && affine && !a.mean ? a.doff[j] : T(0),
-    dscale = resume && affine && !a.mean ? a.dscale[j] : T(0);
-  T du[kFusedModes] = {};
-  if (resume && D > 0 && a.duT && !a.mean)
-    for (int64_t k = 0; k < D; ++k)
-      du[k] = a.duT[k * a.ld_du + j];
-  double sq = resume ? a.sq[j] : 0.0;
-  T sq_run = 0;  // float32: as in residual_vector
-  int run = 0;
-  for (int64_t i = 0; i < a.m; ++i) {
-    T o;
-    if (D > 0) {
-      o = a.tran[i * D] * a.uT[j];
-      for (int64_t k = 1; k < D; ++k)
-        o += a.tran[i * D + k] * a.uT[k * a.ld_u + j];
-    } else {
-      o = a.o[i * a.ld_o + j];
+// The columns from j to the end, fewer than a vector's worth: copied into vectors padded with zeros and put
+// through residual_vector, whose lanes never mix, so that each column gets the bits it would get in a whole
+// vector and the last columns of a chunk cost one vector's work, not one vector's work each. The rows go
+// through in groups of kTailRows (a multiple of kSquareRun, so that Σ e² keeps its runs of rows), and only the
+// lanes of real columns are copied back.
+constexpr int64_t kTailRows = 16;
+static_assert(kTailRows % kSquareRun == 0);
+
+template <class T, int FD, bool kAffine>
+MSLR_INLINE void residual_tail(const ResidualArgs<T>& a, int64_t j) {
+  constexpr int64_t L = Vec<T>::lanes, G = kTailRows;
+  constexpr int kU = FD > 0 ? FD : 1;
+  const int64_t w = a.cols - j;
+  const bool step = !a.mean, du_ = FD > 0 && a.duT && step;
+  alignas(simd::kVectorBytes) T ipsi[L] = {}, scale[L] = {}, offset[L] = {}, doff[L] = {}, dscale[L] = {};
+  alignas(simd::kVectorBytes) T u[kU][L] = {}, du[kU][L] = {};
+  alignas(simd::kVectorBytes) T y[G][L] = {}, o[G][L] = {}, out[G][L] = {};
+  alignas(simd::kVectorBytes) double sq[L] = {};
+  const T* y_rows[G];
+  ResidualArgs<T> t = a;
+  t.cols = L;
+  t.ahead = 0;
+  std::copy_n(a.ipsi + j, w, ipsi);
+  t.ipsi = ipsi;
+  if constexpr (kAffine) {
+    std::copy_n(a.scale + j, w, scale);
+    std::copy_n(a.offset + j, w, offset);
+    t.scale = scale;
+    t.offset = offset;
+    if (a.resume && step) {
+      std::copy_n(a.doff + j, w, doff);
+      std::copy_n(a.dscale + j, w, dscale);
     }
-    const T mn = affine ? sc * o + of : o;
-    const T e = mn - a.y[i][j];
-    if constexpr (sizeof(T) == 4) {
-      sq_run += e * e;
-      if (++run == kSquareRun || i + 1 == a.m) {
-        sq += static_cast<double>(sq_run);
-        sq_run = 0;
-        run = 0;
-      }
-    } else {
-      sq += e * e;
-    }
-    if (a.mean) {
-      a.mean[i * a.ld_mean + j] = mn;
-      continue;
-    }
-    const T g = e * wip;
-    doff += g;
-    dscale += g * o;
-    const T d = affine ? g * sc : g;
-    a.dz[i * a.ld_dz + j] = d;
-    if (D > 0 && a.duT)
-      for (int64_t k = 0; k < D; ++k)
-        du[k] += a.tran[i * D + k] * d;
+    t.doff = doff;
+    t.dscale = dscale;
   }
-  a.sq[j] = sq;
-  if (a.mean) return;
-  if (affine) {
-    a.doff[j] = doff;
-    a.dscale[j] = dscale;
+  if (a.resume) std::copy_n(a.sq + j, w, sq);
+  t.sq = sq;
+  for (int k = 0; k < FD; ++k) {
+    std::copy_n(a.uT + k * a.ld_u + j, w, u[k]);
+    if (du_ && a.resume) std::copy_n(a.duT + k * a.ld_du + j, w, du[k]);
   }
-  if (D > 0 && a.duT)
-    for (int64_t k = 0; k < D; ++k)
-      a.duT[k * a.ld_du + j] = du[k];
+  t.uT = u[0];
+  t.ld_u = L;
+  t.duT = du_ ? du[0] : nullptr;
+  t.ld_du = L;
+  t.y = y_rows;
+  t.o = o[0];
+  t.ld_o = L;
+  t.mean = step ? nullptr : out[0];
+  t.ld_mean = L;
+  t.dz = step ? out[0] : nullptr;
+  t.ld_dz = L;
+  int64_t g = 0;
+  do {  // once at least: no rows still set the sums
+    const int64_t m = std::min(G, a.m - g);
+    for (int64_t i = 0; i < m; ++i) {
+      std::copy_n(a.y[g + i] + j, w, y[i]);
+      y_rows[i] = y[i];
+      if constexpr (FD == 0) std::copy_n(a.o + (g + i) * a.ld_o + j, w, o[i]);
+    }
+    t.m = m;
+    if (FD > 0) t.tran = a.tran + g * FD;
+    t.resume = a.resume || g > 0;
+    residual_vector<T, FD, kAffine>(t, 0);
+    for (int64_t i = 0; i < m; ++i)
+      std::copy_n(out[i], w, step ? a.dz + (g + i) * a.ld_dz + j : a.mean + (g + i) * a.ld_mean + j);
+    g += m;
+  } while (g < a.m);
+  std::copy_n(sq, w, a.sq + j);
+  if (!step) return;
+  if constexpr (kAffine) {
+    std::copy_n(doff, w, a.doff + j);
+    std::copy_n(dscale, w, a.dscale + j);
+  }
+  for (int k = 0; du_ && k < FD; ++k)
+    std::copy_n(du[k], w, a.duT + k * a.ld_du + j);
 }
 
 template <class T, int FD, bool kAffine>
@@ -319,8 +371,7 @@ MSLR_INLINE void residual_cols(const ResidualArgs<T>& a) {
   int64_t j = 0;
   for (; j + L <= a.cols; j += L)
     residual_vector<T, FD, kAffine>(a, j);
-  for (; j < a.cols; ++j)
-    residual_column(a, j);
+  if (j < a.cols) residual_tail<T, FD, kAffine>(a, j);
 }
 
 // The latent width as a compile-time constant, so that u and du stay in registers (1 to 16 modes), and

@@ -118,9 +118,29 @@ MSLR_INLINE void tile_lane_sums(const V<T> (&acc)[A][B], T* out) {
   }
 }
 
-// ---- exp and tanh pieces, for a float or a vector of floats -------------------------------------------
-
 typedef int32_t VInt __attribute__((vector_size(kVectorBytes)));
+
+// The last w lanes of a V<T> (0 < w <= lanes), as a bit mask over its bytes: a row's last values that do not
+// fill a vector are read as the row's last whole vector, with the lanes already summed cleared (keep), so
+// that they cost one vector's work instead of one vector's work each.
+template <class T>
+MSLR_INLINE VInt last_lanes(int64_t w) {
+  constexpr int32_t kPer = sizeof(T) / sizeof(int32_t);
+  const VInt index = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  return index >= static_cast<int32_t>((Vec<T>::lanes - w) * kPer);
+}
+// v in the lanes of mask, +0 elsewhere (a bit operation: no arithmetic on the lanes cleared).
+template <class T>
+MSLR_INLINE V<T> keep(V<T> v, VInt mask) {
+  return reinterpret_cast<V<T>>(reinterpret_cast<VInt>(v) & mask);
+}
+// a in the lanes of mask, b elsewhere.
+template <class T>
+MSLR_INLINE V<T> blend(V<T> a, V<T> b, VInt mask) {
+  return reinterpret_cast<V<T>>((reinterpret_cast<VInt>(a) & mask) | (reinterpret_cast<VInt>(b) & ~mask));
+}
+
+// ---- exp and tanh pieces, for a float or a vector of floats -------------------------------------------
 
 // 1 / ln 2, and ln 2 in two parts (the first with few mantissa bits, so that n · kLn2Hi is exact).
 constexpr float kLog2e = 1.44269504088896341f, kLn2Hi = 0.693359375f, kLn2Lo = -2.12194440e-4f;

@@ -788,5 +788,106 @@ TEST(RowKernels, TheFusedResidualPassComputesTheLatentDriveAndDu) {
   check_fused_residual<float>(2e-6);
 }
 
+// The columns after the last whole vector of a chunk go through the residual pass as a vector padded with
+// zeros: each gets the bits it gets inside a whole vector (here the same 37 columns from column 5 on, where
+// columns 32 to 36 fill the last vector), and nothing outside the chunk is written (a chunk of the first 35).
+template <class T>
+void check_residual_tail_bits(bool fused, bool affine, bool step) {
+  const int64_t m = 21, cols = 37, D = 3, shift = 5;  // m: a group of 16 rows and 5 more
+  const auto dt = c10::CppTypeToScalarType<T>::value;
+  const at::Tensor tran = test::uniform({m, D}, 1).to(dt), uT = test::uniform({D, cols}, 2).to(dt),
+                   Y = test::uniform({m, cols}, 3).to(dt), o = test::uniform({m, cols}, 4).to(dt),
+                   scale = test::uniform({cols}, 5, 0.5, 1.5).to(dt), offset = test::uniform({cols}, 6).to(dt),
+                   ipsi = test::uniform({cols}, 7, 0.5, 2.0).to(dt);
+  struct Out {
+    at::Tensor sq, dz, doff, dscale, duT;
+  };
+  auto run = [&](int64_t j0, int64_t j1) {
+    const auto f64 = at::TensorOptions().dtype(at::kDouble);
+    Out r{at::full({cols}, 7.0, f64), at::full({m, cols}, 7.0, dt), at::full({cols}, 7.0, dt),
+          at::full({cols}, 7.0, dt), at::full({D, cols}, 7.0, dt)};
+    std::vector<const T*> y;
+    for (int64_t i = 0; i < m; ++i)
+      y.push_back(Y.template data_ptr<T>() + i * cols + j0);
+    kernels::ResidualArgs<T> a;
+    a.m = m;
+    a.cols = j1 - j0;
+    a.y = y.data();
+    a.ipsi = ipsi.template data_ptr<T>() + j0;
+    a.weight = T(3);
+    a.sq = r.sq.template data_ptr<double>() + j0;
+    if (affine) {
+      a.scale = scale.template data_ptr<T>() + j0;
+      a.offset = offset.template data_ptr<T>() + j0;
+    }
+    if (step) {
+      a.dz = r.dz.template data_ptr<T>() + j0;
+      a.ld_dz = cols;
+      if (affine) {
+        a.doff = r.doff.template data_ptr<T>() + j0;
+        a.dscale = r.dscale.template data_ptr<T>() + j0;
+      }
+    } else {
+      a.mean = r.dz.template data_ptr<T>() + j0;
+      a.ld_mean = cols;
+    }
+    if (fused) {
+      a.tran = tran.template data_ptr<T>();
+      a.D = D;
+      a.uT = uT.template data_ptr<T>() + j0;
+      a.ld_u = cols;
+      if (step) {
+        a.duT = r.duT.template data_ptr<T>() + j0;
+        a.ld_du = cols;
+      }
+    } else {
+      a.o = o.template data_ptr<T>() + j0;
+      a.ld_o = cols;
+    }
+    // In two calls, the second continuing the first's sums (as the step's groups of rows do).
+    kernels::ResidualArgs<T> first = a, second = a;
+    first.m = 8;
+    second.m = m - 8;
+    second.resume = true;
+    second.y = y.data() + 8;
+    if (fused) second.tran = a.tran + 8 * D;
+    else second.o = a.o + 8 * cols;
+    if (step) second.dz = a.dz + 8 * cols;
+    else second.mean = a.mean + 8 * cols;
+    kernels::residual_pass<T>(first);
+    kernels::residual_pass<T>(second);
+    return r;
+  };
+  const Out whole = run(0, cols), shifted = run(shift, cols), cut = run(0, cols - 2);
+  auto same = [&](const at::Tensor& p, const at::Tensor& q, int64_t j0, int64_t j1) {  // bit for bit
+    return at::equal(p.narrow(-1, j0, j1 - j0), q.narrow(-1, j0, j1 - j0));
+  };
+  auto untouched = [&](const Out& r, int64_t j0, int64_t j1) {
+    bool ok = true;
+    for (const at::Tensor& t : {r.sq, r.dz, r.doff, r.dscale, r.duT})
+      ok = ok && t.narrow(-1, j0, j1 - j0).eq(7.0).all().template item<bool>();
+    return ok;
+  };
+  const std::string what = cat(sizeof(T) == 4 ? "float" : "double", fused ? " fused" : "", affine ? " affine" : "",
+                               step ? " step" : " forward");
+  for (const auto& [r, j0, j1] : {std::tuple<const Out&, int64_t, int64_t>{shifted, shift, cols},
+                                   std::tuple<const Out&, int64_t, int64_t>{cut, 0, cols - 2}}) {
+    EXPECT_TRUE(same(whole.sq, r.sq, j0, j1) && same(whole.dz, r.dz, j0, j1)) << what << " " << j0;
+    if (step && affine)
+      EXPECT_TRUE(same(whole.doff, r.doff, j0, j1) && same(whole.dscale, r.dscale, j0, j1)) << what << " " << j0;
+    if (step && fused) EXPECT_TRUE(same(whole.duT, r.duT, j0, j1)) << what << " " << j0;
+  }
+  EXPECT_TRUE(untouched(shifted, 0, shift) && untouched(cut, cols - 2, cols)) << what;
+}
+
+TEST(RowKernels, TheResidualPassesLastColumnsHaveTheBitsTheyHaveInAWholeVector) {
+  for (bool fused : {true, false})
+    for (bool affine : {true, false})
+      for (bool step : {true, false}) {
+        check_residual_tail_bits<float>(fused, affine, step);
+        check_residual_tail_bits<double>(fused, affine, step);
+      }
+}
+
 }  // namespace
 }  // namespace mslr
