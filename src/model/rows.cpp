@@ -2,9 +2,11 @@
 // rows, read where they lie in the recording (a row pointer each) rather than gathered into a copy first.
 //
 // As in dense.cpp, tiles of the result stay in registers and every value is a sum in one fixed order:
-// row_dots sums along a row lane by lane, then by a fixed tree over the lanes, then the last values that do
-// not fill a vector one by one; row_sums_into and the residual pass sum over rows in row order. So no value
-// depends on the tiling, on which rows a call covers beside its own, or on the threads.
+// row_dots sums along a row lane by lane (the values after the last whole vector in the lanes of the row's
+// last vector, the lanes already summed cleared), then by a fixed tree over the lanes (one by one below a
+// vector's length); row_sums_into and the residual pass sum over rows in row order, each column alone in its
+// lane. So no value depends on the tiling, on which rows a call covers beside its own, or on the threads, and
+// the columns that do not fill a vector cost one vector's work rather than a vector's work each.
 #include "mslr/core/error.h"
 #include "mslr/model/kernels.h"
 #include "vector.h"
