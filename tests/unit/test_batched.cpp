@@ -797,8 +797,8 @@ void check_residual_tail_bits(bool fused, bool affine, bool step) {
   const auto dt = c10::CppTypeToScalarType<T>::value;
   const at::Tensor tran = test::uniform({m, D}, 1).to(dt), uT = test::uniform({D, cols}, 2).to(dt),
                    Y = test::uniform({m, cols}, 3).to(dt), o = test::uniform({m, cols}, 4).to(dt),
-                   scale = test::uniform({cols}, 5, 0.5, 1.5).to(dt), offset = test::uniform({cols}, 6).to(dt),
-                   ipsi = test::uniform({cols}, 7, 0.5, 2.0).to(dt);
+                   scale = test::uniform({cols}, 5, 0.5, 1.5).to(dt),
+                   offset = test::uniform({cols}, 6).to(dt), ipsi = test::uniform({cols}, 7, 0.5, 2.0).to(dt);
   struct Out {
     at::Tensor sq, dz, doff, dscale, duT;
   };
@@ -850,10 +850,14 @@ void check_residual_tail_bits(bool fused, bool affine, bool step) {
     second.m = m - 8;
     second.resume = true;
     second.y = y.data() + 8;
-    if (fused) second.tran = a.tran + 8 * D;
-    else second.o = a.o + 8 * cols;
-    if (step) second.dz = a.dz + 8 * cols;
-    else second.mean = a.mean + 8 * cols;
+    if (fused)
+      second.tran = a.tran + 8 * D;
+    else
+      second.o = a.o + 8 * cols;
+    if (step)
+      second.dz = a.dz + 8 * cols;
+    else
+      second.mean = a.mean + 8 * cols;
     kernels::residual_pass<T>(first);
     kernels::residual_pass<T>(second);
     return r;
@@ -868,13 +872,14 @@ void check_residual_tail_bits(bool fused, bool affine, bool step) {
       ok = ok && t.narrow(-1, j0, j1 - j0).eq(7.0).all().template item<bool>();
     return ok;
   };
-  const std::string what = cat(sizeof(T) == 4 ? "float" : "double", fused ? " fused" : "", affine ? " affine" : "",
-                               step ? " step" : " forward");
+  const std::string what = cat(sizeof(T) == 4 ? "float" : "double", fused ? " fused" : "",
+                               affine ? " affine" : "", step ? " step" : " forward");
   for (const auto& [r, j0, j1] : {std::tuple<const Out&, int64_t, int64_t>{shifted, shift, cols},
-                                   std::tuple<const Out&, int64_t, int64_t>{cut, 0, cols - 2}}) {
+                                  std::tuple<const Out&, int64_t, int64_t>{cut, 0, cols - 2}}) {
     EXPECT_TRUE(same(whole.sq, r.sq, j0, j1) && same(whole.dz, r.dz, j0, j1)) << what << " " << j0;
     if (step && affine)
-      EXPECT_TRUE(same(whole.doff, r.doff, j0, j1) && same(whole.dscale, r.dscale, j0, j1)) << what << " " << j0;
+      EXPECT_TRUE(same(whole.doff, r.doff, j0, j1) && same(whole.dscale, r.dscale, j0, j1))
+          << what << " " << j0;
     if (step && fused) EXPECT_TRUE(same(whole.duT, r.duT, j0, j1)) << what << " " << j0;
   }
   EXPECT_TRUE(untouched(shifted, 0, shift) && untouched(cut, cols - 2, cols)) << what;
