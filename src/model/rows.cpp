@@ -199,8 +199,8 @@ MSLR_INLINE void add_halves(V<double> (&)[1], V<double>) {}
 // The residual pass (kernels.h) over all rows for one vector of columns from j: per-variable sums in
 // registers (Σ e² as float64 halves). With FD > 0 (a.D == FD) the outputs are the latent drive of FD modes,
 // computed here from tran and uT, and du is summed in registers too. Without kAffine (no scale and no offset)
-// mn is o itself and the sums for them are not taken: the same values, fewer operations a row. residual_column
-// below is the same arithmetic for one column, for the columns that do not fill a vector.
+// mn is o itself and the sums for them are not taken: the same values, fewer operations a row. residual_tail
+// below puts the columns that do not fill a vector through it too, padded with zeros.
 template <class T, int FD, bool kAffine>
 MSLR_INLINE void residual_vector(const ResidualArgs<T>& a, int64_t j) {
   using W = V<double>;
